@@ -1,0 +1,104 @@
+"""What the compute service offers the API layer (and later the cluster).
+
+The HTTP handlers call only this; they never touch the store, the state
+machine or the driver.  Every method raises errors from :mod:`novad.errors`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from novad.context import RequestContext
+from novad.store.models import ActionRecord, FaultRecord, Flavor, Instance
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """A validated ``POST /servers`` body."""
+
+    name: str
+    flavor_id: str
+    image_id: str
+    min_count: int = 1
+    max_count: int = 1
+    key_name: str | None = None
+    user_data: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    networks: Any = None
+    config_drive: bool = False
+    availability_zone: str | None = None
+    admin_pass: str | None = None
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """``GET /servers[/detail]`` query filters."""
+
+    name: str | None = None
+    status: str | None = None
+    changes_since: str | None = None
+    limit: int | None = None
+    marker: str | None = None
+    all_tenants: bool = False
+    project_id: str | None = None
+    host: str | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    """What an accepted action returns to the caller besides its status."""
+
+    admin_pass: str | None = None
+    image_id: str | None = None
+    instance: Instance | None = None
+
+
+class ComputeAPI(Protocol):
+    """The compute service, as the API layer sees it."""
+
+    async def create(self, ctx: RequestContext, req: CreateRequest) -> list[Instance]:
+        """Accept a boot (202): quota-checked, recorded, spawned in the background."""
+
+    async def get(self, ctx: RequestContext, instance_id: str) -> Instance:
+        """One visible instance; another project's is InstanceNotFound (404)."""
+
+    async def list_servers(self, ctx: RequestContext, filters: ListFilters) -> list[Instance]:
+        """Visible instances, newest first."""
+
+    async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
+                     metadata: Mapping[str, str] | None) -> Instance:
+        """Rename or replace metadata (not a state change)."""
+
+    async def delete(self, ctx: RequestContext, instance_id: str) -> None:
+        """``DELETE /servers/{id}`` (soft delete when reclaim_instance_interval > 0)."""
+
+    async def act(self, ctx: RequestContext, instance_id: str, action: str,
+                  params: Mapping[str, Any]) -> ActionResult:
+        """Run one action of the action table by its table name (``pause``,
+        ``reboot_hard``, ``resize``, ``create_image`` ...) with validated
+        parameters; returns when the action is accepted (the work goes on
+        under the supervisor)."""
+
+    async def fault(self, instance: Instance) -> FaultRecord | None:
+        """The latest fault, for the server view."""
+
+    async def console_output(self, ctx: RequestContext, instance_id: str,
+                             length: int | None) -> str:
+        """The tail of the guest's console log, Nova-cleaned."""
+
+    async def console_url(self, ctx: RequestContext, instance_id: str, protocol: str,
+                          console_type: str) -> str:
+        """A console URL with a fresh token."""
+
+    async def instance_actions(self, ctx: RequestContext, instance_id: str) -> list[ActionRecord]:
+        """The instance's actions, newest first."""
+
+    async def instance_action(self, ctx: RequestContext, instance_id: str,
+                              request_id: str) -> ActionRecord:
+        """One action with its events."""
+
+    async def flavors(self, ctx: RequestContext) -> Sequence[Flavor]:
+        """Flavors visible to the caller."""

@@ -1,0 +1,246 @@
+"""Configuration: TOML loaded into a frozen, validated dataclass tree.
+
+Section and option names follow nova.conf wherever nova has the same thing
+(``[DEFAULT] shutdown_timeout``, ``[libvirt] connection_uri`` ...).  Every
+field is documented by its ``doc`` metadata; ``conf/novad.toml`` shows them
+all with their defaults.  Unknown keys and values of the wrong type stop
+start-up with a :class:`ConfigError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import tomllib
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar, get_type_hints
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+def _opt(default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"doc": doc})
+
+
+def _list_opt(doc: str) -> Any:
+    return field(default_factory=tuple, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class DefaultSection:
+    """``[DEFAULT]``: node identity, listener and the periodic timers."""
+
+    host: str = _opt("", "this node's name; empty means the machine's hostname")
+    state_dir: str = _opt("./var", "where the SQLite store, images and instances live")
+    listen: str = _opt("127.0.0.1:8774", "HOST:PORT of the HTTP API")
+    shutdown_timeout: int = _opt(60, "seconds a clean shutdown may take before destroy")
+    resize_confirm_window: int = _opt(0, "auto-confirm resizes older than N s; 0 = off")
+    shelved_offload_time: int = _opt(0, "0 = offload at once, <0 = never, >0 = after N s")
+    shelved_poll_interval: int = _opt(3600, "seconds between shelved-offload polls")
+    reclaim_instance_interval: int = _opt(0, ">0 turns delete into soft delete, reclaimed after N s")
+    sync_power_state_interval: int = _opt(600, "seconds between power-state sweeps; <0 = off")
+    instance_delete_interval: int = _opt(300, "seconds between expired console-token purges")
+    max_request_body_size: int = _opt(1048576, "largest accepted JSON request body, bytes")
+    log_format: str = _opt("auto", "auto | json | console")
+
+
+@dataclass(frozen=True)
+class ComputeSection:
+    """``[compute]``."""
+
+    shutdown_retry_interval: int = _opt(10, "seconds between repeated ACPI shutdown requests")
+
+
+@dataclass(frozen=True)
+class LibvirtSection:
+    """``[libvirt]``."""
+
+    connection_uri: str = _opt("test:///default", "libvirt URI of the hypervisor")
+    virt_type: str = _opt("qemu", "domain type: qemu (TCG) or kvm")
+    wait_soft_reboot_seconds: int = _opt(120, "soft reboot falls back to hard after N s")
+
+
+@dataclass(frozen=True)
+class ApiSection:
+    """``[api]``."""
+
+    enable_instance_password: bool = _opt(True, "return adminPass from create, rebuild, rescue")
+    public_endpoint: str = _opt("", "base URL clients use; empty = http://<listen>")
+
+
+@dataclass(frozen=True)
+class QuotaSection:
+    """``[quota]``: per-project limits."""
+
+    instances: int = _opt(10, "servers per project")
+    cores: int = _opt(20, "vCPUs per project")
+    ram: int = _opt(51200, "MiB of RAM per project")
+
+
+@dataclass(frozen=True)
+class VncSection:
+    """``[vnc]``."""
+
+    enabled: bool = _opt(True, "serve VNC consoles")
+    novncproxy_base_url: str = _opt("", "empty = <public_endpoint>/vnc_auto.html")
+    vncserver_listen: str = _opt("127.0.0.1", "address guests' VNC servers listen on")
+
+
+@dataclass(frozen=True)
+class ConsoleAuthSection:
+    """``[consoleauth]``."""
+
+    token_ttl: int = _opt(600, "console token lifetime, seconds")
+    enforce_session_timeout: bool = _opt(False, "close console sessions when the token expires")
+
+
+@dataclass(frozen=True)
+class ConsoleSection:
+    """``[console]``."""
+
+    allowed_origins: tuple[str, ...] = _list_opt("extra Origin hostnames the proxy accepts")
+
+
+@dataclass(frozen=True)
+class IdentitySection:
+    """``[identity]``."""
+
+    token_expiration: int = _opt(3600, "API token lifetime, seconds")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration tree; TOML section names map to fields."""
+
+    DEFAULT: DefaultSection = field(default_factory=DefaultSection)
+    compute: ComputeSection = field(default_factory=ComputeSection)
+    libvirt: LibvirtSection = field(default_factory=LibvirtSection)
+    api: ApiSection = field(default_factory=ApiSection)
+    quota: QuotaSection = field(default_factory=QuotaSection)
+    vnc: VncSection = field(default_factory=VncSection)
+    consoleauth: ConsoleAuthSection = field(default_factory=ConsoleAuthSection)
+    console: ConsoleSection = field(default_factory=ConsoleSection)
+    identity: IdentitySection = field(default_factory=IdentitySection)
+
+    @property
+    def host(self) -> str:
+        """This node's name."""
+        return self.DEFAULT.host or socket.gethostname()
+
+    @property
+    def state_dir(self) -> Path:
+        """The state directory as an absolute path."""
+        return Path(self.DEFAULT.state_dir).resolve()
+
+    @property
+    def listen_addr(self) -> tuple[str, int]:
+        """``listen`` split into host and port."""
+        return parse_listen(self.DEFAULT.listen)
+
+
+T = TypeVar("T")
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """Split ``HOST:PORT``; raise :class:`ConfigError` when it is not one."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"DEFAULT.listen: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+_VALIDATORS: dict[str, Any] = {
+    "DEFAULT.log_format": lambda v: v in ("auto", "json", "console"),
+    "DEFAULT.max_request_body_size": lambda v: v > 0,
+    "DEFAULT.instance_delete_interval": lambda v: v > 0,
+    "DEFAULT.shelved_poll_interval": lambda v: v > 0,
+    "DEFAULT.shutdown_timeout": lambda v: v >= 0,
+    "compute.shutdown_retry_interval": lambda v: v >= 1,
+    "libvirt.virt_type": lambda v: v in ("qemu", "kvm"),
+    "libvirt.wait_soft_reboot_seconds": lambda v: v >= 0,
+    "consoleauth.token_ttl": lambda v: v >= 0,
+    "identity.token_expiration": lambda v: v > 0,
+    "quota.instances": lambda v: v >= -1,
+    "quota.cores": lambda v: v >= -1,
+    "quota.ram": lambda v: v >= -1,
+}
+
+
+def _coerce(path: str, hint: Any, value: Any) -> Any:
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{path}: expected a boolean, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    if isinstance(hint, types.GenericAlias) and hint.__origin__ is tuple:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{path}: expected a list of strings, got {value!r}")
+        return tuple(value)
+    raise ConfigError(f"{path}: unsupported option type")  # pragma: no cover
+
+
+def _build(cls: type[T], section: str, raw: Any) -> T:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{section}: expected a table, got {raw!r}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in known:
+            raise ConfigError(f"{section}.{key}: unknown option")
+    values: dict[str, Any] = {}
+    for name in known & raw.keys():
+        path = f"{section}.{name}"
+        values[name] = _coerce(path, hints[name], raw[name])
+        check = _VALIDATORS.get(path)
+        if check is not None and not check(values[name]):
+            raise ConfigError(f"{path}: invalid value {raw[name]!r}")
+    return cls(**values)
+
+
+def load(path: Path | None = None, overrides: dict[str, dict[str, Any]] | None = None) -> Config:
+    """Read ``path`` (or the embedded default when None) and apply overrides.
+
+    ``overrides`` maps section to option to value, e.g. the ``serve`` flags
+    ``{"DEFAULT": {"state_dir": "/x"}}``; they pass the same validation.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for section, opts in (overrides or {}).items():
+        raw.setdefault(section, {}).update(opts)
+    hints = get_type_hints(Config)
+    sections: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in hints:
+            raise ConfigError(f"{key}: unknown section")
+        sections[key] = _build(hints[key], key, value)
+    config = Config(**sections)
+    parse_listen(config.DEFAULT.listen)
+    return config
+
+
+def describe() -> list[tuple[str, str, Any, str]]:
+    """Every option as (section, name, default, doc), for the README."""
+    rows: list[tuple[str, str, Any, str]] = []
+    for sec in dataclasses.fields(Config):
+        section_cls = get_type_hints(Config)[sec.name]
+        for opt in dataclasses.fields(section_cls):
+            default = opt.default if opt.default is not dataclasses.MISSING else []
+            rows.append((sec.name, opt.name, default, opt.metadata.get("doc", "")))
+    return rows

@@ -1,0 +1,230 @@
+"""The one driver contract, in novad's own words.
+
+A driver turns an :class:`InstanceSpec` into a guest and reports what the
+guest is doing.  No hypervisor object ever leaves a driver.  Every method is
+a coroutine: blocking hypervisor calls run in a thread inside the driver.
+
+Unless a method says otherwise it is idempotent in the sense that matters
+for crash recovery: calling it again after a crash half-way through brings
+the guest to the state the method promises (``destroy`` of a missing guest
+succeeds, ``power_off`` of a stopped guest succeeds, ...).
+
+Errors: a missing guest raises :class:`novad.errors.DriverError` subclass
+:class:`GuestNotFound`; any hypervisor failure raises
+:class:`novad.errors.DriverError`; an operation the hypervisor cannot do
+raises :class:`novad.errors.NotImplementedByDriver`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from novad.errors import DriverError
+from novad.states.enums import PowerState
+
+
+class GuestNotFound(DriverError):
+    """The hypervisor has no guest for this instance."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"Instance {instance_id} has no guest on this hypervisor.")
+
+
+class RebootKind(enum.StrEnum):
+    """Soft (ACPI, falling back to hard) or hard (destroy and start)."""
+
+    SOFT = "SOFT"
+    HARD = "HARD"
+
+
+class LifecycleEvent(enum.StrEnum):
+    """Guest lifecycle events, in Nova's vocabulary."""
+
+    STARTED = "started"
+    STOPPED = "stopped"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    SUSPENDED = "suspended"
+
+
+@dataclass(frozen=True)
+class FlavorSpec:
+    """The sizes a guest is built with."""
+
+    flavor_id: str
+    name: str
+    vcpus: int
+    memory_mb: int
+    root_gb: int
+    ephemeral_gb: int = 0
+    swap_mb: int = 0
+    extra_specs: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The boot image: a local file plus the properties that shape the guest.
+
+    ``path`` is None when the image service has no data (the test driver
+    then boots an empty disk).  ``kernel_path``/``ramdisk_path`` are set for
+    the uec layout (direct kernel boot).
+    """
+
+    image_id: str
+    path: Path | None = None
+    disk_format: str = "qcow2"
+    kernel_path: Path | None = None
+    ramdisk_path: Path | None = None
+    min_disk_gb: int = 0
+    min_ram_mb: int = 0
+    properties: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """Everything a driver needs to build or rebuild one guest."""
+
+    instance_id: str
+    name: str
+    project_id: str
+    user_id: str
+    flavor: FlavorSpec
+    image: ImageSpec
+    instance_dir: Path
+    user_data: bytes | None = None
+    key_data: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    config_drive: bool = False
+
+
+@dataclass(frozen=True)
+class ConsoleInfo:
+    """Where a guest's VNC server listens."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class HostResources:
+    """This node's capacity and use, for the scheduler and os-hypervisors."""
+
+    hypervisor_type: str
+    hypervisor_hostname: str
+    vcpus: int
+    vcpus_used: int
+    memory_mb: int
+    memory_mb_used: int
+    local_gb: int
+    local_gb_used: int
+    running_vms: int
+
+
+@dataclass(frozen=True)
+class GuestEvent:
+    """One lifecycle event of a guest novad manages."""
+
+    instance_id: str
+    event: LifecycleEvent
+
+
+TaskCallback = Callable[[str], Awaitable[None]]
+"""Called by ``snapshot`` with ``"image_pending_upload"`` then ``"image_uploading"``."""
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """What a hypervisor driver must do.  See the module docstring for errors."""
+
+    async def start(self) -> None:
+        """Connect to the hypervisor.  Raises DriverError if it is unreachable."""
+
+    async def close(self) -> None:
+        """Disconnect; guests keep running."""
+
+    async def spawn(self, spec: InstanceSpec) -> None:
+        """Create the instance directory and disks, define and start the guest."""
+
+    async def destroy(self, instance_id: str, instance_dir: Path | None) -> None:
+        """Stop and undefine the guest (with managed save and snapshot
+        metadata) and remove ``instance_dir``.  Idempotent; a missing guest is
+        not an error."""
+
+    async def power_off(self, instance_id: str, clean: bool, timeout: float, retry_interval: float) -> None:
+        """Stop the guest: ACPI shutdown re-sent every ``retry_interval``
+        within ``timeout`` when ``clean``, then destroy.  A stopped guest is
+        left alone."""
+
+    async def power_on(self, spec: InstanceSpec) -> None:
+        """Start the guest the hard-reboot way: destroy, regenerate XML,
+        define, create."""
+
+    async def reboot(self, spec: InstanceSpec, kind: RebootKind, soft_timeout: float) -> None:
+        """Soft: ACPI shutdown, wait up to ``soft_timeout`` for the guest to go
+        down and start it again, else fall back to hard.  Hard: as power_on."""
+
+    async def pause(self, instance_id: str) -> None:
+        """Freeze the guest in memory (domain suspend)."""
+
+    async def unpause(self, instance_id: str) -> None:
+        """Thaw a paused guest."""
+
+    async def suspend(self, instance_id: str) -> None:
+        """Save the guest's memory to disk and stop it (managed save)."""
+
+    async def resume(self, spec: InstanceSpec) -> None:
+        """Start a suspended guest from its managed save."""
+
+    async def snapshot(self, instance_id: str, target: Path, update_task: TaskCallback) -> str:
+        """Write the guest's root disk as an image file at ``target``;
+        returns its disk format (``qcow2`` or ``raw``)."""
+
+    async def rescue(self, spec: InstanceSpec, rescue_image: ImageSpec) -> None:
+        """Keep the guest's XML, boot from ``rescue_image`` with the original
+        disk attached second."""
+
+    async def unrescue(self, spec: InstanceSpec) -> None:
+        """Restore and boot the guest as it was before rescue."""
+
+    async def migrate_disk_and_power_off(self, spec: InstanceSpec, new_flavor: FlavorSpec,
+                                         timeout: float, retry_interval: float) -> None:
+        """Resize step 1: stop the guest and keep its old XML and disk."""
+
+    async def finish_migration(self, spec: InstanceSpec, power_on: bool) -> None:
+        """Resize step 2: ``spec`` carries the new flavor; redefine, grow the
+        disk, start when ``power_on``."""
+
+    async def confirm_migration(self, instance_id: str, instance_dir: Path) -> None:
+        """Resize confirmed: drop what was kept for a revert."""
+
+    async def finish_revert_migration(self, spec: InstanceSpec, power_on: bool) -> None:
+        """Resize reverted: ``spec`` carries the old flavor; restore the kept
+        XML and disk exactly, start when ``power_on``."""
+
+    async def trigger_crash_dump(self, instance_id: str) -> None:
+        """Inject an NMI."""
+
+    async def get_power_state(self, instance_id: str) -> PowerState:
+        """The guest's power state now; NOSTATE when there is no guest."""
+
+    async def list_instances(self) -> dict[str, PowerState]:
+        """Every guest novad manages, by instance id.  Guests novad did not
+        create are not listed."""
+
+    async def get_console(self, instance_id: str) -> ConsoleInfo:
+        """The guest's VNC endpoint.  Raises NotImplementedByDriver when the
+        hypervisor gives none."""
+
+    async def console_log_path(self, instance_id: str, instance_dir: Path) -> Path:
+        """The file the guest's serial console is written to."""
+
+    async def host_resources(self) -> HostResources:
+        """This node's capacity and use."""
+
+    def events(self) -> AsyncIterator[GuestEvent]:
+        """Lifecycle events of managed guests, for as long as the driver runs."""
+        ...
