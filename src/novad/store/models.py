@@ -205,3 +205,15 @@ TASK_VALUES: dict[str, TaskState] = {t.value: t for t in TaskState}
 def task_from_db(value: str | None) -> Task:
     """Decode a stored task_state."""
     return None if value is None else TASK_VALUES[value]
+
+
+@dataclass(frozen=True)
+class Keypair:
+    """An SSH (or x509) key pair registered by a user (Nova's ``key_pairs``)."""
+
+    name: str
+    user_id: str
+    type: str  # "ssh" | "x509"
+    public_key: str
+    fingerprint: str
+    created_at: str

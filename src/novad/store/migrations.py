@@ -1,0 +1,110 @@
+"""Migration records: resizes, cold and live migrations, evacuations.
+
+(Not schema migrations; those are :class:`novad.store.db.Component`.)
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Collection
+from typing import Any
+
+from novad import errors
+from novad.store.db import Database, utcnow
+from novad.store.models import Migration
+
+_COLUMNS = (
+    "id, instance_uuid, migration_type, status, source_compute, dest_compute,"
+    " old_flavor_id, new_flavor_id, created_at, updated_at"
+)
+
+
+def _qmarks(n: int) -> str:
+    return ", ".join("?" * n)
+
+
+class MigrationsMixin:
+    """Migration records of :class:`novad.store.Store`."""
+
+    _db: Database
+
+    async def create_migration(
+        self,
+        instance_uuid: str,
+        migration_type: str,
+        status: str,
+        source_compute: str,
+        dest_compute: str | None = None,
+        old_flavor_id: str | None = None,
+        new_flavor_id: str | None = None,
+    ) -> Migration:
+        """Record a migration.  Raises InstanceNotFound for an unknown
+        instance."""
+
+        def run(conn: sqlite3.Connection) -> Migration:
+            now = utcnow()
+            try:
+                row = conn.execute(
+                    "INSERT INTO migrations(instance_uuid, migration_type, status,"
+                    " source_compute, dest_compute, old_flavor_id, new_flavor_id,"
+                    f" created_at, updated_at) VALUES ({_qmarks(9)}) RETURNING {_COLUMNS}",
+                    (instance_uuid, migration_type, status, source_compute, dest_compute,
+                     old_flavor_id, new_flavor_id, now, now),
+                ).fetchall()[0]
+            except sqlite3.IntegrityError as exc:
+                raise errors.InstanceNotFound(instance_uuid) from exc
+            return Migration(*row)
+
+        return await self._db.write(run)
+
+    async def update_migration_status(
+        self, migration_id: int, status: str, expect_status: str | None = None
+    ) -> Migration:
+        """Set a migration's status, optionally only if it is
+        ``expect_status`` now (compare-and-swap).  Raises NotFound, or
+        Conflict when the current status differs."""
+
+        def run(conn: sqlite3.Connection) -> Migration:
+            sql = "UPDATE migrations SET status = ?, updated_at = ? WHERE id = ?"
+            params: list[Any] = [status, utcnow(), migration_id]
+            if expect_status is not None:
+                sql += " AND status = ?"
+                params.append(expect_status)
+            rows = conn.execute(sql + f" RETURNING {_COLUMNS}", params).fetchall()
+            if rows:
+                return Migration(*rows[0])
+            row = conn.execute("SELECT status FROM migrations WHERE id = ?", (migration_id,))
+            current = row.fetchone()
+            if current is None:
+                raise errors.NotFound(f"Migration {migration_id} could not be found.")
+            raise errors.Conflict(
+                f"Migration {migration_id} is {current[0]}, expected {expect_status}."
+            )
+
+        return await self._db.write(run)
+
+    async def get_migration_for_instance(
+        self, uuid: str, statuses: Collection[str]
+    ) -> Migration | None:
+        """The instance's latest migration whose status is in ``statuses``."""
+        rows = list(
+            await self._db.conn.execute_fetchall(
+                f"SELECT {_COLUMNS} FROM migrations WHERE instance_uuid = ?"
+                f" AND status IN ({_qmarks(len(statuses))}) ORDER BY id DESC LIMIT 1",
+                (uuid, *statuses),
+            )
+        )
+        return Migration(*rows[0]) if rows else None
+
+    async def list_migrations(
+        self, statuses: Collection[str], older_than: str | None = None
+    ) -> list[Migration]:
+        """Migrations in ``statuses``, oldest first; with ``older_than``,
+        only those last updated at or before it (resize auto-confirm)."""
+        sql = f"SELECT {_COLUMNS} FROM migrations WHERE status IN ({_qmarks(len(statuses))})"
+        params: list[Any] = list(statuses)
+        if older_than is not None:
+            sql += " AND updated_at <= ?"
+            params.append(older_than)
+        rows = await self._db.conn.execute_fetchall(sql + " ORDER BY id", params)
+        return [Migration(*r) for r in rows]

@@ -1,0 +1,142 @@
+"""The compute component's tables (instances, flavors, actions, events,
+faults, migrations, key pairs), as versioned migrations.
+
+Conventions: timestamps are ISO-8601 UTC text from :func:`novad.store.db.utcnow`;
+booleans are 0/1 integers; dicts and flavors are JSON text; vm_state and
+task_state hold Nova's string values, task_state NULL for "no task".
+Column names of ``instances`` are exactly the fields of
+:class:`novad.store.models.Instance` (a test checks this).
+"""
+
+from __future__ import annotations
+
+from novad.store.db import Component
+
+_V1 = """
+CREATE TABLE instances (
+    uuid              TEXT PRIMARY KEY NOT NULL,
+    name              TEXT NOT NULL,
+    project_id        TEXT NOT NULL,
+    user_id           TEXT NOT NULL,
+    host              TEXT NOT NULL,
+    flavor            TEXT NOT NULL,             -- JSON of models.Flavor, copied at boot
+    image_ref         TEXT NOT NULL,
+    vm_state          TEXT NOT NULL,
+    task_state        TEXT,                      -- NULL: no task
+    power_state       INTEGER NOT NULL DEFAULT 0,
+    locked            INTEGER NOT NULL DEFAULT 0,
+    locked_by         TEXT,
+    locked_reason     TEXT,
+    launched_at       TEXT,
+    terminated_at     TEXT,
+    created_at        TEXT NOT NULL,
+    updated_at        TEXT,
+    deleted_at        TEXT,
+    deleted           INTEGER NOT NULL DEFAULT 0,
+    progress          INTEGER NOT NULL DEFAULT 0,
+    key_name          TEXT,
+    key_data          TEXT,
+    user_data         TEXT,
+    config_drive      INTEGER NOT NULL DEFAULT 0,
+    availability_zone TEXT NOT NULL,
+    metadata          TEXT NOT NULL DEFAULT '{}',
+    system_metadata   TEXT NOT NULL DEFAULT '{}',
+    reservation_id    TEXT NOT NULL DEFAULT '',
+    networks          TEXT                       -- JSON, NULL when absent
+);
+CREATE INDEX instances_project_deleted ON instances(project_id, deleted);
+CREATE INDEX instances_host ON instances(host);
+CREATE INDEX instances_updated_at ON instances(updated_at);
+-- Nova's default listing order is created_at DESC, uuid DESC.
+CREATE INDEX instances_created_uuid ON instances(created_at, uuid);
+
+CREATE TABLE flavors (
+    id           TEXT PRIMARY KEY NOT NULL,      -- Nova's flavorid
+    name         TEXT NOT NULL UNIQUE,
+    vcpus        INTEGER NOT NULL,
+    memory_mb    INTEGER NOT NULL,
+    root_gb      INTEGER NOT NULL,
+    ephemeral_gb INTEGER NOT NULL DEFAULT 0,
+    swap         INTEGER NOT NULL DEFAULT 0,
+    rxtx_factor  REAL NOT NULL DEFAULT 1.0,
+    is_public    INTEGER NOT NULL DEFAULT 1,
+    disabled     INTEGER NOT NULL DEFAULT 0,
+    description  TEXT,
+    extra_specs  TEXT NOT NULL DEFAULT '{}'
+);
+
+CREATE TABLE flavor_projects (
+    flavor_id  TEXT NOT NULL REFERENCES flavors(id) ON DELETE CASCADE,
+    project_id TEXT NOT NULL,
+    PRIMARY KEY (flavor_id, project_id)
+);
+CREATE INDEX flavor_projects_project ON flavor_projects(project_id);
+
+CREATE TABLE migrations (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    instance_uuid  TEXT NOT NULL REFERENCES instances(uuid) ON DELETE CASCADE,
+    migration_type TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    source_compute TEXT NOT NULL,
+    dest_compute   TEXT,
+    old_flavor_id  TEXT,
+    new_flavor_id  TEXT,
+    created_at     TEXT NOT NULL,
+    updated_at     TEXT
+);
+CREATE INDEX migrations_instance ON migrations(instance_uuid, id);
+CREATE INDEX migrations_status ON migrations(status, updated_at);
+
+CREATE TABLE instance_actions (
+    id            INTEGER PRIMARY KEY,
+    instance_uuid TEXT NOT NULL REFERENCES instances(uuid) ON DELETE CASCADE,
+    action        TEXT NOT NULL,
+    request_id    TEXT NOT NULL,
+    user_id       TEXT NOT NULL,
+    project_id    TEXT NOT NULL,
+    start_time    TEXT NOT NULL,
+    finish_time   TEXT,
+    message       TEXT,
+    updated_at    TEXT,
+    UNIQUE (instance_uuid, request_id)
+);
+-- An instance's latest action (events written at restart land on it).
+CREATE INDEX instance_actions_instance ON instance_actions(instance_uuid, id);
+
+CREATE TABLE instance_actions_events (
+    id          INTEGER PRIMARY KEY,
+    action_id   INTEGER NOT NULL REFERENCES instance_actions(id) ON DELETE CASCADE,
+    event       TEXT NOT NULL,
+    start_time  TEXT NOT NULL,
+    finish_time TEXT,
+    result      TEXT,
+    traceback   TEXT,
+    host        TEXT NOT NULL DEFAULT '',
+    details     TEXT
+);
+CREATE INDEX instance_actions_events_action ON instance_actions_events(action_id, event);
+
+CREATE TABLE instance_faults (
+    id            INTEGER PRIMARY KEY,
+    instance_uuid TEXT NOT NULL REFERENCES instances(uuid) ON DELETE CASCADE,
+    code          INTEGER NOT NULL,
+    message       TEXT NOT NULL,
+    details       TEXT NOT NULL DEFAULT '',
+    host          TEXT NOT NULL DEFAULT '',
+    created_at    TEXT NOT NULL
+);
+CREATE INDEX instance_faults_instance ON instance_faults(instance_uuid, id);
+
+CREATE TABLE keypairs (
+    user_id     TEXT NOT NULL,
+    name        TEXT NOT NULL,
+    type        TEXT NOT NULL DEFAULT 'ssh',
+    public_key  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    PRIMARY KEY (user_id, name)
+);
+"""
+
+COMPUTE = Component("compute", [(1, _V1)])
+"""The compute store's schema; pass it to :meth:`Database.migrate`."""
