@@ -1,0 +1,215 @@
+"""The files of an instance directory, and the disk operations on them.
+
+Layout of ``<instances>/<uuid>/`` (Nova's names)::
+
+    disk            root disk: qcow2 overlay on ../_base/<image_id>, or sparse raw
+    disk.local      ephemeral disk (sparse raw), when the flavor has one
+    disk.swap       swap disk (sparse raw), when the flavor has one
+    disk.config     config drive (cdrom)
+    disk.rescue     rescue root disk, while rescued
+    console.log     serial console, appended to across starts
+    libvirt.xml     the domain XML last defined
+    unrescue.xml    the XML to return to after rescue
+    *.resize        what a resize keeps for a revert
+
+``qemu-img`` runs as a subprocess through asyncio; plain file work runs in a
+thread.  Without ``qemu-img`` every disk is sparse raw.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any, Final
+
+from novad.drivers.base import ImageSpec
+from novad.errors import DriverError
+
+ROOT: Final = "disk"
+EPHEMERAL: Final = "disk.local"
+SWAP: Final = "disk.swap"
+CONFIG: Final = "disk.config"
+RESCUE: Final = "disk.rescue"
+CONSOLE_LOG: Final = "console.log"
+LIBVIRT_XML: Final = "libvirt.xml"
+UNRESCUE_XML: Final = "unrescue.xml"
+RESIZE_SUFFIX: Final = ".resize"
+BASE_DIR: Final = "_base"
+
+GIB: Final = 1024**3
+MIB: Final = 1024**2
+_QCOW2_MAGIC: Final = b"QFI\xfb"
+_CHUNK: Final = 4 * MIB
+
+
+def qemu_img() -> str | None:
+    """The path of ``qemu-img``, or None when it is not installed."""
+    return shutil.which("qemu-img")
+
+
+async def run_qemu_img(*args: str) -> str:
+    """Run ``qemu-img`` and return its stdout; DriverError naming the failure."""
+    binary = qemu_img()
+    if binary is None:
+        raise DriverError("qemu-img is not installed")
+    proc = await asyncio.create_subprocess_exec(
+        binary, *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines() or ["(no message)"]
+        raise DriverError(f"qemu-img {args[0]} failed: {lines[-1]}")
+    return out.decode()
+
+
+def detect_format(path: Path) -> str:
+    """``qcow2`` when the file starts with qcow2's magic, else ``raw``."""
+    try:
+        with path.open("rb") as f:
+            return "qcow2" if f.read(4) == _QCOW2_MAGIC else "raw"
+    except FileNotFoundError:
+        return "raw"
+
+
+async def image_info(path: Path, fmt: str) -> dict[str, Any]:
+    """``qemu-img info`` of a file, parsed."""
+    info: dict[str, Any] = json.loads(
+        await run_qemu_img("info", "-U", "--output=json", "-f", fmt, str(path)))
+    return info
+
+
+async def virtual_size(path: Path, fmt: str) -> int:
+    """The guest-visible size of a disk in bytes."""
+    if fmt == "raw" or qemu_img() is None:
+        return (await asyncio.to_thread(path.stat)).st_size
+    return int((await image_info(path, fmt))["virtual-size"])
+
+
+async def cached_base(image: ImageSpec, base_dir: Path) -> tuple[Path, str]:
+    """A checked copy of the image under ``_base/<image_id>`` and its format.
+
+    The copy lands under a temporary name and is renamed into place, so
+    two spawns of one image at once both end with a whole file.  An image
+    that refers to other files (a qcow2 backing or data file) is refused,
+    as Nova refuses it: it could make QEMU read any file on the host.
+    """
+    assert image.path is not None
+    base = base_dir / image.image_id
+    if not base.exists():
+        await asyncio.to_thread(base_dir.mkdir, parents=True, exist_ok=True)
+        tmp = base.with_name(f".{base.name}.{uuid.uuid4().hex}.part")
+        await asyncio.to_thread(sparse_copy, image.path, tmp)
+        await asyncio.to_thread(os.replace, tmp, base)
+    fmt = await asyncio.to_thread(detect_format, base)
+    if fmt == "qcow2":
+        info = await image_info(base, fmt)
+        data_file = info.get("format-specific", {}).get("data", {}).get("data-file")
+        if info.get("backing-filename") or data_file:
+            raise DriverError(f"Image {image.image_id} refers to another file; refused")
+    return base, fmt
+
+
+async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
+                            size_gb: int) -> str:
+    """Create a disk from ``image`` at ``path``; returns its format.
+
+    With an image file and ``qemu-img``: a qcow2 overlay on the cached base,
+    ``size_gb`` big but never smaller than the image.  Otherwise an empty
+    sparse raw file of ``size_gb``.  ``size_gb`` 0 means the image's size.
+    """
+    if image is not None and image.path is not None and qemu_img() is not None:
+        base, fmt = await cached_base(image, base_dir)
+        size = max(size_gb * GIB, await virtual_size(base, fmt))
+        await run_qemu_img("create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base),
+                           str(path), str(size))
+        return "qcow2"
+    if qemu_img() is not None:  # compact: snapshots of it stay small
+        await run_qemu_img("create", "-q", "-f", "qcow2", str(path), str(max(size_gb, 1) * GIB))
+        return "qcow2"
+    await asyncio.to_thread(create_sparse, path, max(size_gb, 1) * GIB)
+    return "raw"
+
+
+def create_sparse(path: Path, size: int) -> None:
+    """An empty sparse file of ``size`` bytes (blocks; run it in a thread)."""
+    with path.open("wb") as f:
+        f.truncate(size)
+
+
+async def grow(path: Path, size_gb: int) -> None:
+    """Grow a disk to ``size_gb``; never shrinks."""
+    fmt = await asyncio.to_thread(detect_format, path)
+    size = size_gb * GIB
+    if await virtual_size(path, fmt) >= size:
+        return
+    if fmt == "raw":
+        await asyncio.to_thread(os.truncate, path, size)
+    else:
+        await run_qemu_img("resize", "-q", "-f", fmt, str(path), str(size))
+
+
+async def export(source: Path, target: Path) -> str:
+    """Write ``source`` as a standalone image at ``target``; returns its format.
+
+    A qcow2 overlay is flattened with ``qemu-img convert`` (the result needs
+    no base); anything else is copied sparsely.  The target appears whole or
+    not at all.
+    """
+    fmt = await asyncio.to_thread(detect_format, source)
+    await asyncio.to_thread(target.parent.mkdir, parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.part")
+    if fmt == "qcow2" and qemu_img() is not None:
+        await run_qemu_img("convert", "-U", "-f", "qcow2", "-O", "qcow2", str(source), str(tmp))
+    else:
+        await asyncio.to_thread(sparse_copy, source, tmp)
+    await asyncio.to_thread(os.replace, tmp, target)
+    return fmt
+
+
+def sparse_copy(source: Path, target: Path) -> None:
+    """Copy a file, leaving holes where the source has holes or zeros (blocks)."""
+    with source.open("rb") as src, target.open("wb") as dst:
+        size = os.fstat(src.fileno()).st_size
+        for start, end in _data_extents(src.fileno(), size):
+            offset = start
+            while offset < end:
+                chunk = os.pread(src.fileno(), min(_CHUNK, end - offset), offset)
+                if not chunk:
+                    break
+                if chunk.count(0) != len(chunk):
+                    os.pwrite(dst.fileno(), chunk, offset)
+                offset += len(chunk)
+        dst.truncate(size)
+
+
+def _data_extents(fd: int, size: int) -> list[tuple[int, int]]:
+    """The ``(start, end)`` ranges of a file that hold data, skipping holes.
+
+    Falls back to the whole file where the file system cannot say.
+    """
+    extents: list[tuple[int, int]] = []
+    offset = 0
+    try:
+        while offset < size:
+            try:
+                start = os.lseek(fd, offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # nothing but a hole up to the end
+                    break
+                raise
+            end = min(os.lseek(fd, start, os.SEEK_HOLE), size)
+            extents.append((start, end))
+            offset = end
+    except OSError:
+        return [(0, size)]
+    return extents
+
+
+def remove_files(*paths: Path) -> None:
+    """Remove files that may not exist (blocks)."""
+    for path in paths:
+        path.unlink(missing_ok=True)
