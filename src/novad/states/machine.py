@@ -37,8 +37,8 @@ from novad.states.table import (
     BY_NAME,
     ActionSpec,
     HostCheck,
-    failure_finals,
-    possible_finals,
+    failure_targets,
+    finish_targets,
 )
 
 
@@ -77,6 +77,11 @@ def _to(target: VmState) -> Any:
     return condition
 
 
+def _same(event: EventData) -> bool:
+    """Condition of reflexive endings: the target is where the action started."""
+    return bool(event.kwargs["target"].value == event.state.name)
+
+
 def _guard(event: EventData) -> bool:
     """Conditions of ``request_*``: task_state, launched_at, host, in Nova's order."""
     spec: ActionSpec = event.kwargs["spec"]
@@ -101,21 +106,29 @@ def _check_host(spec: ActionSpec, subject: Subject) -> None:
         raise ComputeServiceInUse(subject.host)
 
 
-def build_machine(machine_cls: type[Machine] = Machine, **kwargs: Any) -> tuple[Machine, Any]:
-    """The machine and its cursor model; ``machine_cls`` may be a GraphMachine."""
+def build_machine(machine_cls: type[Machine] = Machine, *, diagram: bool = False,
+                  **kwargs: Any) -> tuple[Machine, Any]:
+    """The machine and its cursor model; ``machine_cls`` may be a GraphMachine.
+
+    With ``diagram`` only the successful endings that change vm_state are
+    added, which is what the generated picture shows.
+    """
     cursor = _Cursor()
     machine = machine_cls(model=cursor, states=[v.value for v in VmState],
                           initial=VmState.ACTIVE.value, auto_transitions=False,
                           send_event=True, **kwargs)
     for spec in ACTIONS:
         src = _sources(spec)
-        machine.add_transition(f"request_{spec.name}", src, None, conditions=[_guard])
-        for target in sorted(possible_finals(spec)):
-            machine.add_transition(f"finish_{spec.name}", src, target.value,
-                                   conditions=[_to(target)])
-        for target in sorted(failure_finals(spec)):
-            machine.add_transition(f"fail_{spec.name}", src, target.value,
-                                   conditions=[_to(target)])
+        ends = {"finish": finish_targets(spec)}
+        if not diagram:
+            machine.add_transition(f"request_{spec.name}", src, None, conditions=[_guard])
+            ends["fail"] = failure_targets(spec)
+        for kind, (targets, reflexive) in ends.items():
+            for target in sorted(targets):
+                machine.add_transition(f"{kind}_{spec.name}", src, target.value,
+                                       conditions=[_to(target)])
+            if reflexive and not diagram:
+                machine.add_transition(f"{kind}_{spec.name}", src, "=", conditions=[_same])
     return machine, cursor
 
 

@@ -87,6 +87,7 @@ class ActionSpec:
     admin_only: bool = False
     needs_other_host: bool = False
     success_code: int = 202
+    internal: bool = False  # used by novad itself (power sync), not offered by the API
 
     @property
     def keeps_task(self) -> bool:
@@ -140,6 +141,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
          T.POWERING_ON, (), V.ACTIVE, _REVERT, host_check=HostCheck.SET),
     _row("stop", "os-stop", "stop", "compute_stop_instance", _vm(V.ACTIVE, V.ERROR), NO_TASK,
          T.POWERING_OFF, (), V.STOPPED, _REVERT, host_check=HostCheck.SET),
+    _row("force_stop", "", "stop", "compute_stop_instance", ANY_VM, NO_TASK, T.POWERING_OFF,
+         (), V.STOPPED, _REVERT, launched=False, lock=False, internal=True),
     _row("reboot_soft", "reboot", "reboot", "compute_reboot_instance", _vm(V.ACTIVE),
          NO_TASK, T.REBOOTING, (T.REBOOT_PENDING, T.REBOOT_STARTED), V.ACTIVE,
          OnFailure.REBOOT),
@@ -218,29 +221,26 @@ NO_VALID_HOST_FINAL: dict[str, Final] = {
 """Until other nodes exist these actions end with NoValidHost, vm_state kept."""
 
 
-def possible_finals(spec: ActionSpec) -> frozenset[V]:
-    """Every vm_state the action may end in on success (for the machine)."""
-    sources = spec.vm_states if spec.vm_states is not None else frozenset(V)
+def finish_targets(spec: ActionSpec) -> tuple[frozenset[V], bool]:
+    """Where the action may end on success: explicit vm_states, and whether
+    it may also end where it started (``Final.UNCHANGED``)."""
     if isinstance(spec.final, V):
-        return frozenset({spec.final})
+        return frozenset({spec.final}), False
     return {
-        Final.UNCHANGED: sources,
-        Final.OLD_VM_STATE: frozenset({V.ACTIVE, V.STOPPED, V.PAUSED}),
-        Final.BY_POWER: frozenset({V.ACTIVE, V.STOPPED}),
-        Final.STOPPED_STAYS_STOPPED: frozenset({V.ACTIVE, V.STOPPED}),
-        Final.REQUESTED: frozenset({V.ACTIVE, V.ERROR}),
+        Final.UNCHANGED: (frozenset(), True),
+        Final.OLD_VM_STATE: (frozenset({V.ACTIVE, V.STOPPED}), False),
+        Final.BY_POWER: (frozenset({V.ACTIVE, V.STOPPED}), False),
+        Final.STOPPED_STAYS_STOPPED: (frozenset({V.ACTIVE, V.STOPPED}), False),
+        Final.REQUESTED: (frozenset({V.ACTIVE, V.ERROR}), False),
     }[spec.final]
 
 
-def failure_finals(spec: ActionSpec) -> frozenset[V]:
-    """Every vm_state the action may end in when its work fails."""
-    sources = spec.vm_states if spec.vm_states is not None else frozenset(V)
-    if spec.on_failure is OnFailure.NONE:
-        return frozenset()
-    if spec.on_failure is OnFailure.REVERT_TASK:
-        return sources
-    if spec.on_failure is OnFailure.ERROR:
-        return frozenset({V.ERROR})
-    if spec.on_failure is OnFailure.REBOOT:
-        return frozenset({V.ACTIVE, V.ERROR})
-    return sources | {V.ERROR}
+def failure_targets(spec: ActionSpec) -> tuple[frozenset[V], bool]:
+    """Where the action may end when its work fails (same shape as above)."""
+    return {
+        OnFailure.NONE: (frozenset(), False),
+        OnFailure.REVERT_TASK: (frozenset(), True),
+        OnFailure.ERROR: (frozenset({V.ERROR}), False),
+        OnFailure.REBOOT: (frozenset({V.ERROR}), False),
+        OnFailure.ROLLBACK_OR_ERROR: (frozenset({V.ERROR}), True),
+    }[spec.on_failure]

@@ -1,0 +1,7 @@
+"""``python -m novad``."""
+
+import sys
+
+from novad.cli import main
+
+sys.exit(main())

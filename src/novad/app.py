@@ -1,0 +1,220 @@
+"""Wiring only: config → driver → store → services → routes → supervisor.
+
+Start-up order matters for "bad input stops start-up and writes nothing":
+the configuration is validated and the hypervisor reached *before* the
+store is opened or the state directory created.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from novad import systemd
+from novad.api.app import build_api
+from novad.api.common import Route, json_response
+from novad.api.compute import routes as compute_routes
+from novad.compute.build import DEFAULT_FLAVORS, build_compute
+from novad.compute.flavors import FlavorService
+from novad.compute.keypairs import KeypairService
+from novad.compute.periodic import PeriodicJobs
+from novad.compute.power_sync import PowerSync
+from novad.compute.recovery import StartupRecovery
+from novad.compute.service import ComputeService
+from novad.config import Config
+from novad.drivers.base import Driver, HostResources
+from novad.drivers.libvirt import LibvirtDriver
+from novad.errors import NovadError
+from novad.identity import routes as identity_routes
+from novad.identity.schema import IDENTITY
+from novad.identity.service import IdentityService
+from novad.identity.tokens import load_or_create_cluster_key
+from novad.images.routes import routes as image_routes
+from novad.images.schema import IMAGES
+from novad.images.service import ImageService
+from novad.store import COMPUTE, Database, Store
+from novad.supervisor import Supervisor
+
+log = structlog.get_logger("novad")
+
+@dataclass
+class Node:
+    """Everything one running novad holds; built by :func:`start_node`."""
+
+    config: Config
+    db: Database
+    store: Store
+    driver: Driver
+    identity: IdentityService
+    images: ImageService
+    compute: ComputeService
+    power_sync: PowerSync
+    supervisor: Supervisor
+    started_at: float
+    ready: bool = False
+
+    @property
+    def host(self) -> str:
+        """This node's name."""
+        return self.compute.host
+
+    def public_url(self) -> str:
+        """The base URL clients use."""
+        if self.config.api.public_endpoint:
+            return self.config.api.public_endpoint.rstrip("/")
+        host, port = self.config.listen_addr
+        return f"http://{host}:{port}"
+
+    async def usage(self, project_id: str) -> tuple[int, int, int]:
+        """Instances, cores and RAM a project uses."""
+        return await self.store.count_usage(project_id)
+
+    async def resources(self) -> HostResources:
+        """The hypervisor's capacity and use."""
+        return await self.driver.host_resources()
+
+
+async def connect_driver(config: Config) -> Driver:
+    """Reach the hypervisor; DriverError (one clear line) if it is unreachable."""
+    driver = LibvirtDriver(config.libvirt.connection_uri, config.libvirt.virt_type,
+                           config.vnc.vncserver_listen, config.host)
+    await driver.start()
+    return driver
+
+
+async def start_node(config: Config, driver: Driver | None = None,
+                     stopped_event_delay: float = 15.0) -> Node:
+    """Open everything, recover, start the background jobs; the node is ready."""
+    driver = driver or await connect_driver(config)
+    state = config.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    db = await Database.open(state / "novad.sqlite")
+    await db.migrate([COMPUTE, IDENTITY, IMAGES])
+    store = Store(db)
+    identity = IdentityService(db, config, load_or_create_cluster_key(state))
+    images = ImageService(db, state / "images")
+    await images.start()
+    supervisor = Supervisor()
+    await supervisor.start()
+    compute, power_sync = build_compute(config, store, driver, images, supervisor, stopped_event_delay)
+    node = Node(config, db, store, driver, identity, images, compute, power_sync, supervisor,
+                time.time())
+    await _first_start(node)
+    done = await StartupRecovery(store, compute.runner, compute.specs, compute.host).run()
+    log.info("recovery finished", instances=len(done))
+    _schedule(node)
+    node.ready = True
+    return node
+
+
+async def _first_start(node: Node) -> None:
+    """Flavors, admin project/user/roles and clouds.yaml, once."""
+    path = await node.identity.bootstrap(node.config.state_dir, node.public_url())
+    if path is None:
+        return
+    if await node.store.count_flavors() == 0:
+        for flavor in DEFAULT_FLAVORS:
+            await node.store.create_flavor(flavor)
+    print(f"novad: admin credentials written to {path}", flush=True)
+
+
+def _schedule(node: Node) -> None:
+    defaults = node.config.DEFAULT
+    sup = node.supervisor
+    jobs = PeriodicJobs(node.compute)
+    if defaults.sync_power_state_interval >= 0:
+        sup.every("power-sync", defaults.sync_power_state_interval or 60, node.power_sync.sweep)
+    sup.run_forever("lifecycle-events", lambda: node.power_sync.consume(node.driver.events))
+    if defaults.resize_confirm_window > 0:
+        sup.every("resize-auto-confirm", 60, jobs.confirm_resizes, run_now=False)
+    if defaults.shelved_offload_time > 0:
+        sup.every("shelved-offload", defaults.shelved_poll_interval, jobs.offload_shelved,
+                  run_now=False)
+    if defaults.reclaim_instance_interval > 0:
+        sup.every("reclaim", defaults.reclaim_instance_interval, jobs.reclaim, run_now=False)
+    sup.every("revoked-token-purge", defaults.instance_delete_interval,
+              node.identity.purge_revoked, run_now=False)
+    interval = systemd.watchdog_interval()
+    if interval:
+        async def ping() -> None:
+            systemd.notify("WATCHDOG=1")
+        sup.every("watchdog", interval, ping)
+
+
+async def stop_node(node: Node) -> None:
+    """Stop jobs (operations get a grace period), close store and driver."""
+    node.ready = False
+    await node.supervisor.stop()
+    await node.db.close()
+    await node.driver.close()
+
+
+def _error_body(request: web.Request, exc: NovadError) -> dict[str, object]:
+    if request.path.startswith("/identity"):
+        return identity_routes.keystone_error_body(exc)
+    return exc.body()
+
+
+def build_app(node: Node) -> web.Application:
+    """The HTTP application of a started node."""
+    async def healthz(request: web.Request) -> web.StreamResponse:
+        status = 200 if node.ready else 503
+        return json_response({"status": "ok" if node.ready else "starting",
+                              "host": node.host}, status)
+
+    routes: list[Route] = [Route("GET", "/healthz", healthz, public=True,
+                                 summary="Readiness probe", tag="health")]
+    routes += identity_routes.routes(node.identity, node.config)
+    routes += image_routes(node.images, node.config)
+    routes += compute_routes(node.compute, node.config, node.images, node,
+                             flavors=FlavorService(node.store), keypairs=KeypairService(node.store))
+    return build_api(node.config, routes, node.identity.validate_token, _error_body)
+
+
+@contextlib.asynccontextmanager
+async def running(config: Config, driver: Driver | None = None,
+                  stopped_event_delay: float = 15.0) -> AsyncIterator[tuple[Node, str]]:
+    """A started node serving HTTP on ``config``'s listen address (tests, benchmarks).
+
+    Yields the node and its base URL; a port of 0 picks a free one.
+    """
+    node = await start_node(config, driver, stopped_event_delay)
+    runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False)
+    await runner.setup()
+    host, port = config.listen_addr
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    await site.start()
+    bound = runner.addresses[0][1] if runner.addresses else port
+    try:
+        yield node, f"http://{host}:{bound}"
+    finally:
+        await runner.cleanup()
+        await stop_node(node)
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM/SIGINT: the ``novad serve`` command."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    import signal
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(config) as (node, url):
+        systemd.notify("READY=1")
+        log.info("novad ready", url=url, host=node.host, state_dir=str(config.state_dir),
+                 libvirt=config.libvirt.connection_uri)
+        await stop.wait()
+        systemd.notify("STOPPING=1")
+        log.info("novad stopping")
+
+
+def state_path(config: Config) -> Path:
+    """Where the SQLite file lives."""
+    return config.state_dir / "novad.sqlite"

@@ -1,0 +1,434 @@
+"""The compute service: the one path to any instance state change.
+
+Every request takes the same shape (STYLE.md §5): find the instance the
+caller may see, check policy, take the per-instance accept lock, ask the
+state machine, record the action with a compare-and-swap write, then hand
+the work to the supervisor.  The accept lock is held only for that write, so
+a slow stop never blocks a delete; the work itself serialises on the
+runner's per-instance work lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import secrets
+import uuid as uuidlib
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import structlog
+
+from novad.compute.console_log import tail_console_log
+from novad.compute.interface import ActionResult, CreateRequest, ListFilters
+from novad.compute.runner import Op, Runner
+from novad.compute.specs import SpecBuilder
+from novad.config import Config
+from novad.context import RequestContext
+from novad.errors import (
+    Conflict,
+    FlavorNotFound,
+    Forbidden,
+    ImageNotFound,
+    InstanceInvalidState,
+    InstanceNotFound,
+    Invalid,
+    NoSuchAction,
+    NotImplementedByDriver,
+    OverQuota,
+)
+from novad.states.enums import TaskState as T, VmState as V
+from novad.states.machine import Lifecycle, Subject
+from novad.states.status import status_of
+from novad.states.table import BY_NAME, ActionSpec
+from novad.store import Store
+from novad.store.models import (
+    ActionRecord,
+    ActionStart,
+    EventFinish,
+    EventStart,
+    Expect,
+    FaultRecord,
+    Flavor,
+    Instance,
+)
+from novad.supervisor import Supervisor
+
+log = structlog.get_logger("novad.compute")
+
+SYNC_ACTIONS = frozenset({"lock", "unlock", "reset_state"})
+PARAMS_KEY = "novad_task_params"
+
+
+class ComputeService:
+    """Implements :class:`novad.compute.interface.ComputeAPI`."""
+
+    def __init__(self, config: Config, store: Store, runner: Runner, specs: SpecBuilder,
+                 supervisor: Supervisor, host_is_up: Callable[[str], bool],
+                 console_url_factory: Callable[[Instance, str], Awaitable[str]] | None = None
+                 ) -> None:
+        self.config = config
+        self.store = store
+        self.runner = runner
+        self.specs = specs
+        self.supervisor = supervisor
+        self.host = runner.host
+        self.host_is_up = host_is_up
+        self.lifecycle = runner.lifecycle
+        self.console_url_factory = console_url_factory
+        self._accept_locks: dict[str, asyncio.Lock] = {}
+
+    def _accept_lock(self, uuid: str) -> asyncio.Lock:
+        lock = self._accept_locks.get(uuid)
+        if lock is None:
+            lock = self._accept_locks[uuid] = asyncio.Lock()
+        return lock
+
+    # -- reading -----------------------------------------------------------------
+    async def get(self, ctx: RequestContext, instance_id: str) -> Instance:
+        """One visible instance; another project's is 404, never 403."""
+        try:
+            inst = await self.store.get_instance(instance_id)
+        except InstanceNotFound:
+            raise InstanceNotFound(instance_id) from None
+        if not ctx.is_admin and inst.project_id != ctx.project_id:
+            raise InstanceNotFound(instance_id)
+        return inst
+
+    async def list_servers(self, ctx: RequestContext, filters: ListFilters) -> list[Instance]:
+        """Visible instances, newest first, filtered as Nova filters."""
+        project = None if ctx.is_admin and (filters.all_tenants or filters.project_id) \
+            else ctx.project_id
+        if ctx.is_admin and filters.project_id:
+            project = filters.project_id
+        deleted = bool(filters.changes_since) or (ctx.is_admin and filters.deleted)
+        late_page = filters.status is not None
+        rows = await self.store.list_instances(
+            project_id=project, host=filters.host if ctx.is_admin else None,
+            include_deleted=deleted, name_regex=filters.name,
+            changes_since=filters.changes_since,
+            limit=None if late_page else filters.limit,
+            marker=None if late_page else filters.marker)
+        if filters.deleted and ctx.is_admin:
+            rows = [r for r in rows if r.deleted]
+        if filters.status is not None:
+            wanted = filters.status.upper()
+            rows = [r for r in rows if status_of(r.vm_state, r.task_state, r.deleted) == wanted]
+            rows = _page(rows, filters.limit, filters.marker)
+        return rows
+
+    async def fault(self, instance: Instance) -> FaultRecord | None:
+        """The latest fault of an instance."""
+        return await self.store.latest_fault(instance.uuid)
+
+    async def flavors(self, ctx: RequestContext) -> Sequence[Flavor]:
+        """Flavors visible to the caller."""
+        return await self.store.list_flavors(is_public=None if ctx.is_admin else True,
+                                             project_id=ctx.project_id, limit=None,
+                                             marker=None, min_ram=None, min_disk=None)
+
+    async def instance_actions(self, ctx: RequestContext, instance_id: str) -> list[ActionRecord]:
+        """The instance's actions, newest first (deleted instances too, as 2.21)."""
+        await self._visible(ctx, instance_id)
+        return await self.store.list_actions(instance_id)
+
+    async def instance_action(self, ctx: RequestContext, instance_id: str,
+                              request_id: str) -> ActionRecord:
+        """One action with its events."""
+        await self._visible(ctx, instance_id)
+        return await self.store.get_action(instance_id, request_id)
+
+    async def _visible(self, ctx: RequestContext, instance_id: str) -> Instance:
+        inst = await self.store.get_instance(instance_id, include_deleted=True)
+        if not ctx.is_admin and inst.project_id != ctx.project_id:
+            raise InstanceNotFound(instance_id)
+        return inst
+
+    # -- console -----------------------------------------------------------------
+    async def console_output(self, ctx: RequestContext, instance_id: str,
+                             length: int | None) -> str:
+        """The tail of the serial console log, cleaned as Nova cleans it."""
+        inst = await self.get(ctx, instance_id)
+        if not inst.host:
+            raise InstanceInvalidState("os-getConsoleOutput", instance_id, "host", None)
+        path = await self.runner.driver.console_log_path(inst.uuid,
+                                                         self.specs.instance_dir(inst.uuid))
+        return await asyncio.to_thread(tail_console_log, path, length)
+
+    async def console_url(self, ctx: RequestContext, instance_id: str, protocol: str,
+                          console_type: str) -> str:
+        """A noVNC URL with a fresh token (the proxy validates it)."""
+        inst = await self.get(ctx, instance_id)
+        if protocol != "vnc" or console_type != "novnc":
+            raise Invalid(f"Unavailable console type {console_type}.")
+        if not self.config.vnc.enabled:
+            raise Invalid("Unavailable console type novnc.")
+        if inst.task_state in (T.DELETING, T.MIGRATING):
+            raise InstanceInvalidState("get_vnc_console", instance_id, "task_state",
+                                       inst.task_state)
+        if self.console_url_factory is None:
+            raise NotImplementedByDriver("Consoles are not served by this node.")
+        return await self.console_url_factory(inst, console_type)
+
+    # -- writing -----------------------------------------------------------------
+    async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
+                     metadata: Mapping[str, str] | None) -> Instance:
+        """Rename or replace metadata; not a state change."""
+        inst = await self.get(ctx, instance_id)
+        self._writer(ctx)
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = name
+        if metadata is not None:
+            changes["metadata"] = dict(metadata)
+        if not changes:
+            return inst
+        return await self.store.update_fields(inst.uuid, changes)
+
+    @staticmethod
+    def _writer(ctx: RequestContext) -> None:
+        if not ctx.can_write:
+            raise Forbidden()
+
+    async def delete(self, ctx: RequestContext, instance_id: str) -> None:
+        """Delete, or soft delete when reclaim_instance_interval > 0."""
+        inst = await self.get(ctx, instance_id)
+        if inst.task_state in (T.DELETING, T.SOFT_DELETING):
+            return  # Nova ignores a repeated delete
+        if self.config.DEFAULT.reclaim_instance_interval > 0 and inst.vm_state is not V.SOFT_DELETED:
+            try:
+                await self.act(ctx, instance_id, "soft_delete", {})
+                return
+            except InstanceInvalidState as exc:
+                if exc.attr != "launched_at":
+                    raise
+        await self.act(ctx, instance_id, "delete", {})
+
+    async def act(self, ctx: RequestContext, instance_id: str, action: str,
+                  params: Mapping[str, Any]) -> ActionResult:
+        """Accept one action of the table and start its work."""
+        spec = BY_NAME.get(action)
+        if spec is None or spec.internal or action == "boot":
+            raise NoSuchAction(action)
+        await self.get(ctx, instance_id)
+        self._writer(ctx)
+        args = dict(params)
+        async with self._accept_lock(instance_id):
+            inst = await self.store.get_instance(instance_id)
+            self.lifecycle.check_request(spec, self._subject(inst, ctx))
+            result = await self._precheck(spec, inst, ctx, args)
+            if spec.name in SYNC_ACTIONS:
+                inst = await self._sync_action(spec, inst, ctx, args)
+                return ActionResult(instance=inst)
+            op = await self._accept(spec, inst, ctx, args)
+        self.supervisor.spawn(f"{spec.name}:{instance_id}", lambda: self.runner.run(op))
+        return ActionResult(admin_pass=result.admin_pass, image_id=args.get("image_id"),
+                            instance=op.instance)
+
+    def _subject(self, inst: Instance, ctx: RequestContext) -> Subject:
+        return Subject(instance_id=inst.uuid, vm_state=inst.vm_state, task_state=inst.task_state,
+                       launched=inst.launched_at is not None, locked=inst.locked,
+                       host=inst.host, is_admin=ctx.is_admin,
+                       host_up=self.host_is_up(inst.host))
+
+    async def _precheck(self, spec: ActionSpec, inst: Instance, ctx: RequestContext,
+                        args: dict[str, Any]) -> ActionResult:
+        """Checks beyond the state guards (flavor, quota, migration, images)."""
+        if spec.name == "resize":
+            await self._check_resize(inst, ctx, args)
+        elif spec.name in ("confirm_resize", "revert_resize"):
+            if await self.store.get_migration_for_instance(inst.uuid, ("finished",)) is None:
+                raise Invalid(f"Instance has not been resized. (instance {inst.uuid})")
+        elif spec.name == "restore":
+            await self._check_quota(ctx, inst.project_id, inst.flavor, 1)
+        elif spec.name == "unlock":
+            self._check_unlock(inst, ctx)
+        elif spec.name in ("snapshot", "backup"):
+            args["image_id"] = await self.specs.reserve_image(
+                inst, args["name"], spec.name,
+                {"backup_type": args["backup_type"]} if spec.name == "backup" else None)
+        elif spec.name == "rebuild" and args.get("image_id"):
+            await self._image_exists(ctx, args["image_id"])
+        elif spec.name == "rescue" and args.get("rescue_image_ref"):
+            await self._image_exists(ctx, args["rescue_image_ref"])
+        if spec.name in ("rescue", "rebuild", "evacuate") \
+                and self.config.api.enable_instance_password:
+            return ActionResult(admin_pass=args.get("admin_pass") or _password())
+        return ActionResult()
+
+    async def _image_exists(self, ctx: RequestContext, image_id: str) -> None:
+        try:
+            await self.specs.images.get(ctx, image_id)
+        except ImageNotFound:
+            raise Invalid(f"Image {image_id} could not be found.") from None
+
+    async def _check_resize(self, inst: Instance, ctx: RequestContext,
+                            args: dict[str, Any]) -> None:
+        try:
+            flavor = await self.store.get_flavor(str(args["flavor_id"]))
+        except FlavorNotFound as exc:
+            raise Invalid(exc.message) from None
+        if flavor.id == inst.flavor.id:
+            raise Invalid("When resizing, instances must change flavor!")
+        extra = Flavor(id="delta", name="delta", vcpus=max(flavor.vcpus - inst.flavor.vcpus, 0),
+                       memory_mb=max(flavor.memory_mb - inst.flavor.memory_mb, 0), root_gb=0)
+        await self._check_quota(ctx, inst.project_id, extra, 0)
+        args["flavor_id"] = flavor.id
+
+    def _check_unlock(self, inst: Instance, ctx: RequestContext) -> None:
+        if inst.locked_by == "admin" and not ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:os-lock-server:unlock:"
+                            "unlock_override to be performed.")
+
+    async def _check_quota(self, ctx: RequestContext, project_id: str, flavor: Flavor,
+                           count: int) -> None:
+        quota = self.config.quota
+        used_inst, used_cores, used_ram = await self.store.count_usage(project_id)
+        checks = (("instances", count, used_inst, quota.instances),
+                  ("cores", flavor.vcpus * max(count, 1), used_cores, quota.cores),
+                  ("ram", flavor.memory_mb * max(count, 1), used_ram, quota.ram))
+        for name, want, used, limit in checks:
+            if limit >= 0 and want and used + want > limit:
+                raise OverQuota(f"Quota exceeded for {name}: Requested {want}, but already "
+                                f"used {used} of {limit} {name}")
+
+    async def _sync_action(self, spec: ActionSpec, inst: Instance, ctx: RequestContext,
+                           args: dict[str, Any]) -> Instance:
+        """lock, unlock, reset-state: one write with the action and its event."""
+        if spec.name == "lock":
+            if inst.locked and (ctx.project_id == inst.project_id):
+                return inst
+            owner = "owner" if ctx.project_id == inst.project_id else "admin"
+            changes: dict[str, Any] = {"locked": True, "locked_by": owner,
+                                       "locked_reason": args.get("reason")}
+        elif spec.name == "unlock":
+            changes = {"locked": False, "locked_by": None, "locked_reason": None}
+        else:
+            target = V(args["state"])
+            if not self.lifecycle.check_end(spec, inst.vm_state, target):
+                raise Invalid(f"Invalid state {args['state']}")
+            changes = {"vm_state": target, "task_state": None}
+        event = spec.event or f"api_{spec.api_name}"
+        return await self.store.write(
+            inst.uuid, Expect(frozenset({inst.vm_state}), frozenset({inst.task_state})), changes,
+            action=self._action_start(spec, ctx, inst),
+            event_start=EventStart(ctx.request_id, event, self.host),
+            event_finish=EventFinish(ctx.request_id, event, "Success"), finish_action=True)
+
+    def _action_start(self, spec: ActionSpec, ctx: RequestContext, inst: Instance) -> ActionStart:
+        return ActionStart(action=spec.instance_action or spec.name, request_id=ctx.request_id,
+                           user_id=ctx.user_id, project_id=inst.project_id)
+
+    async def _accept(self, spec: ActionSpec, inst: Instance, ctx: RequestContext,
+                      args: dict[str, Any]) -> Op:
+        """The accepting compare-and-swap: task_state set, action recorded."""
+        changes: dict[str, Any] = {}
+        if not spec.keeps_task:
+            changes["task_state"] = spec.sets_task
+        changes["system_metadata"] = {**inst.system_metadata,
+                                      PARAMS_KEY: json.dumps(args, default=str),
+                                      "task_host": self.host}
+        if spec.name in ("stop", "rebuild", "delete", "force_delete"):
+            changes["progress"] = 0
+        expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
+        event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
+        new = await self.store.write(inst.uuid, expect, changes,
+                                     action=self._action_start(spec, ctx, inst),
+                                     event_start=event)
+        return Op(spec=spec, instance=new, ctx=ctx, params=args, origin_vm=inst.vm_state,
+                  task=new.task_state, request_id=ctx.request_id)
+
+    async def force_stop(self, inst: Instance) -> None:
+        """Power sync's force_stop: no vm_state guard, POWERING_OFF, then stop."""
+        ctx = RequestContext.admin()
+        spec = BY_NAME["force_stop"]
+        async with self._accept_lock(inst.uuid):
+            current = await self.store.get_instance(inst.uuid)
+            self.lifecycle.check_request(spec, self._subject(current, ctx))
+            op = await self._accept(spec, current, ctx, {})
+        self.supervisor.spawn(f"force_stop:{inst.uuid}", lambda: self.runner.run(op))
+
+    # -- create -------------------------------------------------------------------
+    async def create(self, ctx: RequestContext, req: CreateRequest) -> list[Instance]:
+        """Accept a boot: rows in BUILDING/SCHEDULING, then spawn in the background."""
+        self._writer(ctx)
+        flavor = await self._create_flavor(req.flavor_id)
+        key_data = await self._key_data(ctx, req.key_name)
+        await self._check_image(ctx, req.image_id, flavor)
+        count = req.max_count
+        try:
+            await self._check_quota(ctx, ctx.project_id, flavor, count)
+        except OverQuota:
+            count = req.min_count
+            await self._check_quota(ctx, ctx.project_id, flavor, count)
+        reservation = f"r-{secrets.token_hex(4)}"
+        spec = BY_NAME["boot"]
+        created = []
+        for index in range(1, count + 1):
+            name = req.name if count == 1 else f"{req.name}-{index}"
+            inst = self._new_instance(ctx, req, flavor, name, key_data, reservation)
+            inst = await self.store.create_instance(
+                inst, action=self._action_start(spec, ctx, inst),
+                event=EventStart(ctx.request_id, spec.event or "", self.host))
+            op = Op(spec=spec, instance=inst, ctx=ctx, params={}, origin_vm=V.BUILDING,
+                    task=T.SCHEDULING, request_id=ctx.request_id)
+            self.supervisor.spawn(f"boot:{inst.uuid}", functools.partial(self.runner.run, op))
+            created.append(inst)
+        return created
+
+    async def _create_flavor(self, flavor_id: str) -> Flavor:
+        try:
+            return await self.store.get_flavor(flavor_id)
+        except FlavorNotFound as exc:
+            raise Invalid(exc.message) from None
+
+    async def _key_data(self, ctx: RequestContext, key_name: str | None) -> str | None:
+        if not key_name:
+            return None
+        try:
+            return str((await self.store.get_keypair(ctx.user_id, key_name)).public_key)
+        except Exception as exc:
+            if isinstance(exc, Conflict | Forbidden):
+                raise
+            raise Invalid("Invalid key_name provided.") from None
+
+    async def _check_image(self, ctx: RequestContext, image_id: str, flavor: Flavor) -> None:
+        if not image_id:
+            return
+        try:
+            image = await self.specs.images.get(ctx, image_id)
+        except ImageNotFound:
+            raise Invalid(f"Image {image_id} could not be found.") from None
+        if getattr(image, "status", "active") != "active":
+            raise Invalid(f"Image {image_id} is not active.")
+        if flavor.root_gb and (image.min_disk or 0) > flavor.root_gb:
+            raise Invalid("Flavor's disk is too small for requested image. Flavor disk is "
+                          f"{flavor.root_gb * 1024 ** 3} bytes, image is "
+                          f"{image.min_disk * 1024 ** 3} bytes.")
+        if (image.min_ram or 0) > flavor.memory_mb:
+            raise Invalid("Flavor's memory is too small for requested image.")
+
+    def _new_instance(self, ctx: RequestContext, req: CreateRequest, flavor: Flavor, name: str,
+                      key_data: str | None, reservation: str) -> Instance:
+        return Instance(uuid=str(uuidlib.uuid4()), name=name, project_id=ctx.project_id,
+                        user_id=ctx.user_id, host=self.host, flavor=flavor,
+                        image_ref=req.image_id, vm_state=V.BUILDING, task_state=T.SCHEDULING,
+                        key_name=req.key_name, key_data=key_data, user_data=req.user_data,
+                        config_drive=req.config_drive,
+                        availability_zone=req.availability_zone or "nova",
+                        metadata=dict(req.metadata), reservation_id=reservation,
+                        networks=req.networks)
+
+
+def _password() -> str:
+    return secrets.token_urlsafe(9)
+
+
+def _page(rows: list[Instance], limit: int | None, marker: str | None) -> list[Instance]:
+    if marker is not None:
+        ids = [r.uuid for r in rows]
+        if marker not in ids:
+            raise Invalid(f"marker [{marker}] not found")
+        rows = rows[ids.index(marker) + 1:]
+    return rows if limit is None else rows[:limit]
