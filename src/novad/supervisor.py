@@ -52,11 +52,13 @@ class Supervisor:
             raise RuntimeError("supervisor is not running")
         return self._group.create_task(coro, name=name)
 
-    def spawn(self, name: str, work: Callable[[], Awaitable[object]]) -> None:
-        """Run one operation in the background; its errors are logged, never raised."""
+    def spawn(self, name: str, work: Callable[[], Awaitable[object]]) -> asyncio.Task[None]:
+        """Run one operation in the background; its errors are logged, never
+        raised.  The task is returned so a caller may wait for the end."""
         task = self._create(self._guarded(name, work), name)
         self._operations.add(task)
         task.add_done_callback(self._operations.discard)
+        return task
 
     def every(self, name: str, interval: float, job: Callable[[], Awaitable[object]],
               *, run_now: bool = True, jitter: float = 0.0) -> None:

@@ -171,10 +171,10 @@ async def test_launched_lock_and_host_guards(stack: Stack) -> None:
     await stack.act(inst.uuid, "lock")
     with pytest.raises(InstanceIsLocked, match=f"Instance {inst.uuid} is locked"):
         await stack.compute.act(owner(), inst.uuid, "pause", {})
+    with pytest.raises(ComputeServiceInUse):  # its host (this node) is up
+        await stack.compute.act(admin(), inst.uuid, "evacuate", {})
     paused = await stack.act(inst.uuid, "pause", admin())
     assert paused.vm_state is VmState.PAUSED
-    with pytest.raises(ComputeServiceInUse):
-        await stack.compute.act(admin(), inst.uuid, "evacuate", {})
     reader = dataclasses.replace(owner(), roles=frozenset({"reader"}))
     with pytest.raises(Forbidden):
         await stack.compute.act(reader, inst.uuid, "unpause", {})

@@ -6,7 +6,7 @@ machine or the driver.  Every method raises errors from :mod:`novad.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -54,6 +54,7 @@ class ActionResult:
     admin_pass: str | None = None
     image_id: str | None = None
     instance: Instance | None = None
+    done: Awaitable[None] | None = None  # completes when the work has ended
 
 
 class ComputeAPI(Protocol):

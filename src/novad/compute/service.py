@@ -222,9 +222,10 @@ class ComputeService:
                 inst = await self._sync_action(spec, inst, ctx, args)
                 return ActionResult(instance=inst)
             op = await self._accept(spec, inst, ctx, args)
-        self.supervisor.spawn(f"{spec.name}:{instance_id}", lambda: self.runner.run(op))
+        done = self.supervisor.spawn(f"{spec.name}:{instance_id}",
+                                     functools.partial(self.runner.run, op))
         return ActionResult(admin_pass=result.admin_pass, image_id=args.get("image_id"),
-                            instance=op.instance)
+                            instance=op.instance, done=done)
 
     def _subject(self, inst: Instance, ctx: RequestContext) -> Subject:
         return Subject(instance_id=inst.uuid, vm_state=inst.vm_state, task_state=inst.task_state,
