@@ -1,0 +1,128 @@
+"""What every HTTP module shares: the route record, the request context, JSON bodies.
+
+Each service package (``api/compute``, ``identity``, ``images``) declares its
+routes as a list of :class:`Route`; :mod:`novad.api.app` mounts them all
+behind one middleware stack (request ids, errors, authentication).  Handlers
+raise :mod:`novad.errors` exceptions and never build error responses.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonschema
+from aiohttp import web
+
+from novad.context import RequestContext
+from novad.errors import (
+    BodyTooLarge,
+    MalformedBody,
+    NotAuthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: method, path (aiohttp syntax), handler.
+
+    ``public`` routes (version discovery, token issue) need no token.
+    ``streaming`` routes read their own body (image upload) and are exempt
+    from the JSON body limit.  ``summary``/``schema`` feed ``/openapi.json``.
+    """
+
+    method: str
+    path: str
+    handler: Handler
+    public: bool = False
+    streaming: bool = False
+    summary: str = ""
+    schema: dict[str, Any] | None = None
+    responses: dict[int, str] = field(default_factory=dict)
+    tag: str = ""
+
+
+CTX = "novad.ctx"
+"""Key under which the auth middleware stores the RequestContext on a request."""
+
+ROUTE = "novad.route"
+"""Key under which the app stores the matched :class:`Route` on a request."""
+
+
+def context(request: web.Request) -> RequestContext:
+    """The authenticated caller; NotAuthenticated if the route was public."""
+    ctx = request.get(CTX)
+    if not isinstance(ctx, RequestContext):
+        raise NotAuthenticated()
+    return ctx
+
+
+async def read_json(request: web.Request, max_size: int, *, required: bool = True) -> Any:
+    """The request body parsed as JSON, with Nova's errors.
+
+    413 when larger than ``max_size`` (checked against Content-Length and
+    while reading), 415 for a non-JSON content type, 400 for bad JSON.
+    An empty body is ``None`` when not ``required``.
+    """
+    if request.content_length is not None and request.content_length > max_size:
+        raise BodyTooLarge()
+    ctype = request.content_type
+    if request.can_read_body and ctype not in ("application/json", "application/octet-stream",
+                                               "text/plain", "") \
+            and not ctype.endswith("+json"):
+        raise UnsupportedMediaType(f"Unsupported Content-Type {ctype}")
+    # StreamReader.read(n) returns whatever is buffered (up to n), not n
+    # bytes: keep reading until EOF or just past the limit.
+    raw = bytearray()
+    while len(raw) <= max_size:
+        chunk = await request.content.read(max_size + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    if len(raw) > max_size:
+        raise BodyTooLarge()
+    if not raw.strip():
+        if required:
+            raise MalformedBody()
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedBody() from None
+
+
+def validate(body: Any, schema: dict[str, Any]) -> None:
+    """Check ``body`` against a JSON schema; 400 in Nova's wording on failure."""
+    try:
+        jsonschema.validate(body, schema)
+    except jsonschema.ValidationError as exc:
+        path = "/".join(str(p) for p in exc.absolute_path) or "body"
+        value = exc.instance
+        raise ValidationFailed(
+            f"Invalid input for field/attribute {path}. Value: {_short(value)}. {exc.message}"
+        ) from None
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
+                  ) -> web.Response:
+    """A JSON response (compact, UTF-8)."""
+    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+                        headers=headers, content_type="application/json")
+
+
+def base_url(request: web.Request, public_endpoint: str) -> str:
+    """The base URL clients reach this node by (config wins over the Host header)."""
+    if public_endpoint:
+        return public_endpoint.rstrip("/")
+    return f"{request.scheme}://{request.host}"

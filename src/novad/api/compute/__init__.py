@@ -1,0 +1,54 @@
+"""The Compute API (Nova v2.1, microversion 2.1 shapes) as a route list.
+
+Every resource is mounted twice, under ``/compute/v2.1`` (the catalog URL)
+and ``/v2.1`` (Nova's own root), plus the ``/compute`` versions document.
+``remote-consoles`` (2.6+) is deliberately absent while the maximum
+microversion is 2.1: the clients use ``os-getVNCConsole`` below 2.6.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from novad.api.common import Route
+from novad.api.compute.actions import ActionHandlers
+from novad.api.compute.flavors import FlavorHandlers
+from novad.api.compute.keypairs import KeypairHandlers
+from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHandlers
+from novad.api.compute.protocols import ImageLookup, NodeInfo
+from novad.api.compute.servers import ServerHandlers
+from novad.api.compute.versions import VersionHandlers
+from novad.compute.flavors import FlavorAPI
+from novad.compute.interface import ComputeAPI
+from novad.compute.keypairs import KeypairAPI
+from novad.config import Config
+
+MOUNTS = ("/compute/v2.1", "/v2.1")
+"""The versioned roots every compute resource is served under."""
+
+__all__ = ["MOUNTS", "ImageLookup", "NodeInfo", "routes"]
+
+
+def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node: NodeInfo,
+           *, flavors: FlavorAPI, keypairs: KeypairAPI) -> list[Route]:
+    """Every Compute API route, ready for :func:`novad.api.app.build_api`.
+
+    ``images`` adds Glance-shaped ``/images`` look-ups under the compute
+    mounts (for clients pointed at the compute endpoint alone); None leaves
+    them out.
+    """
+    versions = VersionHandlers(config)
+    relative = [
+        *versions.routes(),
+        *ServerHandlers(compute, config).routes(),
+        *ActionHandlers(compute, config).routes(),
+        *InstanceActionHandlers(compute).routes(),
+        *FlavorHandlers(flavors, config).routes(),
+        *KeypairHandlers(keypairs, config).routes(),
+        *NodeHandlers(node, config).routes(),
+    ]
+    if images is not None:
+        relative.extend(ImageHandlers(images, config).routes())
+    mounted = [dataclasses.replace(r, path=mount + r.path)
+               for mount in MOUNTS for r in relative]
+    return [*versions.root_routes(), *mounted]

@@ -1,0 +1,150 @@
+"""``POST /servers/{id}/action``: one key names the action.
+
+The key → action-table row mapping is derived from
+:data:`novad.states.table.ACTIONS` (each row's ``api_name``), so a new row
+becomes reachable here once its argument schema exists in
+:mod:`~novad.api.compute.schemas`.  ``reboot`` picks ``reboot_soft`` or
+``reboot_hard`` by its ``type``; the two console actions are not table rows
+(they change no state) and call the compute service directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from novad.api import microversion
+from novad.api.common import Route, context, json_response, validate
+from novad.api.compute import schemas
+from novad.api.compute.parsing import read_single_key, to_bool, to_int
+from novad.api.compute.views import Links, server_detail
+from novad.compute.interface import ActionResult, ComputeAPI
+from novad.config import Config
+from novad.context import RequestContext
+from novad.errors import NoSuchAction, NotFound
+from novad.states.table import ACTIONS, BY_NAME
+
+_NOT_ACTIONS = frozenset({"create", "delete", "reboot"})
+"""api_names that are not ``/action`` keys (or need the special case below)."""
+
+
+def _dispatch() -> dict[str, str]:
+    table = {spec.api_name: spec.name for spec in ACTIONS
+             if spec.api_name and not spec.internal and spec.api_name not in _NOT_ACTIONS}
+    table["reboot"] = "reboot_soft"  # the row is chosen by the body's type
+    return table
+
+
+DISPATCH: dict[str, str] = _dispatch()
+"""Action key → action-table row name."""
+
+CONSOLE_ACTIONS = frozenset({"os-getConsoleOutput", "os-getVNCConsole"})
+
+MIN_VERSIONS: dict[str, str] = {"trigger_crash_dump": "2.17"}
+"""Action keys that exist only from a microversion on (404 below it, as Nova)."""
+
+ParamBuilder = Callable[[Any], dict[str, Any]]
+
+PARAMS: dict[str, ParamBuilder] = {
+    "resize": lambda a: {"flavor_id": str(a["flavorRef"])},
+    "createImage": lambda a: {"name": a["name"], "metadata": a.get("metadata") or {}},
+    "createBackup": lambda a: {"name": a["name"], "backup_type": a["backup_type"],
+                               "rotation": to_int(a["rotation"]),
+                               "metadata": a.get("metadata") or {}},
+    "rebuild": lambda a: {"image_id": a["imageRef"], "name": a.get("name"),
+                          "admin_pass": a.get("adminPass"), "metadata": a.get("metadata")},
+    "os-resetState": lambda a: {"state": a["state"]},
+    "lock": lambda a: {"reason": None},
+    "rescue": lambda a: {"admin_pass": (a or {}).get("adminPass"),
+                         "rescue_image_ref": (a or {}).get("rescue_image_ref")},
+    "evacuate": lambda a: {"host": a.get("host"), "admin_pass": a.get("adminPass")},
+    "os-migrateLive": lambda a: {"host": a["host"],
+                                 "block_migration": to_bool(a["block_migration"])},
+    "migrate": lambda a: {"host": None},
+}
+"""How each action's validated argument becomes ``compute.act`` parameters."""
+
+
+def known_actions() -> frozenset[str]:
+    """Every key ``POST /servers/{id}/action`` accepts at some microversion
+    (a table row without an argument schema is not offered)."""
+    return (frozenset(DISPATCH) | CONSOLE_ACTIONS) & frozenset(schemas.ACTION_ARGUMENTS)
+
+
+def row_for(key: str, argument: Any) -> str:
+    """The action-table row a (validated) action key and argument run."""
+    if key == "reboot":
+        return "reboot_hard" if argument["type"].upper() == "HARD" else "reboot_soft"
+    return DISPATCH[key]
+
+
+def check_key(request: web.Request, key: str, argument: Any) -> None:
+    """Unknown key → 400; too new for the request's microversion → 404;
+    argument not matching its schema → 400."""
+    if key not in known_actions():
+        raise NoSuchAction(key)
+    minimum = MIN_VERSIONS.get(key)
+    if minimum is not None and not microversion.at_least(request, minimum):
+        raise NotFound("The resource could not be found.")
+    validate({key: argument}, schemas.action_schema(key))
+
+
+class ActionHandlers:
+    """The server-action endpoint."""
+
+    def __init__(self, compute: ComputeAPI, config: Config) -> None:
+        self.compute = compute
+        self.config = config
+        self.max_body = config.DEFAULT.max_request_body_size
+
+    async def action(self, request: web.Request) -> web.StreamResponse:
+        """Run one server action named by the body's only key."""
+        ctx = context(request)
+        server_id = request.match_info["server_id"]
+        key, argument = await read_single_key(request, self.max_body)
+        check_key(request, key, argument)
+        if key in CONSOLE_ACTIONS:
+            return await self._console(ctx, server_id, key, argument)
+        row = row_for(key, argument)
+        params = PARAMS.get(key, lambda a: {})(argument)
+        result = await self.compute.act(ctx, server_id, row, params)
+        return await self._respond(request, ctx, server_id, key, row, result)
+
+    async def _console(self, ctx: RequestContext, server_id: str, key: str,
+                       argument: dict[str, Any]) -> web.StreamResponse:
+        if key == "os-getConsoleOutput":
+            length = argument.get("length")
+            output = await self.compute.console_output(
+                ctx, server_id, None if length is None else to_int(length))
+            return json_response({"output": output})
+        url = await self.compute.console_url(ctx, server_id, "vnc", argument["type"])
+        return json_response({"console": {"type": argument["type"], "url": url}})
+
+    def _password_body(self, result: ActionResult) -> dict[str, Any]:
+        if not self.config.api.enable_instance_password:
+            return {}
+        return {"adminPass": result.admin_pass}
+
+    async def _respond(self, request: web.Request, ctx: RequestContext, server_id: str,
+                       key: str, row: str, result: ActionResult) -> web.StreamResponse:
+        """Nova's per-action response: most are an empty 202."""
+        if key in ("rescue", "evacuate"):
+            return json_response(self._password_body(result), status=200)
+        if key == "rebuild":
+            inst = result.instance or await self.compute.get(ctx, server_id)
+            server = server_detail(inst, Links.of(request, self.config), ctx)
+            server.update(self._password_body(result))
+            return json_response({"server": server}, status=202)
+        if key in ("createImage", "createBackup") and result.image_id:
+            location = Links.of(request, self.config).image_location(result.image_id)
+            return web.Response(status=202, headers={"Location": location})
+        return web.Response(status=BY_NAME[row].success_code)
+
+    def routes(self) -> list[Route]:
+        """The action route, relative to a versioned mount."""
+        return [Route("POST", "/servers/{server_id}/action", self.action,
+                      schema=schemas.SERVER_ACTION, tag="server actions",
+                      responses={200: "Done (rescue, evacuate, consoles)",
+                                 202: "Accepted", 204: "Done (confirmResize)"})]

@@ -1,0 +1,230 @@
+"""JSON schemas of Compute API request bodies, in Nova's 2.1 shapes.
+
+Transcribed from Nova's ``api/openstack/compute/schemas`` at 2.1, with two
+deliberate differences: formats (uuid, base64, date-time) are patterns or
+checks in code, because :func:`novad.api.common.validate` runs no format
+checker; and fields novad cannot honour (personality, access IPs,
+``OS-DCF:diskConfig: AUTO``, volume block devices) are refused rather than
+silently dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+Schema = dict[str, Any]
+
+NAME: Schema = {
+    # Printable characters, no leading or trailing white space (Nova's
+    # valid_name_regex, approximated by excluding control characters).
+    "type": "string", "minLength": 1, "maxLength": 255,
+    "pattern": r"^(?!\s)[^\x00-\x1f\x7f-\x9f\u2028\u2029]*(?<!\s)$",
+}
+
+BOOLEAN: Schema = {
+    "type": ["boolean", "string"],
+    "enum": [True, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
+             False, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"],
+}
+
+UUID_PATTERN = (r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                r"[0-9a-fA-F]{12}$")
+
+UUID: Schema = {"type": "string", "pattern": UUID_PATTERN}
+
+POSITIVE_INT: Schema = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1}
+
+NON_NEGATIVE_INT: Schema = {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0}
+
+HOSTNAME: Schema = {"type": "string", "minLength": 1, "maxLength": 255,
+                    "pattern": "^[a-zA-Z0-9-._]*$"}
+
+METADATA_KEY = "^[a-zA-Z0-9-_:. ]{1,255}$"
+
+METADATA: Schema = {
+    "type": "object",
+    "patternProperties": {METADATA_KEY: {"type": "string", "maxLength": 255}},
+    "additionalProperties": False,
+}
+
+ADMIN_PASSWORD: Schema = {"type": "string"}
+
+FLAVOR_REF: Schema = {"type": ["string", "integer"], "minLength": 1}
+
+DISK_CONFIG: Schema = {"type": "string", "enum": ["MANUAL"]}
+
+NULL_OR_EMPTY: Schema = {"anyOf": [{"type": "null"},
+                                   {"type": "object", "maxProperties": 0}]}
+"""Body of an action without arguments: ``{"pause": null}`` or ``{"pause": {}}``."""
+
+
+def envelope(key: str, inner: Schema) -> Schema:
+    """``{key: inner}`` and nothing else."""
+    return {"type": "object", "properties": {key: inner}, "required": [key],
+            "additionalProperties": False}
+
+
+def strict(properties: Schema, required: list[str] | None = None,
+           types: str | list[str] = "object") -> Schema:
+    """An object with exactly these properties."""
+    schema: Schema = {"type": types, "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+# -- servers ----------------------------------------------------------------------
+
+_NETWORK: Schema = strict({
+    "fixed_ip": {"type": "string"},
+    "port": {"type": ["string", "null"]},
+    "uuid": {"type": "string"},
+})
+
+_BDM_V2: Schema = strict({
+    "source_type": {"type": "string", "enum": ["volume", "image", "snapshot", "blank"]},
+    "destination_type": {"type": "string", "enum": ["local", "volume"]},
+    "uuid": {"type": "string", "minLength": 1, "maxLength": 255,
+             "pattern": "^[a-zA-Z0-9._-]*$"},
+    "image_id": UUID,
+    "boot_index": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$"},
+    "device_name": {"type": "string", "minLength": 1, "maxLength": 255,
+                    "pattern": "^[a-zA-Z0-9._/-]*$"},
+    "delete_on_termination": BOOLEAN,
+    "guest_format": {"type": "string", "maxLength": 255},
+    "device_type": {"type": "string", "maxLength": 255},
+    "disk_bus": {"type": "string", "maxLength": 255},
+    "volume_size": {"type": ["integer", "string", "null"], "pattern": "^[0-9]+$"},
+})
+
+SERVER_CREATE: Schema = {
+    "type": "object",
+    "properties": {
+        "server": strict({
+            "name": NAME,
+            "imageRef": {"anyOf": [UUID, {"type": "string", "maxLength": 0}]},
+            "flavorRef": FLAVOR_REF,
+            "adminPass": ADMIN_PASSWORD,
+            "metadata": METADATA,
+            "networks": {"anyOf": [{"type": "array", "items": _NETWORK},
+                                   {"type": "string", "enum": ["none", "auto"]}]},
+            "OS-DCF:diskConfig": DISK_CONFIG,
+            "availability_zone": NAME,
+            "block_device_mapping_v2": {"type": "array", "items": _BDM_V2},
+            "config_drive": BOOLEAN,
+            "key_name": NAME,
+            "min_count": POSITIVE_INT,
+            "max_count": POSITIVE_INT,
+            "return_reservation_id": BOOLEAN,
+            "security_groups": {"type": "array", "items": strict({"name": NAME})},
+            "user_data": {"type": "string", "maxLength": 65535},
+        }, required=["name", "flavorRef"]),
+        "os:scheduler_hints": {"type": "object"},
+        "OS-SCH-HNT:scheduler_hints": {"type": "object"},
+    },
+    "required": ["server"],
+    "additionalProperties": False,
+}
+
+SERVER_UPDATE: Schema = envelope("server", strict({
+    "name": NAME,
+    "OS-DCF:diskConfig": DISK_CONFIG,
+}))
+
+METADATA_SET: Schema = envelope("metadata", METADATA)
+
+METADATA_ITEM: Schema = envelope("meta", {**METADATA, "minProperties": 1,
+                                          "maxProperties": 1})
+
+# -- server actions -----------------------------------------------------------------
+
+NO_ARGUMENT_ACTIONS = ("os-start", "os-stop", "pause", "unpause", "suspend", "resume",
+                       "shelve", "shelveOffload", "unshelve", "unrescue", "confirmResize",
+                       "revertResize", "restore", "forceDelete", "lock", "unlock", "migrate",
+                       "trigger_crash_dump")
+
+ACTION_ARGUMENTS: dict[str, Schema] = {
+    **{name: NULL_OR_EMPTY for name in NO_ARGUMENT_ACTIONS},
+    "reboot": strict({"type": {"type": "string",
+                               "enum": ["HARD", "Hard", "hard", "SOFT", "Soft", "soft"]}},
+                     required=["type"]),
+    "resize": strict({"flavorRef": FLAVOR_REF, "OS-DCF:diskConfig": DISK_CONFIG},
+                     required=["flavorRef"]),
+    "rebuild": strict({"imageRef": UUID, "name": NAME, "adminPass": ADMIN_PASSWORD,
+                       "metadata": METADATA, "OS-DCF:diskConfig": DISK_CONFIG},
+                      required=["imageRef"]),
+    "createImage": strict({"name": NAME, "metadata": METADATA}, required=["name"]),
+    "createBackup": strict({"name": NAME, "backup_type": {"type": "string"},
+                            "rotation": NON_NEGATIVE_INT, "metadata": METADATA},
+                           required=["name", "backup_type", "rotation"]),
+    "evacuate": strict({"host": HOSTNAME, "onSharedStorage": BOOLEAN,
+                        "adminPass": ADMIN_PASSWORD}),
+    "os-migrateLive": strict({"block_migration": BOOLEAN, "disk_over_commit": BOOLEAN,
+                              "host": {**HOSTNAME, "type": ["string", "null"]}},
+                             required=["block_migration", "disk_over_commit", "host"]),
+    "os-resetState": strict({"state": {"type": "string", "enum": ["active", "error"]}},
+                            required=["state"]),
+    "rescue": strict({"adminPass": ADMIN_PASSWORD, "rescue_image_ref": UUID},
+                     types=["object", "null"]),
+    "os-getConsoleOutput": strict({"length": {"type": ["integer", "string", "null"],
+                                              "pattern": "^-?[0-9]+$", "minimum": -1}}),
+    "os-getVNCConsole": strict({"type": {"type": "string", "enum": ["novnc", "xvpvnc"]}},
+                               required=["type"]),
+}
+"""The value schema of each action key of ``POST /servers/{id}/action``."""
+
+
+def action_schema(key: str) -> Schema:
+    """The whole-body schema of one action."""
+    return envelope(key, ACTION_ARGUMENTS[key])
+
+
+SERVER_ACTION: Schema = {
+    "type": "object",
+    "oneOf": [action_schema(key) for key in sorted(ACTION_ARGUMENTS)],
+}
+"""Every action body (for ``/openapi.json``; dispatch validates per key)."""
+
+# -- flavors ----------------------------------------------------------------------
+
+_FLAVOR_POSITIVE: Schema = {"type": ["integer", "string"], "pattern": "^[0-9]+$",
+                            "minimum": 1, "maximum": 0x7FFFFFFF}
+_FLAVOR_NON_NEGATIVE: Schema = {**_FLAVOR_POSITIVE, "minimum": 0}
+
+FLAVOR_CREATE: Schema = envelope("flavor", strict({
+    "name": NAME,
+    "id": {"type": ["string", "number", "null"], "minLength": 1, "maxLength": 255,
+           "pattern": "^(?! )[a-zA-Z0-9. _-]+(?<! )$"},
+    "ram": _FLAVOR_POSITIVE,
+    "vcpus": _FLAVOR_POSITIVE,
+    "disk": _FLAVOR_NON_NEGATIVE,
+    "OS-FLV-EXT-DATA:ephemeral": _FLAVOR_NON_NEGATIVE,
+    "swap": _FLAVOR_NON_NEGATIVE,
+    "rxtx_factor": {"type": ["number", "string"], "pattern": r"^[0-9]+(\.[0-9]+)?$",
+                    "exclusiveMinimum": 0, "maximum": 3.40282e38},
+    "os-flavor-access:is_public": BOOLEAN,
+}, required=["name", "ram", "vcpus", "disk"]))
+
+_TENANT: Schema = strict({"tenant": {"type": "string", "minLength": 1, "maxLength": 255}},
+                         required=["tenant"])
+
+FLAVOR_ACTION: Schema = {"type": "object", "oneOf": [envelope("addTenantAccess", _TENANT),
+                                                     envelope("removeTenantAccess", _TENANT)]}
+
+FLAVOR_ACTION_ARGUMENTS: dict[str, Schema] = {"addTenantAccess": _TENANT,
+                                              "removeTenantAccess": _TENANT}
+
+_SPECS: Schema = copy.deepcopy(METADATA)
+_SPECS["patternProperties"][METADATA_KEY]["type"] = ["string", "number", "boolean"]
+
+EXTRA_SPECS_SET: Schema = envelope("extra_specs", _SPECS)
+
+EXTRA_SPEC_ITEM: Schema = {**_SPECS, "minProperties": 1, "maxProperties": 1}
+
+# -- key pairs --------------------------------------------------------------------
+
+KEYPAIR_CREATE: Schema = envelope("keypair", strict({
+    "name": NAME,
+    "public_key": {"type": "string"},
+}, required=["name"]))

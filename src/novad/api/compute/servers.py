@@ -1,0 +1,283 @@
+"""``/servers``: create, list, show, rename, delete, and server metadata.
+
+Handlers parse the request, call :class:`~novad.compute.interface.ComputeAPI`
+and render a view; every rule about states, quotas or visibility lives in
+the compute service.
+"""
+
+from __future__ import annotations
+
+import binascii
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+from multidict import MultiMapping
+
+from novad.api.common import Route, context, json_response
+from novad.api.compute import schemas
+from novad.api.compute.parsing import (
+    bool_param,
+    generate_password,
+    limit_param,
+    read_body,
+    regex_param,
+    strict_bool,
+    time_param,
+    to_bool,
+    to_int,
+)
+from novad.api.compute.views import Links, server_brief, server_detail
+from novad.compute.interface import ComputeAPI, CreateRequest, ListFilters
+from novad.config import Config
+from novad.context import RequestContext
+from novad.errors import Forbidden, Invalid, NotFound
+from novad.states.status import status_of
+from novad.store.models import Instance
+
+MAX_METADATA_ITEMS = 128
+"""Nova's ``[quota] metadata_items`` (also shown by /limits)."""
+
+_BDM_ONLY_IMAGE = ("Block Device Mapping is Invalid: this node boots only from an image "
+                   "(source_type image, destination_type local, boot_index 0).")
+
+
+# -- request parsing (pure functions) ---------------------------------------------
+
+def _canonical_uuid(value: str) -> str:
+    return str(uuid.UUID(value))
+
+
+def boot_image(server: Mapping[str, Any]) -> str:
+    """The image to boot: ``imageRef``, or the image of the boot block device.
+
+    Only image→local boot devices are supported; volumes and extra disks
+    are refused with 400 rather than ignored.
+    """
+    bdms = server.get("block_device_mapping_v2") or []
+    for bdm in bdms:
+        if (bdm.get("source_type") != "image" or bdm.get("destination_type", "local") != "local"
+                or str(bdm.get("boot_index")) != "0"):
+            raise Invalid(_BDM_ONLY_IMAGE)
+    if len(bdms) > 1:
+        raise Invalid(_BDM_ONLY_IMAGE)
+    image = server.get("imageRef") or ""
+    if not image and bdms:
+        image = bdms[0].get("uuid") or bdms[0].get("image_id") or ""
+        if not image:
+            raise Invalid(_BDM_ONLY_IMAGE)
+    if not image:
+        raise Invalid("Missing imageRef attribute")
+    try:
+        return _canonical_uuid(image)
+    except ValueError:
+        raise Invalid(f"Invalid imageRef provided: {image}") from None
+
+
+def check_metadata(metadata: Mapping[str, str]) -> None:
+    """Nova's metadata quota (403) on top of the schema's key/value rules."""
+    if len(metadata) > MAX_METADATA_ITEMS:
+        raise Forbidden(f"Maximum number of metadata items exceeds {MAX_METADATA_ITEMS}")
+
+
+def create_request(server: Mapping[str, Any]) -> CreateRequest:
+    """A schema-valid ``server`` object as a :class:`CreateRequest`."""
+    min_count = to_int(server.get("min_count", 1))
+    max_count = to_int(server.get("max_count", min_count))
+    if min_count > max_count:
+        raise Invalid("min_count must be <= max_count")
+    user_data = server.get("user_data")
+    if user_data is not None:
+        try:
+            binascii.a2b_base64(user_data.encode())
+        except (binascii.Error, UnicodeEncodeError):
+            raise Invalid("Userdata content cannot be decoded") from None
+    metadata = server.get("metadata") or {}
+    check_metadata(metadata)
+    return CreateRequest(
+        name=server["name"], flavor_id=str(server["flavorRef"]), image_id=boot_image(server),
+        min_count=min_count, max_count=max_count, key_name=server.get("key_name"),
+        user_data=user_data, metadata=dict(metadata), networks=server.get("networks"),
+        config_drive=to_bool(server.get("config_drive", False)),
+        availability_zone=server.get("availability_zone"),
+        admin_pass=server.get("adminPass") or generate_password())
+
+
+def list_filters(query: MultiMapping[str], ctx: RequestContext) -> ListFilters:
+    """``GET /servers`` query as Nova reads it at 2.1: unknown parameters are
+    ignored, admin-only ones are ignored for others, all_tenants is 403 for them."""
+    all_tenants = False
+    if "all_tenants" in query:
+        raw = query["all_tenants"]
+        all_tenants = strict_bool(raw, "all_tenants") if raw else True
+        if all_tenants and not ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:servers:detail:"
+                            "get_all_tenants to be performed.")
+    admin = ctx.is_admin
+    project = (query.get("project_id") or query.get("tenant_id")) if admin and all_tenants \
+        else None
+    return ListFilters(
+        name=regex_param(query.get("name"), "name"), status=query.get("status"),
+        changes_since=time_param(query.get("changes-since"), "changes-since"),
+        limit=limit_param(query), marker=query.get("marker"), all_tenants=all_tenants,
+        project_id=project, host=query.get("host") if admin else None,
+        deleted=bool_param(query.get("deleted")) if admin else False)
+
+
+# -- handlers ---------------------------------------------------------------------
+
+class ServerHandlers:
+    """Handlers of ``/servers`` and ``/servers/{id}/metadata``."""
+
+    def __init__(self, compute: ComputeAPI, config: Config) -> None:
+        self.compute = compute
+        self.config = config
+        self.max_body = config.DEFAULT.max_request_body_size
+
+    async def _detail(self, request: web.Request, ctx: RequestContext,
+                      inst: Instance) -> dict[str, Any]:
+        fault = None
+        if status_of(inst.vm_state, inst.task_state, inst.deleted) in ("ERROR", "DELETED"):
+            fault = await self.compute.fault(inst)
+        return server_detail(inst, Links.of(request, self.config), ctx, fault)
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        """List servers (id, name, links)."""
+        return await self._list(request, detail=False)
+
+    async def detail(self, request: web.Request) -> web.StreamResponse:
+        """List servers with details."""
+        return await self._list(request, detail=True)
+
+    async def _list(self, request: web.Request, detail: bool) -> web.StreamResponse:
+        ctx = context(request)
+        filters = list_filters(request.query, ctx)
+        found = await self.compute.list_servers(ctx, filters)
+        links = Links.of(request, self.config)
+        if detail:
+            items = [await self._detail(request, ctx, inst) for inst in found]
+        else:
+            items = [server_brief(inst, links) for inst in found]
+        body: dict[str, Any] = {"servers": items}
+        if found and filters.limit is not None and len(found) >= filters.limit:
+            collection = "servers/detail" if detail else "servers"
+            body["servers_links"] = links.next_page(collection, request.query.items(),
+                                                    found[-1].uuid)
+        return json_response(body)
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """Create one or more servers (202; the boot goes on in the background)."""
+        ctx = context(request)
+        body = await read_body(request, self.max_body, schemas.SERVER_CREATE)
+        req = create_request(body["server"])
+        created = await self.compute.create(ctx, req)
+        first = created[0]
+        if to_bool(body["server"].get("return_reservation_id", False)):
+            return json_response({"reservation_id": first.reservation_id}, status=202)
+        links = Links.of(request, self.config)
+        server: dict[str, Any] = {"id": first.uuid, "links": links.pair("servers", first.uuid),
+                                  "OS-DCF:diskConfig": "MANUAL",
+                                  "security_groups": [{"name": "default"}]}
+        if self.config.api.enable_instance_password:
+            server["adminPass"] = req.admin_pass
+        return json_response({"server": server}, status=202,
+                             headers={"Location": links.self_href("servers", first.uuid)})
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        """Show one server."""
+        ctx = context(request)
+        inst = await self.compute.get(ctx, request.match_info["server_id"])
+        return json_response({"server": await self._detail(request, ctx, inst)})
+
+    async def update(self, request: web.Request) -> web.StreamResponse:
+        """Rename a server (``description`` is 2.19+ and refused at 2.1)."""
+        ctx = context(request)
+        body = await read_body(request, self.max_body, schemas.SERVER_UPDATE)
+        inst = await self.compute.update(ctx, request.match_info["server_id"],
+                                         body["server"].get("name"), None)
+        return json_response({"server": await self._detail(request, ctx, inst)})
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        """Delete a server (soft delete when reclaim_instance_interval > 0)."""
+        await self.compute.delete(context(request), request.match_info["server_id"])
+        return web.Response(status=204)
+
+    # -- metadata -----------------------------------------------------------------
+
+    async def _set_metadata(self, request: web.Request, metadata: dict[str, str]
+                            ) -> dict[str, str]:
+        check_metadata(metadata)
+        inst = await self.compute.update(context(request), request.match_info["server_id"],
+                                         None, metadata)
+        return dict(inst.metadata)
+
+    async def _metadata(self, request: web.Request) -> dict[str, str]:
+        inst = await self.compute.get(context(request), request.match_info["server_id"])
+        return dict(inst.metadata)
+
+    async def metadata_index(self, request: web.Request) -> web.StreamResponse:
+        """Show all metadata of a server."""
+        return json_response({"metadata": await self._metadata(request)})
+
+    async def metadata_merge(self, request: web.Request) -> web.StreamResponse:
+        """Add or overwrite metadata items; returns all of them."""
+        body = await read_body(request, self.max_body, schemas.METADATA_SET)
+        merged = {**await self._metadata(request), **body["metadata"]}
+        return json_response({"metadata": await self._set_metadata(request, merged)})
+
+    async def metadata_replace(self, request: web.Request) -> web.StreamResponse:
+        """Replace all metadata of a server."""
+        body = await read_body(request, self.max_body, schemas.METADATA_SET)
+        return json_response({"metadata": await self._set_metadata(request,
+                                                                   dict(body["metadata"]))})
+
+    async def metadata_show(self, request: web.Request) -> web.StreamResponse:
+        """Show one metadata item."""
+        key = request.match_info["key"]
+        metadata = await self._metadata(request)
+        if key not in metadata:
+            raise NotFound("Metadata item was not found")
+        return json_response({"meta": {key: metadata[key]}})
+
+    async def metadata_put(self, request: web.Request) -> web.StreamResponse:
+        """Set one metadata item; the body's key must be the URL's."""
+        key = request.match_info["key"]
+        body = await read_body(request, self.max_body, schemas.METADATA_ITEM)
+        if key not in body["meta"]:
+            raise Invalid("Request body and URI mismatch")
+        value = body["meta"][key]
+        await self._set_metadata(request, {**await self._metadata(request), key: value})
+        return json_response({"meta": {key: value}})
+
+    async def metadata_delete(self, request: web.Request) -> web.StreamResponse:
+        """Delete one metadata item."""
+        key = request.match_info["key"]
+        metadata = await self._metadata(request)
+        if metadata.pop(key, None) is None:
+            raise NotFound("Metadata item was not found")
+        await self._set_metadata(request, metadata)
+        return web.Response(status=204)
+
+    def routes(self) -> list[Route]:
+        """The server routes, relative to a versioned mount."""
+        one, meta = "/servers/{server_id}", "/servers/{server_id}/metadata"
+        return [
+            Route("GET", "/servers", self.index, tag="servers"),
+            Route("GET", "/servers/detail", self.detail, tag="servers"),
+            Route("POST", "/servers", self.create, schema=schemas.SERVER_CREATE,
+                  tag="servers", responses={202: "Accepted; Location names the server"}),
+            Route("GET", one, self.show, tag="servers"),
+            Route("PUT", one, self.update, schema=schemas.SERVER_UPDATE, tag="servers"),
+            Route("DELETE", one, self.delete, tag="servers", responses={204: "Deleting"}),
+            Route("GET", meta, self.metadata_index, tag="server metadata"),
+            Route("POST", meta, self.metadata_merge, schema=schemas.METADATA_SET,
+                  tag="server metadata"),
+            Route("PUT", meta, self.metadata_replace, schema=schemas.METADATA_SET,
+                  tag="server metadata"),
+            Route("GET", meta + "/{key}", self.metadata_show, tag="server metadata"),
+            Route("PUT", meta + "/{key}", self.metadata_put, schema=schemas.METADATA_ITEM,
+                  tag="server metadata"),
+            Route("DELETE", meta + "/{key}", self.metadata_delete, tag="server metadata",
+                  responses={204: "Deleted"}),
+        ]

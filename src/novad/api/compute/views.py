@@ -1,0 +1,217 @@
+"""Response bodies of the Compute API at microversion 2.1.
+
+Views turn store records into Nova's JSON shapes; they never fetch anything.
+Links follow the mount a request came in by (``/compute/v2.1`` or ``/v2.1``)
+and ``[api] public_endpoint`` when set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from collections.abc import Iterable
+from urllib.parse import quote, urlencode
+
+from aiohttp import web
+
+from novad.api.common import base_url
+from novad.config import Config
+from novad.context import RequestContext
+from novad.states.status import PROGRESS_STATUSES, status_of
+from novad.store.models import ActionRecord, EventRecord, FaultRecord, Flavor, Instance, Keypair
+
+API_VERSION_PATH = "v2.1"
+
+
+@dataclass(frozen=True)
+class Links:
+    """How this request reaches the API: ``base`` (scheme://host[:port]) and
+    the mount ``prefix`` (``/compute`` or empty)."""
+
+    base: str
+    prefix: str
+
+    @classmethod
+    def of(cls, request: web.Request, config: Config) -> Links:
+        """The links of ``request``."""
+        path = request.path
+        prefix = "/compute" if path == "/compute" or path.startswith("/compute/") else ""
+        return cls(base_url(request, config.api.public_endpoint), prefix)
+
+    @property
+    def root(self) -> str:
+        """The unversioned endpoint (bookmark links start here)."""
+        return f"{self.base}{self.prefix}"
+
+    @property
+    def api(self) -> str:
+        """The versioned endpoint (self links start here)."""
+        return f"{self.root}/{API_VERSION_PATH}"
+
+    def self_href(self, collection: str, ident: str) -> str:
+        """``<api>/<collection>/<id>``."""
+        return f"{self.api}/{collection}/{quote(ident, safe='')}"
+
+    def bookmark(self, collection: str, ident: str) -> str:
+        """``<root>/<collection>/<id>``."""
+        return f"{self.root}/{collection}/{quote(ident, safe='')}"
+
+    def pair(self, collection: str, ident: str) -> list[dict[str, str]]:
+        """Nova's self + bookmark link list."""
+        return [{"rel": "self", "href": self.self_href(collection, ident)},
+                {"rel": "bookmark", "href": self.bookmark(collection, ident)}]
+
+    def image_location(self, image_id: str) -> str:
+        """Where the image service serves an image (createImage's Location)."""
+        return f"{self.base}/image/v2/images/{image_id}"
+
+    def next_page(self, collection: str, query: Iterable[tuple[str, str]], marker: str
+                  ) -> list[dict[str, str]]:
+        """The ``*_links`` of a full page: the same query with a new marker."""
+        params = [(k, v) for k, v in query if k != "marker"] + [("marker", marker)]
+        return [{"rel": "next", "href": f"{self.api}/{collection}?{urlencode(params)}"}]
+
+
+# -- time -------------------------------------------------------------------------
+
+def _utc(ts: str) -> datetime:
+    value = datetime.fromisoformat(ts)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def iso_z(ts: str | None) -> str | None:
+    """``2026-11-21T10:00:00Z`` (server created/updated, fault created)."""
+    return None if not ts else _utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_micro(ts: str | None) -> str | None:
+    """``2026-11-21T10:00:00.000000`` (launched_at, actions, key pairs)."""
+    return None if not ts else _utc(ts).isoformat(timespec="microseconds")
+
+
+def now_micro() -> str:
+    """The current time in :func:`iso_micro`'s form."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds")
+
+
+# -- servers ----------------------------------------------------------------------
+
+def host_id(project_id: str, host: str) -> str:
+    """Nova's ``hostId``: sha224 of project and host; empty without a host."""
+    return hashlib.sha224((project_id + host).encode()).hexdigest() if host else ""
+
+
+def instance_name(inst: Instance) -> str:
+    """The hypervisor's name for the guest (``OS-EXT-SRV-ATTR:instance_name``)."""
+    return inst.system_metadata.get("instance_name") or f"instance-{inst.uuid}"
+
+
+def server_brief(inst: Instance, links: Links) -> dict[str, Any]:
+    """The ``GET /servers`` entry."""
+    return {"id": inst.uuid, "name": inst.name, "links": links.pair("servers", inst.uuid)}
+
+
+def server_detail(inst: Instance, links: Links, ctx: RequestContext,
+                  fault: FaultRecord | None = None) -> dict[str, Any]:
+    """The 2.1 server body (``GET /servers/{id}``, ``/servers/detail``)."""
+    status = status_of(inst.vm_state, inst.task_state, inst.deleted)
+    image: Any = "" if not inst.image_ref else {
+        "id": inst.image_ref, "links": [{"rel": "bookmark",
+                                         "href": links.bookmark("images", inst.image_ref)}]}
+    body: dict[str, Any] = {
+        "id": inst.uuid, "name": inst.name, "status": status,
+        "tenant_id": inst.project_id, "user_id": inst.user_id,
+        "metadata": dict(inst.metadata), "hostId": host_id(inst.project_id, inst.host),
+        "image": image,
+        "flavor": {"id": inst.flavor.id, "links": [
+            {"rel": "bookmark", "href": links.bookmark("flavors", inst.flavor.id)}]},
+        "created": iso_z(inst.created_at), "updated": iso_z(inst.updated_at or inst.created_at),
+        "addresses": {}, "accessIPv4": "", "accessIPv6": "",
+        "links": links.pair("servers", inst.uuid), "key_name": inst.key_name,
+        "config_drive": "True" if inst.config_drive else "",
+        "OS-EXT-STS:vm_state": str(inst.vm_state),
+        "OS-EXT-STS:task_state": None if inst.task_state is None else str(inst.task_state),
+        "OS-EXT-STS:power_state": int(inst.power_state),
+        "OS-EXT-AZ:availability_zone": inst.availability_zone,
+        "OS-SRV-USG:launched_at": iso_micro(inst.launched_at),
+        "OS-SRV-USG:terminated_at": iso_micro(inst.terminated_at),
+        "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": "default"}],
+        "os-extended-volumes:volumes_attached": [],
+    }
+    if status in PROGRESS_STATUSES:
+        body["progress"] = inst.progress or 0
+    if ctx.is_admin:
+        body["OS-EXT-SRV-ATTR:host"] = inst.host or None
+        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.host or None
+        body["OS-EXT-SRV-ATTR:instance_name"] = instance_name(inst)
+    if fault is not None and status in ("ERROR", "DELETED"):
+        body["fault"] = fault_view(fault, ctx)
+    return body
+
+
+def fault_view(fault: FaultRecord, ctx: RequestContext) -> dict[str, Any]:
+    """A server's ``fault``; details hidden from non-admins for 500s, as Nova."""
+    body: dict[str, Any] = {"code": fault.code, "created": iso_z(fault.created_at),
+                            "message": fault.message}
+    if fault.details and (ctx.is_admin or fault.code != 500):
+        body["details"] = fault.details
+    return body
+
+
+# -- flavors ----------------------------------------------------------------------
+
+def flavor_brief(flavor: Flavor, links: Links) -> dict[str, Any]:
+    """The ``GET /flavors`` entry."""
+    return {"id": flavor.id, "name": flavor.name, "links": links.pair("flavors", flavor.id)}
+
+
+def flavor_detail(flavor: Flavor, links: Links) -> dict[str, Any]:
+    """The 2.1 flavor body."""
+    return {
+        "id": flavor.id, "name": flavor.name, "ram": flavor.memory_mb, "disk": flavor.root_gb,
+        "vcpus": flavor.vcpus, "swap": flavor.swap or "",
+        "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
+        "OS-FLV-DISABLED:disabled": flavor.disabled,
+        "os-flavor-access:is_public": flavor.is_public,
+        "rxtx_factor": flavor.rxtx_factor, "links": links.pair("flavors", flavor.id),
+    }
+
+
+def flavor_access(flavor_id: str, projects: list[str]) -> dict[str, Any]:
+    """``{"flavor_access": [{"flavor_id", "tenant_id"}]}``."""
+    return {"flavor_access": [{"flavor_id": flavor_id, "tenant_id": p} for p in projects]}
+
+
+# -- key pairs --------------------------------------------------------------------
+
+def keypair_brief(pair: Keypair) -> dict[str, Any]:
+    """The ``GET /os-keypairs`` entry (wrapped in ``keypair`` by the caller)."""
+    return {"name": pair.name, "public_key": pair.public_key, "fingerprint": pair.fingerprint}
+
+
+def keypair_detail(pair: Keypair) -> dict[str, Any]:
+    """The 2.1 ``GET /os-keypairs/{name}`` body (no numeric id: none is stored)."""
+    return {**keypair_brief(pair), "user_id": pair.user_id, "deleted": False,
+            "created_at": iso_micro(pair.created_at), "updated_at": None,
+            "deleted_at": None}
+
+
+# -- instance actions -------------------------------------------------------------
+
+def action_view(action: ActionRecord) -> dict[str, Any]:
+    """One entry of ``instanceActions`` (2.1: no updated_at)."""
+    return {"action": action.action, "instance_uuid": action.instance_uuid,
+            "request_id": action.request_id, "user_id": action.user_id,
+            "project_id": action.project_id, "start_time": iso_micro(action.start_time),
+            "message": action.message}
+
+
+def event_view(event: EventRecord) -> dict[str, Any]:
+    """One event, as shown to callers with the events policy (admins) before 2.51."""
+    return {"event": event.event, "start_time": iso_micro(event.start_time),
+            "finish_time": iso_micro(event.finish_time), "result": event.result,
+            "traceback": event.traceback}
