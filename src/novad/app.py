@@ -84,7 +84,8 @@ class Node:
 async def connect_driver(config: Config) -> Driver:
     """Reach the hypervisor; DriverError (one clear line) if it is unreachable."""
     driver = LibvirtDriver(config.libvirt.connection_uri, config.libvirt.virt_type,
-                           config.vnc.vncserver_listen, config.host)
+                           config.vnc.vncserver_listen, config.host,
+                           instances_path=config.state_dir / "instances")
     await driver.start()
     return driver
 

@@ -17,6 +17,7 @@ import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from driver_cases import BIGGER, CASES, FLAVOR, DriverCase, SpecMaker
@@ -42,19 +43,33 @@ def head(path: Path, size: int) -> bytes:
         return f.read(size)
 
 
-def qemu_img_info(path: Path) -> dict[str, object]:
+def qemu_img_info(path: Path) -> dict[str, Any]:
     out = subprocess.run(["qemu-img", "info", "-U", "--output=json", str(path)],
                          check=True, capture_output=True, text=True).stdout
-    info: dict[str, object] = json.loads(out)
+    info: dict[str, Any] = json.loads(out)
     return info
+
+
+def virtual_size(path: Path) -> int:
+    """A disk's guest-visible size, whatever its format."""
+    if disks.detect_format(path) == "raw":
+        return path.stat().st_size
+    return int(qemu_img_info(path)["virtual-size"])
+
+
+@pytest.fixture
+def no_qemu_img(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hide qemu-img (an empty PATH), so every disk is sparse raw."""
+    (tmp_path / "empty-bin").mkdir()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
 
 
 async def test_spawn_writes_nova_layout(driver: Driver, make_spec: SpecMaker) -> None:
     spec = make_spec()
     await driver.spawn(spec)
     root = spec.instance_dir / "disk"
-    assert root.stat().st_size == 1 * GIB
-    assert root.stat().st_blocks * 512 < 1024 * 1024  # sparse
+    assert virtual_size(root) == 1 * GIB
+    assert root.stat().st_blocks * 512 < 1024 * 1024  # sparse or compact
     defined = ET.fromstring((spec.instance_dir / "libvirt.xml").read_text())
     assert defined.findtext("name") == f"novad-{spec.instance_id}"
     assert defined.get("type") == "test"
@@ -111,11 +126,9 @@ async def test_image_with_backing_file_is_refused(driver: Driver, make_spec: Spe
         await driver.spawn(spec)
 
 
+@pytest.mark.usefixtures("no_qemu_img")
 async def test_without_qemu_img_disks_are_sparse_raw(driver: Driver, make_spec: SpecMaker,
-                                                     raw_image: ImageSpec, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "empty-bin").mkdir()
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+                                                     raw_image: ImageSpec, tmp_path: Path) -> None:
     spec = make_spec(image=raw_image)
     await driver.spawn(spec)
     assert disks.detect_format(spec.instance_dir / "disk") == "raw"
@@ -140,6 +153,7 @@ async def test_rescue_keeps_and_then_drops_files(driver: Driver, make_spec: Spec
     assert len(current.findall("./devices/disk")) == 1
 
 
+@pytest.mark.usefixtures("no_qemu_img")  # raw, so the test can write to the disk
 async def test_resize_keeps_files_and_revert_restores_disk(driver: Driver,
                                                            make_spec: SpecMaker) -> None:
     old = make_spec()
@@ -162,6 +176,19 @@ async def test_resize_keeps_files_and_revert_restores_disk(driver: Driver,
     assert await driver.get_power_state(old.instance_id) == PowerState.SHUTDOWN
 
 
+async def test_resize_grows_disk_and_revert_shrinks_it_back(driver: Driver,
+                                                             make_spec: SpecMaker) -> None:
+    old = make_spec()
+    root = old.instance_dir / "disk"
+    await driver.spawn(old)
+    await driver.migrate_disk_and_power_off(old, BIGGER, timeout=5, retry_interval=1)
+    await driver.finish_migration(replace(old, flavor=BIGGER), power_on=True)
+    assert virtual_size(root) == 2 * GIB
+    assert virtual_size(old.instance_dir / "disk.resize") == 1 * GIB
+    await driver.finish_revert_migration(old, power_on=True)
+    assert virtual_size(root) == 1 * GIB
+
+
 async def test_confirm_drops_kept_files(driver: Driver, make_spec: SpecMaker) -> None:
     old = make_spec()
     await driver.spawn(old)
@@ -169,6 +196,7 @@ async def test_confirm_drops_kept_files(driver: Driver, make_spec: SpecMaker) ->
     await driver.finish_migration(replace(old, flavor=BIGGER), power_on=True)
     await driver.confirm_migration(old.instance_id, old.instance_dir)
     assert sorted(p.name for p in old.instance_dir.glob("*.resize")) == []
+    assert virtual_size(old.instance_dir / "disk") == 2 * GIB
 
 
 async def test_console_without_vnc_port(driver: Driver, make_spec: SpecMaker) -> None:
@@ -205,6 +233,25 @@ def test_events_reach_a_second_event_loop(tmp_path: Path) -> None:
 
     for _ in range(2):
         assert asyncio.run(one_round()) == [LifecycleEvent.STARTED, LifecycleEvent.PAUSED]
+
+
+async def test_events_before_first_consumer_are_kept(driver: Driver,
+                                                    make_spec: SpecMaker) -> None:
+    spec = make_spec()
+    await driver.spawn(spec)
+    await driver.pause(spec.instance_id)
+    await asyncio.sleep(0.1)  # the events reach the loop before anyone listens
+    seen: list[LifecycleEvent] = []
+
+    async def read() -> None:
+        async for event in driver.events():
+            if event.instance_id == spec.instance_id:
+                seen.append(event.event)
+                if len(seen) == 2:
+                    return
+
+    await asyncio.wait_for(read(), 5)
+    assert seen == [LifecycleEvent.STARTED, LifecycleEvent.PAUSED]
 
 
 async def test_every_consumer_sees_every_event(driver: Driver, make_spec: SpecMaker) -> None:

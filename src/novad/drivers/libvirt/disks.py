@@ -13,7 +13,8 @@ Layout of ``<instances>/<uuid>/`` (Nova's names)::
     *.resize        what a resize keeps for a revert
 
 ``qemu-img`` runs as a subprocess through asyncio; plain file work runs in a
-thread.  Without ``qemu-img`` every disk is sparse raw.
+thread.  Without ``qemu-img`` every disk is sparse raw; with it, root and
+rescue disks are qcow2 (so snapshots of an empty disk stay small).
 """
 
 from __future__ import annotations
@@ -118,20 +119,26 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
     """Create a disk from ``image`` at ``path``; returns its format.
 
     With an image file and ``qemu-img``: a qcow2 overlay on the cached base,
-    ``size_gb`` big but never smaller than the image.  Otherwise an empty
-    sparse raw file of ``size_gb``.  ``size_gb`` 0 means the image's size.
+    ``size_gb`` big but never smaller than the image.  With ``qemu-img`` but
+    no image: an empty qcow2 of ``size_gb``.  Without ``qemu-img``: an empty
+    sparse raw file of ``size_gb``.  ``size_gb`` 0 means the image's size
+    (1 GiB when there is no image).
     """
+    part = path.with_name(f".{path.name}.part")  # a crash leaves no half-made disk
     if image is not None and image.path is not None and qemu_img() is not None:
         base, fmt = await cached_base(image, base_dir)
         size = max(size_gb * GIB, await virtual_size(base, fmt))
         await run_qemu_img("create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base),
-                           str(path), str(size))
-        return "qcow2"
-    if qemu_img() is not None:  # compact: snapshots of it stay small
-        await run_qemu_img("create", "-q", "-f", "qcow2", str(path), str(max(size_gb, 1) * GIB))
-        return "qcow2"
-    await asyncio.to_thread(create_sparse, path, max(size_gb, 1) * GIB)
-    return "raw"
+                           str(part), str(size))
+        made = "qcow2"
+    elif qemu_img() is not None:  # compact: snapshots of it stay small
+        await run_qemu_img("create", "-q", "-f", "qcow2", str(part), str(max(size_gb, 1) * GIB))
+        made = "qcow2"
+    else:
+        await asyncio.to_thread(create_sparse, part, max(size_gb, 1) * GIB)
+        made = "raw"
+    await asyncio.to_thread(os.replace, part, path)
+    return made
 
 
 def create_sparse(path: Path, size: int) -> None:

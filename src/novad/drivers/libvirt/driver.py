@@ -1,11 +1,11 @@
 """The libvirt driver: novad's real hypervisor driver.
 
 Threads: every libvirt call runs in a small ``ThreadPoolExecutor`` owned by
-the driver, ``test:///`` included.  Measured on ``test:///default`` (2 busy
-cores, 50 coroutines): 10,000-18,000 pause+unpause pairs a second through
-the executor, 55,000-67,000 calling the test driver on the loop thread.
-The hop (about 30 us a call) is small next to an API request, so one code
-path for every URI wins.  File work (copies,
+the driver, ``test:///`` included.  Measured on ``test:///default`` (2
+loaded cores, 50 coroutines): 8,000-18,000 pause+unpause pairs a second
+through the executor, 55,000-88,000 with the same code calling libvirt on
+the loop thread.  The hop (30-60 us a call) is small next to an API
+request, so one code path for every URI wins.  File work (copies,
 ``rmtree``) runs in asyncio's default executor so that a long copy never
 holds a libvirt worker; ``qemu-img`` runs as an asyncio subprocess.
 
@@ -165,8 +165,9 @@ class LibvirtDriver:
             pool.shutdown(wait=False)
 
     async def events(self) -> AsyncIterator[GuestEvent]:
-        """Lifecycle events of managed guests from the first iteration on,
-        until :meth:`close`.  Each iteration sees every event."""
+        """Lifecycle events of managed guests until :meth:`close`.  Each
+        iteration sees every event from its start; events from while nobody
+        listened (since :meth:`start`) go to the next iteration first."""
         if self._bridge is None:
             raise DriverError("The libvirt driver is not started.")
         async for event in self._bridge.events():

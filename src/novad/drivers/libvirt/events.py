@@ -20,6 +20,7 @@ import asyncio
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
@@ -92,13 +93,15 @@ class EventBridge:
     """Carries lifecycle events from libvirt's thread to asyncio consumers.
 
     Each running :meth:`events` iteration has its own queue, so several
-    consumers each see every event.  With no consumer, events are dropped:
-    power-state sync at start-up covers what happened before anyone listened.
+    consumers each see every event.  Events that arrive while nobody
+    listens (between ``start()`` and the first consumer, say) wait in a
+    backlog that the next consumer receives first.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._queues: set[asyncio.Queue[GuestEvent | None]] = set()
+        self._backlog: deque[GuestEvent] = deque(maxlen=QUEUE_LIMIT)
         self._closed = False
         self._dropped = 0
 
@@ -106,7 +109,7 @@ class EventBridge:
                      _opaque: Any) -> None:
         """libvirt's callback; runs on the event thread, so it only hands over."""
         kind = map_lifecycle(event, detail)
-        if kind is None or not self._queues:
+        if kind is None:
             return
         instance_id = instance_id_of(dom.name())
         if instance_id is None:
@@ -117,15 +120,24 @@ class EventBridge:
             pass  # the loop is closed: nobody is listening any more
 
     def _put(self, item: GuestEvent | None) -> None:
-        """Queue an item for every consumer (loop thread), dropping a slow
-        consumer's oldest event when its queue is full."""
+        """Hand an item to every consumer, or to the backlog (loop thread).
+        A full queue or backlog loses its oldest event."""
+        if item is not None and not self._queues:
+            if len(self._backlog) == QUEUE_LIMIT:
+                self._note_drop()
+            self._backlog.append(item)
+            return
         for queue in self._queues:
             if item is not None and queue.qsize() >= QUEUE_LIMIT:
                 queue.get_nowait()
-                self._dropped += 1
-                if self._dropped % 1000 == 1:
-                    _log.warning("lifecycle event queue full; %d events dropped", self._dropped)
+                self._note_drop()
             queue.put_nowait(item)
+
+    def _note_drop(self) -> None:
+        """Count a lost event; say so once per thousand."""
+        self._dropped += 1
+        if self._dropped % 1000 == 1:
+            _log.warning("lifecycle events not consumed; %d dropped so far", self._dropped)
 
     def close(self) -> None:
         """End every ``events()`` iteration after the events already queued."""
@@ -133,10 +145,12 @@ class EventBridge:
         self._put(None)
 
     async def events(self) -> AsyncIterator[GuestEvent]:
-        """Yield events from now on until :meth:`close`."""
+        """Yield the backlog, then new events until :meth:`close`."""
         if self._closed:
             return
         queue: asyncio.Queue[GuestEvent | None] = asyncio.Queue()
+        while self._backlog:
+            queue.put_nowait(self._backlog.popleft())
         self._queues.add(queue)
         try:
             while (item := await queue.get()) is not None:
