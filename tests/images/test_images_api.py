@@ -7,7 +7,7 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 
-from conftest import SIZE_CAP, Api
+from images_helpers import SIZE_CAP, Api
 
 PATCH = {"Content-Type": "application/openstack-images-v2.1-json-patch"}
 MiB = 1 << 20

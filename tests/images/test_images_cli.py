@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Api
+from images_helpers import Api
 
 OPENSTACK = Path(sys.executable).parent / "openstack"
 

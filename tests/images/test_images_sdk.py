@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 import openstack.connection
-from conftest import Api
+from images_helpers import Api
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
+import orjson
 from aiohttp import web
 
 from novad.context import RequestContext
@@ -48,10 +49,10 @@ class Route:
     tag: str = ""
 
 
-CTX = "novad.ctx"
+CTX: web.RequestKey[RequestContext] = web.RequestKey("novad.ctx", RequestContext)
 """Key under which the auth middleware stores the RequestContext on a request."""
 
-ROUTE = "novad.route"
+ROUTE: web.RequestKey[Route] = web.RequestKey("novad.route", Route)
 """Key under which the app stores the matched :class:`Route` on a request."""
 
 
@@ -100,13 +101,34 @@ async def read_json(request: web.Request, max_size: int, *, required: bool = Tru
 def validate(body: Any, schema: dict[str, Any]) -> None:
     """Check ``body`` against a JSON schema; 400 in Nova's wording on failure."""
     try:
-        jsonschema.validate(body, schema)
+        error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(body))
+        if error is not None:
+            raise error
     except jsonschema.ValidationError as exc:
         path = "/".join(str(p) for p in exc.absolute_path) or "body"
         value = exc.instance
         raise ValidationFailed(
             f"Invalid input for field/attribute {path}. Value: {_short(value)}. {exc.message}"
         ) from None
+
+
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    """A checked, compiled validator per schema object.
+
+    ``jsonschema.validate`` re-checks the schema and builds a validator on
+    every call, which cost milliseconds per request; schemas are module
+    constants, so one validator each is built once (keyed by identity, the
+    schema kept alive beside it so the id cannot be reused).
+    """
+    entry = _VALIDATORS.get(id(schema))
+    if entry is None or entry[0] is not schema:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        entry = _VALIDATORS[id(schema)] = (schema, cls(schema))
+    return entry[1]
 
 
 def _short(value: Any) -> str:
@@ -116,8 +138,9 @@ def _short(value: Any) -> str:
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> web.Response:
-    """A JSON response (compact, UTF-8)."""
-    return web.Response(body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+    """A JSON response (compact, UTF-8), encoded with orjson: a list of
+    1,000 servers encodes several times faster than with the stdlib."""
+    return web.Response(body=orjson.dumps(body), status=status,
                         headers=headers, content_type="application/json")
 
 

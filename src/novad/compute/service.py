@@ -58,6 +58,8 @@ from novad.supervisor import Supervisor
 log = structlog.get_logger("novad.compute")
 
 SYNC_ACTIONS = frozenset({"lock", "unlock", "reset_state"})
+ConsoleUrlFactory = Callable[[RequestContext, Instance, str], Awaitable[str]]
+"""Makes a console URL with a fresh token: (caller, instance, console type)."""
 PARAMS_KEY = "novad_task_params"
 
 
@@ -66,7 +68,7 @@ class ComputeService:
 
     def __init__(self, config: Config, store: Store, runner: Runner, specs: SpecBuilder,
                  supervisor: Supervisor, host_is_up: Callable[[str], bool],
-                 console_url_factory: Callable[[Instance, str], Awaitable[str]] | None = None
+                 console_url_factory: ConsoleUrlFactory | None = None
                  ) -> None:
         self.config = config
         self.store = store
@@ -160,6 +162,7 @@ class ComputeService:
                           console_type: str) -> str:
         """A noVNC URL with a fresh token (the proxy validates it)."""
         inst = await self.get(ctx, instance_id)
+        self._writer(ctx)  # Nova: os-remote-consoles is member-or-admin
         if protocol != "vnc" or console_type != "novnc":
             raise Invalid(f"Unavailable console type {console_type}.")
         if not self.config.vnc.enabled:
@@ -169,7 +172,7 @@ class ComputeService:
                                        inst.task_state)
         if self.console_url_factory is None:
             raise NotImplementedByDriver("Consoles are not served by this node.")
-        return await self.console_url_factory(inst, console_type)
+        return await self.console_url_factory(ctx, inst, console_type)
 
     # -- writing -----------------------------------------------------------------
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
@@ -211,11 +214,10 @@ class ComputeService:
         spec = BY_NAME.get(action)
         if spec is None or spec.internal or action == "boot":
             raise NoSuchAction(action)
-        await self.get(ctx, instance_id)
-        self._writer(ctx)
         args = dict(params)
         async with self._accept_lock(instance_id):
-            inst = await self.store.get_instance(instance_id)
+            inst = await self.get(ctx, instance_id)  # visibility and state in one read
+            self._writer(ctx)  # after visibility: another project's server stays 404
             self.lifecycle.check_request(spec, self._subject(inst, ctx))
             result = await self._precheck(spec, inst, ctx, args)
             if spec.name in SYNC_ACTIONS:

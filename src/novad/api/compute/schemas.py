@@ -10,6 +10,8 @@ silently dropped.
 
 from __future__ import annotations
 
+import functools
+
 import copy
 from typing import Any
 
@@ -175,8 +177,10 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
 """The value schema of each action key of ``POST /servers/{id}/action``."""
 
 
+@functools.lru_cache(maxsize=None)
 def action_schema(key: str) -> Schema:
-    """The whole-body schema of one action."""
+    """The whole-body schema of one action (built once: validators are cached
+    per schema object)."""
     return envelope(key, ACTION_ARGUMENTS[key])
 
 

@@ -7,6 +7,8 @@ and ``[api] public_endpoint`` when set.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,11 +54,11 @@ class Links:
 
     def self_href(self, collection: str, ident: str) -> str:
         """``<api>/<collection>/<id>``."""
-        return f"{self.api}/{collection}/{quote(ident, safe='')}"
+        return f"{self.api}/{collection}/{_quote(ident)}"
 
     def bookmark(self, collection: str, ident: str) -> str:
         """``<root>/<collection>/<id>``."""
-        return f"{self.root}/{collection}/{quote(ident, safe='')}"
+        return f"{self.root}/{collection}/{_quote(ident)}"
 
     def pair(self, collection: str, ident: str) -> list[dict[str, str]]:
         """Nova's self + bookmark link list."""
@@ -74,6 +76,12 @@ class Links:
         return [{"rel": "next", "href": f"{self.api}/{collection}?{urlencode(params)}"}]
 
 
+@functools.lru_cache(maxsize=65536)
+def _quote(ident: str) -> str:
+    """Path-quote an id; memoised, since listings quote the same ids again and again."""
+    return quote(ident, safe="")
+
+
 # -- time -------------------------------------------------------------------------
 
 def _utc(ts: str) -> datetime:
@@ -83,11 +91,13 @@ def _utc(ts: str) -> datetime:
     return value
 
 
+@functools.lru_cache(maxsize=65536)
 def iso_z(ts: str | None) -> str | None:
     """``2026-11-21T10:00:00Z`` (server created/updated, fault created)."""
     return None if not ts else _utc(ts).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=65536)
 def iso_micro(ts: str | None) -> str | None:
     """``2026-11-21T10:00:00.000000`` (launched_at, actions, key pairs)."""
     return None if not ts else _utc(ts).isoformat(timespec="microseconds")
@@ -100,6 +110,7 @@ def now_micro() -> str:
 
 # -- servers ----------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4096)
 def host_id(project_id: str, host: str) -> str:
     """Nova's ``hostId``: sha224 of project and host; empty without a host."""
     return hashlib.sha224((project_id + host).encode()).hexdigest() if host else ""
