@@ -13,7 +13,13 @@ from typing import Any
 
 import pytest
 
-from novad.errors import ComputeServiceInUse, Forbidden, InstanceInvalidState, InstanceIsLocked
+from novad.errors import (
+    ComputeServiceInUse,
+    Forbidden,
+    InstanceInvalidState,
+    InstanceIsLocked,
+    Invalid,
+)
 from novad.states.enums import ALL_TASKS, PowerState, TaskState, VmState
 from novad.states.machine import Subject
 from novad.states.table import ACTIONS, BY_NAME, NO_VALID_HOST_FINAL, ActionSpec, Final
@@ -178,3 +184,12 @@ async def test_launched_lock_and_host_guards(stack: Stack) -> None:
     reader = dataclasses.replace(owner(), roles=frozenset({"reader"}))
     with pytest.raises(Forbidden):
         await stack.compute.act(reader, inst.uuid, "unpause", {})
+
+
+async def test_resize_to_a_zero_disk_flavor_is_refused(stack: Stack) -> None:
+    inst = await stack.boot()
+    inst = await stack.act(inst.uuid, "resize", flavor_id="1")  # 0 GB -> 1 GB root
+    inst = await stack.act(inst.uuid, "confirm_resize")
+    with pytest.raises(Invalid, match="Resize to zero disk flavor is not allowed"):
+        await stack.compute.act(owner(), inst.uuid, "resize", {"flavor_id": "42"})
+    assert (await stack.store.get_instance(inst.uuid)).task_state is None

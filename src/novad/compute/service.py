@@ -274,6 +274,8 @@ class ComputeService:
             raise Invalid(exc.message) from None
         if flavor.id == inst.flavor.id:
             raise Invalid("When resizing, instances must change flavor!")
+        if flavor.root_gb == 0 and inst.flavor.root_gb > 0:  # Nova's CannotResizeDisk
+            raise Invalid("Resize to zero disk flavor is not allowed.")
         extra = Flavor(id="delta", name="delta", vcpus=max(flavor.vcpus - inst.flavor.vcpus, 0),
                        memory_mb=max(flavor.memory_mb - inst.flavor.memory_mb, 0), root_gb=0)
         await self._check_quota(ctx, inst.project_id, extra, 0)
