@@ -31,7 +31,9 @@ def _final(spec: ActionSpec) -> str:
     return {Final.UNCHANGED: "unchanged", Final.OLD_VM_STATE: "old_vm_state (default active)",
             Final.BY_POWER: "stopped if shut down, else active",
             Final.STOPPED_STAYS_STOPPED: "stopped if it was stopped, else active",
-            Final.REQUESTED: "the requested state"}[spec.final]
+            Final.REQUESTED: "the requested state",
+            Final.SHELVED_OR_OFFLOADED: "shelved; shelved_offloaded if offloaded at once",
+            }[spec.final]
 
 
 def action_table() -> str:

@@ -154,8 +154,8 @@ class FlavorNotFound(NotFound):
 class ImageNotFound(NotFound):
     """No such image."""
 
-    def __init__(self, image_id: str) -> None:
-        super().__init__(f"Image {image_id} could not be found.")
+    def __init__(self, image_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"Image {image_id} could not be found.")
 
 
 class MethodNotAllowed(NovadError):

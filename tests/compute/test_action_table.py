@@ -86,6 +86,8 @@ def expected_final(spec: ActionSpec, before: Instance, after: Instance) -> VmSta
         return VmState.STOPPED if after.power_state is PowerState.SHUTDOWN else VmState.ACTIVE
     if final is Final.STOPPED_STAYS_STOPPED:
         return VmState.STOPPED if before.vm_state is VmState.STOPPED else VmState.ACTIVE
+    if final is Final.SHELVED_OR_OFFLOADED:  # the stack never offloads at once
+        return VmState.SHELVED
     return VmState(PARAMS["reset_state"]["state"])
 
 

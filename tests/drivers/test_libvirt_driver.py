@@ -105,14 +105,42 @@ async def test_spawn_from_image_makes_qcow2_overlay(driver: Driver, make_spec: S
 
 
 @needs_qemu_img
-async def test_small_flavor_never_shrinks_image(driver: Driver, make_spec: SpecMaker,
-                                                tmp_path: Path) -> None:
+async def test_flavor_smaller_than_image_is_refused(driver: Driver, make_spec: SpecMaker,
+                                                    tmp_path: Path) -> None:
+    """Nova's FlavorDiskSmallerThanImage: refused, and the failed spawn
+    leaves no guest and no instance directory behind."""
     path = tmp_path / "big.raw"
     with path.open("wb") as f:
         f.truncate(2 * GIB)
     spec = make_spec(image=ImageSpec(image_id=f"img-{uuid.uuid4()}", path=path, disk_format="raw"))
+    with pytest.raises(DriverError, match="Flavor's disk is too small"):
+        await driver.spawn(spec)
+    assert await driver.get_power_state(spec.instance_id) == PowerState.NOSTATE
+    assert not spec.instance_dir.exists()
+
+
+@needs_qemu_img
+async def test_zero_root_flavor_takes_the_image_size(driver: Driver, make_spec: SpecMaker,
+                                                     tmp_path: Path) -> None:
+    path = tmp_path / "big.raw"
+    with path.open("wb") as f:
+        f.truncate(2 * GIB)
+    spec = make_spec(flavor=replace(FLAVOR, root_gb=0),
+                     image=ImageSpec(image_id=f"img-{uuid.uuid4()}", path=path, disk_format="raw"))
     await driver.spawn(spec)
     assert qemu_img_info(spec.instance_dir / "disk")["virtual-size"] == 2 * GIB
+
+
+async def test_image_that_is_not_the_disk_it_claims_is_refused(
+        driver: Driver, make_spec: SpecMaker, tmp_path: Path) -> None:
+    path = tmp_path / "junk.qcow2"
+    path.write_bytes(b"not a qcow2 image\n" * 64)
+    image = ImageSpec(image_id=f"img-{uuid.uuid4()}", path=path, disk_format="qcow2")
+    spec = make_spec(image=image)
+    with pytest.raises(DriverError, match="not a valid qcow2 disk image"):
+        await driver.spawn(spec)
+    assert not spec.instance_dir.exists()
+    assert not (spec.instance_dir.parent / "_base" / image.image_id).exists()
 
 
 @needs_qemu_img

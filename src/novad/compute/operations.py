@@ -7,14 +7,17 @@ state before acting and treats "already done" as done.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
+
+import structlog
 
 from novad.compute.runner import Op, OperationFn, Outcome, Runner, now
 from novad.compute.specs import SpecBuilder
 from novad.drivers.base import RebootKind
 from novad.errors import DriverError, NoValidHost
 from novad.states.enums import PowerState as P, TaskState as T, VmState as V
+
+log = structlog.get_logger("novad.compute")
 
 SHELVED_KEYS = ("shelved_at", "shelved_image_id", "shelved_host")
 
@@ -214,7 +217,10 @@ class Operations:
                 "shelved_image_id": image_id, "shelved_host": r.host}
         if self.shelved_offload_time != 0:
             return Outcome(changes={"system_metadata": meta})
-        await r.step(op, T.SHELVING_OFFLOADING, system_metadata=meta)
+        # Offload at once, as Nova: SHELVED with SHELVING_OFFLOADING first, so
+        # a crash from here on is recovered by re-running shelve_offload
+        # (whose source is SHELVED), never left ACTIVE without a guest.
+        await r.step(op, T.SHELVING_OFFLOADING, vm_state=V.SHELVED, system_metadata=meta)
         await r.driver.destroy(op.uuid, self.specs.instance_dir(op.uuid))
         return Outcome(vm_state=V.SHELVED_OFFLOADED, changes={"power_state": P.NOSTATE})
 
@@ -283,6 +289,8 @@ class Operations:
         await self.specs.snapshot_to_image(r, op, op.params["name"], op.spec.name,
                                            (T.IMAGE_PENDING_UPLOAD, T.IMAGE_UPLOADING))
         if op.spec.name == "backup":
-            with contextlib.suppress(Exception):
+            try:
                 await self.specs.rotate_backups(op)
+            except Exception:  # the backup itself succeeded; rotation retries next time
+                log.exception("backup rotation failed", instance_id=op.uuid)
         return Outcome()

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 
 from novad.compute.runner import Op, Runner
-from novad.compute.specs import SpecBuilder
+from novad.compute.specs import IMAGE_IN_PROGRESS, SpecBuilder
 from novad.context import RequestContext, new_request_id
 from novad.states.enums import VmState as V
 from novad.states.recovery import Plan, Recovery, plan_for
@@ -27,7 +27,7 @@ from novad.store.models import ActionStart, EventFinish, EventStart, Expect, Fau
 log = structlog.get_logger("novad.recovery")
 
 PARAMS_KEY = "novad_task_params"
-IMAGE_KEY = "novad_image_in_progress"
+IMAGE_KEY = IMAGE_IN_PROGRESS
 
 
 class StartupRecovery:

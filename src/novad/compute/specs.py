@@ -22,6 +22,9 @@ from novad.store.models import Flavor, Instance, Migration
 
 log = structlog.get_logger("novad.compute")
 
+IMAGE_IN_PROGRESS = "novad_image_in_progress"
+"""system_metadata key naming the image a snapshot is filling."""
+
 
 class ImageRecord(Protocol):
     """What compute reads of an image."""
@@ -100,20 +103,26 @@ class SpecBuilder:
             return ImageSpec(image_id="")
         image = await self.images.get(RequestContext.admin(), image_id)
         props: dict[str, Any] = dict(image.properties)
-        kernel = await self._data(props.get("kernel_id"))
-        ramdisk = await self._data(props.get("ramdisk_id"))
+        kernel = await self._data(props.get("kernel_id"), "kernel", image.id)
+        ramdisk = await self._data(props.get("ramdisk_id"), "ramdisk", image.id)
         return ImageSpec(image_id=image.id, path=await self.images.path_of(image.id),
                          disk_format=image.disk_format or "raw", kernel_path=kernel,
                          ramdisk_path=ramdisk, min_disk_gb=image.min_disk or 0,
                          min_ram_mb=image.min_ram or 0,
                          properties={k: str(v) for k, v in props.items()})
 
-    async def _data(self, image_id: Any) -> Path | None:
+    async def _data(self, image_id: Any, role: str, of_image: str) -> Path | None:
+        """The data file of a kernel or ramdisk image; a missing one is an
+        ImageNotFound that says whose it was (the instance's fault shows it)."""
         if not image_id:
             return None
-        path = await self.images.path_of(str(image_id))
+        try:
+            path = await self.images.path_of(str(image_id))
+        except ImageNotFound:
+            path = None
         if path is None:
-            raise ImageNotFound(str(image_id))
+            raise ImageNotFound(str(image_id), f"The {role} image {image_id} of image "
+                                f"{of_image} could not be found.")
         return path
 
     async def build(self, inst: Instance, image_id: str | None = None) -> InstanceSpec:
@@ -128,16 +137,31 @@ class SpecBuilder:
             image=await self.image_spec(image_id or inst.image_ref),
             instance_dir=self.instance_dir(inst.uuid), user_data=user_data,
             key_data=inst.key_data, metadata=dict(inst.metadata),
-            config_drive=inst.config_drive or bool(inst.key_data or inst.user_data))
+            config_drive=inst.config_drive or bool(inst.key_data or inst.user_data),
+            key_name=inst.key_name, availability_zone=inst.availability_zone)
 
     # -- images made from instances --------------------------------------------
     async def reserve_image(self, inst: Instance, name: str, kind: str,
                             extra: dict[str, str] | None = None) -> str:
         """A queued image for a snapshot, backup or shelve of ``inst``."""
         props = {"instance_uuid": inst.uuid, "image_type": kind, "user_id": inst.user_id,
-                 "base_image_ref": inst.image_ref, **(extra or {})}
+                 "base_image_ref": inst.image_ref, **await self._boot_properties(inst),
+                 **(extra or {})}
         image = await self.images.reserve(inst.project_id, name, props)
         return str(image.id)
+
+    async def _boot_properties(self, inst: Instance) -> dict[str, str]:
+        """``kernel_id``/``ramdisk_id`` of the instance's image, which Nova
+        copies onto its snapshots: without them a snapshot of a uec guest
+        (a shelved demo guest, say) has a disk but nothing to boot it."""
+        if not inst.image_ref:
+            return {}
+        try:
+            image = await self.images.get(RequestContext.admin(), inst.image_ref)
+        except ImageNotFound:
+            return {}
+        return {key: str(image.properties[key]) for key in ("kernel_id", "ramdisk_id")
+                if image.properties.get(key)}
 
     async def snapshot_to_image(self, r: Any, op: Any, name: str, kind: str,
                                 tasks: tuple[Any, Any]) -> str:
@@ -152,6 +176,9 @@ class SpecBuilder:
         async def progress(stage: str) -> None:
             await r.step(op, steps[stage])
 
+        # Recovery kills the image named here if the daemon dies mid-snapshot.
+        await r.save(op, system_metadata={**op.instance.system_metadata,
+                                          IMAGE_IN_PROGRESS: image_id})
         try:
             fmt = await r.driver.snapshot(op.uuid, target, progress)
             await self.images.finish_from_file(image_id, target, fmt, move=True)
@@ -159,6 +186,8 @@ class SpecBuilder:
             await self.images.kill(image_id)
             target.unlink(missing_ok=True)
             raise
+        meta = {k: v for k, v in op.instance.system_metadata.items() if k != IMAGE_IN_PROGRESS}
+        await r.save(op, system_metadata=meta)
         return str(image_id)
 
     async def rotate_backups(self, op: Any) -> None:

@@ -99,6 +99,8 @@ class InstanceSpec:
     key_data: str | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     config_drive: bool = False
+    key_name: str | None = None
+    availability_zone: str = "nova"
 
 
 @dataclass(frozen=True)

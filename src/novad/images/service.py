@@ -400,6 +400,7 @@ class ImageService:
     async def create_from_file(
         self, owner_project_id: str, name: str, path: Path, disk_format: str,
         properties: Mapping[str, str], visibility: str = "private", move: bool = False,
+        min_disk: int = 0, min_ram: int = 0,
     ) -> Image:
         """A new ``active`` image whose data is the file ``path``.
 
@@ -417,7 +418,7 @@ class ImageService:
             protected=False, os_hidden=False, owner=owner_project_id, disk_format=disk_format,
             container_format="bare", size=digest.size, virtual_size=digest.virtual_size,
             checksum=digest.md5, os_hash_algo=HASH_ALGO, os_hash_value=digest.sha512,
-            min_disk=0, min_ram=0, created_at=now, updated_at=now,
+            min_disk=min_disk, min_ram=min_ram, created_at=now, updated_at=now,
             properties=props, tags=[])
         try:
             await self._insert(image)

@@ -30,6 +30,9 @@ class Final(enum.Enum):
     BY_POWER = "by_power"  # STOPPED if the guest is shut down, else ACTIVE
     STOPPED_STAYS_STOPPED = "stopped_stays_stopped"  # STOPPED if it started STOPPED, else ACTIVE
     REQUESTED = "requested"  # reset-state: the state the admin asked for
+    # shelve: SHELVED, or SHELVED_OFFLOADED when shelved_offload_time is 0 and
+    # the guest is offloaded at once (Nova's shelve_instance does both).
+    SHELVED_OR_OFFLOADED = "shelved_or_offloaded"
 
 
 class OnFailure(enum.Enum):
@@ -177,8 +180,8 @@ ACTIONS: tuple[ActionSpec, ...] = (
          OnFailure.REVERT_TASK, lock=False, expect=None, host_check=HostCheck.DOWN,
          needs_other_host=True, success_code=200),
     _row("shelve", "shelve", "shelve", "compute_shelve_instance", _SHELVABLE, NO_TASK,
-         T.SHELVING, (T.SHELVING_IMAGE_PENDING_UPLOAD, T.SHELVING_IMAGE_UPLOADING), V.SHELVED,
-         _REVERT),
+         T.SHELVING, (T.SHELVING_IMAGE_PENDING_UPLOAD, T.SHELVING_IMAGE_UPLOADING),
+         Final.SHELVED_OR_OFFLOADED, _REVERT),
     _row("shelve_offload", "shelveOffload", "shelveOffload",
          "compute_shelve_offload_instance", _vm(V.SHELVED), NO_TASK, T.SHELVING_OFFLOADING, (),
          V.SHELVED_OFFLOADED, _REVERT),
@@ -232,6 +235,7 @@ def finish_targets(spec: ActionSpec) -> tuple[frozenset[V], bool]:
         Final.BY_POWER: (frozenset({V.ACTIVE, V.STOPPED}), False),
         Final.STOPPED_STAYS_STOPPED: (frozenset({V.ACTIVE, V.STOPPED}), False),
         Final.REQUESTED: (frozenset({V.ACTIVE, V.ERROR}), False),
+        Final.SHELVED_OR_OFFLOADED: (frozenset({V.SHELVED, V.SHELVED_OFFLOADED}), False),
     }[spec.final]
 
 

@@ -5,8 +5,12 @@ Layout of ``<instances>/<uuid>/`` (Nova's names)::
     disk            root disk: qcow2 overlay on ../_base/<image_id>, or sparse raw
     disk.local      ephemeral disk (sparse raw), when the flavor has one
     disk.swap       swap disk (sparse raw), when the flavor has one
-    disk.config     config drive (cdrom)
+    disk.config     config drive (cdrom, ISO 9660 labelled config-2)
     disk.rescue     rescue root disk, while rescued
+    kernel          the image's kernel and ramdisk (uec layout), copied in
+    ramdisk         so a deleted kernel image never stops a guest from booting
+    kernel.rescue   the rescue image's kernel and ramdisk, while rescued
+    ramdisk.rescue
     console.log     serial console, appended to across starts
     libvirt.xml     the domain XML last defined
     unrescue.xml    the XML to return to after rescue
@@ -24,7 +28,9 @@ import errno
 import json
 import os
 import shutil
+import struct
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,6 +46,9 @@ CONSOLE_LOG: Final = "console.log"
 LIBVIRT_XML: Final = "libvirt.xml"
 UNRESCUE_XML: Final = "unrescue.xml"
 RESIZE_SUFFIX: Final = ".resize"
+RESCUE_SUFFIX: Final = ".rescue"
+KERNEL: Final = "kernel"
+RAMDISK: Final = "ramdisk"
 BASE_DIR: Final = "_base"
 
 GIB: Final = 1024**3
@@ -90,28 +99,103 @@ async def virtual_size(path: Path, fmt: str) -> int:
     return int((await image_info(path, fmt))["virtual-size"])
 
 
-async def cached_base(image: ImageSpec, base_dir: Path) -> tuple[Path, str]:
-    """A checked copy of the image under ``_base/<image_id>`` and its format.
+@dataclass(frozen=True)
+class BaseImage:
+    """A cached image under ``_base``: its path, format and guest-visible size."""
 
-    The copy lands under a temporary name and is renamed into place, so
-    two spawns of one image at once both end with a whole file.  An image
-    that refers to other files (a qcow2 backing or data file) is refused,
-    as Nova refuses it: it could make QEMU read any file on the host.
+    path: Path
+    fmt: str
+    size: int
+
+
+async def cached_base(image: ImageSpec, base_dir: Path) -> BaseImage:
+    """A checked copy of the image under ``_base/<image_id>``.
+
+    The copy (a hard link where possible: image data never changes once
+    active) is checked under a temporary name and only then renamed into
+    place, so a base that exists has passed the full check (``qemu-img
+    info``) and later spawns read only its header, with no subprocess: two
+    spawns of one image at once both end with a whole, checked file, and a
+    bad image is never cached.  An image that refers to other files (a qcow2
+    backing or data file) is refused, as Nova refuses it: it could make QEMU
+    read any file on the host.
     """
     assert image.path is not None
     base = base_dir / image.image_id
     if not base.exists():
         await asyncio.to_thread(base_dir.mkdir, parents=True, exist_ok=True)
         tmp = base.with_name(f".{base.name}.{uuid.uuid4().hex}.part")
-        await asyncio.to_thread(sparse_copy, image.path, tmp)
-        await asyncio.to_thread(os.replace, tmp, base)
-    fmt = await asyncio.to_thread(detect_format, base)
-    if fmt == "qcow2":
-        info = await image_info(base, fmt)
+        try:
+            await asyncio.to_thread(link_or_copy, image.path, tmp)
+            await _check_base(image, tmp, full=True)
+            await asyncio.to_thread(os.replace, tmp, base)
+        finally:
+            await asyncio.to_thread(remove_files, tmp)
+    fmt, size = await _check_base(image, base, full=False)
+    return BaseImage(base, fmt, size)
+
+
+async def _check_base(image: ImageSpec, path: Path, full: bool) -> tuple[str, int]:
+    """The format and virtual size of image data, after checking it is the
+    disk it claims to be.
+
+    The format comes from the data, never from the image record; a
+    mismatch is refused (Nova's format inspector does the same: a "raw"
+    image holding a qcow2 header would let QEMU read a backing file).
+    ``full`` also asks ``qemu-img info``, which catches a damaged qcow2.
+    """
+    fmt = await asyncio.to_thread(detect_format, path)
+    declared = image.disk_format
+    if declared in ("qcow2", "raw") and declared != fmt:
+        raise DriverError(f"Image {image.image_id} is not a valid {declared} disk image "
+                          f"(its data is {fmt}).")
+    if fmt == "raw":
+        return fmt, (await asyncio.to_thread(path.stat)).st_size
+    header = await asyncio.to_thread(read_qcow2_header, path)
+    if header is None:
+        raise DriverError(f"Image {image.image_id} is not a valid disk image: "
+                          "its qcow2 header is cut short.")
+    if header.backing_file or header.external_data:
+        raise DriverError(f"Image {image.image_id} refers to another file; refused")
+    if full:
+        try:
+            info = await image_info(path, fmt)
+        except DriverError as exc:
+            raise DriverError(f"Image {image.image_id} is not a valid disk image: "
+                              f"{exc.message}") from exc
         data_file = info.get("format-specific", {}).get("data", {}).get("data-file")
         if info.get("backing-filename") or data_file:
             raise DriverError(f"Image {image.image_id} refers to another file; refused")
-    return base, fmt
+    return fmt, header.size
+
+
+@dataclass(frozen=True)
+class Qcow2Header:
+    """The fields of a qcow2 header novad checks (QEMU's docs/interop/qcow2.txt)."""
+
+    size: int
+    backing_file: bool
+    external_data: bool
+
+
+def read_qcow2_header(path: Path) -> Qcow2Header | None:
+    """The header of a qcow2 file, or None when it is too short (blocks).
+
+    Offsets: backing_file_offset at 8, size at 24, version at 4; version 3
+    adds incompatible_features at 72, whose bit 2 means an external data file.
+    """
+    with path.open("rb") as f:
+        data = f.read(80)
+    if len(data) < 32 or data[:4] != _QCOW2_MAGIC:
+        return None
+    version, backing_offset, size = struct.unpack(">I", data[4:8])[0], \
+        struct.unpack(">Q", data[8:16])[0], struct.unpack(">Q", data[24:32])[0]
+    external = False
+    if version >= 3:
+        if len(data) < 80:
+            return None
+        external = bool(struct.unpack(">Q", data[72:80])[0] & 0x4)
+    return Qcow2Header(size=size, backing_file=backing_offset != 0, external_data=external)
 
 
 async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
@@ -126,9 +210,12 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
     """
     part = path.with_name(f".{path.name}.part")  # a crash leaves no half-made disk
     if image is not None and image.path is not None and qemu_img() is not None:
-        base, fmt = await cached_base(image, base_dir)
-        size = max(size_gb * GIB, await virtual_size(base, fmt))
-        await run_qemu_img("create", "-q", "-f", "qcow2", "-F", fmt, "-b", str(base),
+        base = await cached_base(image, base_dir)
+        if size_gb and base.size > size_gb * GIB:  # Nova's FlavorDiskSmallerThanImage
+            raise DriverError("Flavor's disk is too small for requested image. Flavor disk "
+                              f"is {size_gb * GIB} bytes, image is {base.size} bytes.")
+        size = max(size_gb * GIB, base.size)
+        await run_qemu_img("create", "-q", "-f", "qcow2", "-F", base.fmt, "-b", str(base.path),
                            str(part), str(size))
         made = "qcow2"
     elif qemu_img() is not None:  # compact: snapshots of it stay small
@@ -139,6 +226,31 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
         made = "raw"
     await asyncio.to_thread(os.replace, part, path)
     return made
+
+
+def copy_in(source: Path, target: Path) -> None:
+    """Put ``source`` at ``target`` unless it is there already; the file
+    appears whole or not at all (blocks).
+
+    A hard link where the file system allows it: image data never changes
+    once active (a new upload is a new image), and a link costs nothing
+    where a copy of a 14 MB kernel takes a noticeable part of a boot.
+    """
+    if target.exists():
+        return
+    part = target.with_name(f".{target.name}.part")
+    part.unlink(missing_ok=True)
+    link_or_copy(source, part)
+    os.replace(part, target)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link ``source`` at ``target``, or copy it sparsely where a link
+    cannot be made (another file system) (blocks)."""
+    try:
+        os.link(source, target)
+    except OSError:
+        sparse_copy(source, target)
 
 
 def create_sparse(path: Path, size: int) -> None:

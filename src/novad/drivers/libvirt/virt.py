@@ -27,6 +27,8 @@ ERR_INVALID_ARG: Final[int] = libvirt.VIR_ERR_INVALID_ARG
 ERR_NO_DOMAIN: Final[int] = libvirt.VIR_ERR_NO_DOMAIN
 ERR_OPERATION_INVALID: Final[int] = libvirt.VIR_ERR_OPERATION_INVALID
 ERR_OPERATION_UNSUPPORTED: Final[int] = libvirt.VIR_ERR_OPERATION_UNSUPPORTED
+ERR_NO_DOMAIN_METADATA: Final[int] = libvirt.VIR_ERR_NO_DOMAIN_METADATA
+METADATA_ELEMENT: Final[int] = libvirt.VIR_DOMAIN_METADATA_ELEMENT
 
 UNDEFINE_FLAGS: Final[int] = (
     libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
@@ -79,6 +81,7 @@ class VirDomain(Protocol):
     def undefineFlags(self, flags: int = 0) -> int: ...
     def injectNMI(self, flags: int = 0) -> int: ...
     def XMLDesc(self, flags: int = 0) -> str: ...
+    def metadata(self, type: int, uri: str | None, flags: int = 0) -> str: ...
 
 
 LifecycleCallback = Callable[[Any, VirDomain, int, int, Any], None]

@@ -57,17 +57,20 @@ def guest_disks(spec: InstanceSpec, root_format: str, rescue_format: str | None 
 
 
 def domain_xml(spec: InstanceSpec, *, domain_type: str, vnc_listen: str, root_format: str,
-               rescue: ImageSpec | None = None, rescue_format: str = "qcow2") -> str:
+               rescue: ImageSpec | None = None, rescue_format: str = "qcow2",
+               node_id: str | None = None, vnc_password: str | None = None) -> str:
     """The complete domain XML for ``spec``.
 
     ``root_format`` is the format of ``<instance_dir>/disk`` (``qcow2`` or
     ``raw``).  With ``rescue``, the guest boots the rescue image's disk (and
     kernel, if it has one) with the original root disk attached second.
+    ``node_id`` tags the guest with the novad that owns it (``<novad:node>``).
+    ``vnc_password`` protects the guest's VNC server (the console proxy has it).
     """
     root = ET.Element("domain", type=domain_type)
     ET.SubElement(root, "name").text = domain_name(spec.instance_id)
     ET.SubElement(root, "uuid").text = spec.instance_id
-    root.append(_metadata(spec))
+    root.append(_metadata(spec, node_id))
     ET.SubElement(root, "memory", unit="KiB").text = str(spec.flavor.memory_mb * 1024)
     ET.SubElement(root, "vcpu").text = str(spec.flavor.vcpus)
     root.append(_os(rescue if rescue is not None else spec.image))
@@ -78,7 +81,7 @@ def domain_xml(spec: InstanceSpec, *, domain_type: str, vnc_listen: str, root_fo
     ET.SubElement(root, "on_reboot").text = "restart"
     ET.SubElement(root, "on_crash").text = "destroy"
     layout = guest_disks(spec, root_format, rescue_format if rescue is not None else None)
-    root.append(_devices(spec.instance_dir, layout, vnc_listen))
+    root.append(_devices(spec.instance_dir, layout, vnc_listen, vnc_password))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
 
@@ -88,11 +91,18 @@ def _ns(tag: str) -> str:
     return f"{{{NOVAD_NS}}}{tag}"
 
 
-def _metadata(spec: InstanceSpec) -> ET.Element:
-    """``<metadata><novad:instance>``: who owns the guest and what it was built from."""
+def _metadata(spec: InstanceSpec, node_id: str | None) -> ET.Element:
+    """``<metadata><novad:instance>``: who owns the guest and what it was built from.
+
+    ``<novad:node>`` names the novad (its state directory) that made the
+    guest: several daemons may share one libvirtd (tests do), and each must
+    list and reap only its own guests.
+    """
     metadata = ET.Element("metadata")
     instance = ET.SubElement(metadata, _ns("instance"))
     ET.SubElement(instance, _ns("uuid")).text = spec.instance_id
+    if node_id is not None:
+        ET.SubElement(instance, _ns("node")).text = node_id
     ET.SubElement(instance, _ns("name")).text = spec.name
     flavor = spec.flavor
     flavor_el = ET.SubElement(instance, _ns("flavor"), name=flavor.name, id=flavor.flavor_id)
@@ -121,7 +131,8 @@ def _os(image: ImageSpec) -> ET.Element:
     return os_el
 
 
-def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str) -> ET.Element:
+def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str,
+             vnc_password: str | None = None) -> ET.Element:
     """``<devices>``: disks, a user-mode virtio NIC, serial console to a file, VNC."""
     devices = ET.Element("devices")
     virtio = iter("abcdefghijklmnopqrstuvwxyz")
@@ -145,8 +156,23 @@ def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str) -> ET.Elem
     console = ET.SubElement(devices, "console", type="file")
     ET.SubElement(console, "source", path=log, append="on")
     ET.SubElement(console, "target", type="serial", port="0")
-    ET.SubElement(devices, "graphics", type="vnc", autoport="yes", listen=vnc_listen)
+    graphics = ET.SubElement(devices, "graphics", type="vnc", autoport="yes", listen=vnc_listen)
+    if vnc_password:
+        graphics.set("passwd", vnc_password)
     return devices
+
+
+def node_of(metadata_xml: str) -> str | None:
+    """The ``<novad:node>`` of a ``<novad:instance>`` element, or None.
+
+    libvirt's ``virDomainGetMetadata`` returns the element without its
+    namespace, so both spellings are accepted.
+    """
+    try:
+        element = ET.fromstring(metadata_xml)
+    except ET.ParseError:
+        return None
+    return element.findtext("node") or element.findtext(_ns("node"))
 
 
 def vnc_endpoint(xml: str) -> tuple[str | None, int | None]:

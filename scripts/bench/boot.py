@@ -1,0 +1,292 @@
+#!/usr/bin/env python3
+"""Boot and stop/start of a real QEMU guest: through novad's API versus libvirt directly.
+
+A real daemon (``python -m novad serve``, ``qemu:///system``, the demo
+guest of ``scripts/build-demo-guest``) runs in its own process on a free
+port.  Five rounds, alternating novad and direct, each measure:
+
+* **boot**: novad, ``POST /servers`` until ``GET /servers/{id}`` says
+  ACTIVE (polled every 10 ms); direct, ``defineXML`` + ``create()`` of the
+  same XML novad generated (``<instance_dir>/libvirt.xml`` with a new name,
+  uuid, root disk overlay and console log);
+* **stop/start**: once the guest has booted (its marker and a tick in
+  console.log, not timed), novad ``os-stop`` until SHUTOFF then ``os-start`` until
+  ACTIVE; direct, ``shutdown()`` (ACPI, re-sent every 2 s as novad does)
+  until shut off, then ``create()``.
+
+Prints every round, the medians and the ratios novad/direct.
+Run: ``.venv/bin/python scripts/bench/boot.py`` (needs ``scripts/libvirtd-up``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+# scripts/bench/transitions.py would shadow the ``transitions`` library.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import libvirt  # noqa: E402
+import requests  # noqa: E402
+import yaml  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+URI = "qemu:///system"
+POLL = 0.01
+MARKER = "novad-demo: booted"
+FLAVOR = {"name": "bench.small", "ram": 128, "vcpus": 1, "disk": 1, "id": "bench-small"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def until(what: str, check: Callable[[], bool], timeout: float = 120.0,
+          interval: float = POLL) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: timed out waiting for {what}")
+        time.sleep(interval)
+
+
+class Novad:
+    """The daemon under test and an admin session on its API."""
+
+    def __init__(self, work: Path) -> None:
+        self.state = work / "state"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = work / "novad.toml"
+        config.write_text("\n".join([
+            "[DEFAULT]", f'demo_image_dir = "{ROOT / ".cache" / "demo-guest"}"',
+            "[compute]", "shutdown_retry_interval = 2",
+            "[libvirt]", f'connection_uri = "{URI}"', 'virt_type = "qemu"',
+            "[vnc]", "enabled = false"]) + "\n")
+        self.log = (work / "novad.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "novad", "serve", "--config", str(config),
+             "--state-dir", str(self.state), "--listen", f"127.0.0.1:{self.port}"],
+            stdout=self.log, stderr=subprocess.STDOUT)
+        until("novad to be ready", self._ready, 120, 0.2)
+        auth = yaml.safe_load((self.state / "clouds.yaml").read_text())["clouds"]["novad"]["auth"]
+        body = {"auth": {"identity": {"methods": ["password"], "password": {"user": {
+            "name": auth["username"], "domain": {"id": "default"},
+            "password": auth["password"]}}},
+            "scope": {"project": {"name": auth["project_name"], "domain": {"id": "default"}}}}}
+        resp = requests.post(f"{self.url}/identity/v3/auth/tokens", json=body, timeout=30)
+        self.session = requests.Session()
+        self.session.headers["X-Auth-Token"] = resp.headers["X-Subject-Token"]
+        self.call("POST", "/compute/v2.1/flavors", {"flavor": FLAVOR})
+        images = self.call("GET", "/image/v2/images?name=demo").json()["images"]
+        if not images:
+            raise SystemExit("bench: no demo image (run scripts/build-demo-guest)")
+        self.image = images[0]["id"]
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise SystemExit("bench: novad exited; see its log")
+        try:
+            return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def call(self, method: str, path: str, body: Any = None) -> requests.Response:
+        return self.session.request(method, f"{self.url}{path}", json=body, timeout=60)
+
+    def status(self, server: str) -> str:
+        shown = self.call("GET", f"/compute/v2.1/servers/{server}").json()["server"]
+        return str(shown["status"]) if shown.get("OS-EXT-STS:task_state") is None else "BUSY"
+
+    def boot(self, name: str) -> tuple[str, float]:
+        start = time.perf_counter()
+        resp = self.call("POST", "/compute/v2.1/servers", {"server": {
+            "name": name, "flavorRef": FLAVOR["id"], "imageRef": self.image}})
+        server = str(resp.json()["server"]["id"])
+        until(f"{name} ACTIVE", lambda: self.status(server) == "ACTIVE")
+        return server, time.perf_counter() - start
+
+    def stop_start(self, server: str) -> float:
+        start = time.perf_counter()
+        self.call("POST", f"/compute/v2.1/servers/{server}/action", {"os-stop": None})
+        until("SHUTOFF", lambda: self.status(server) == "SHUTOFF")
+        self.call("POST", f"/compute/v2.1/servers/{server}/action", {"os-start": None})
+        until("ACTIVE", lambda: self.status(server) == "ACTIVE")
+        return time.perf_counter() - start
+
+    def console(self, server: str) -> Path:
+        return self.state / "instances" / server / "console.log"
+
+    def delete(self, server: str) -> None:
+        self.call("DELETE", f"/compute/v2.1/servers/{server}")
+        until("delete", lambda: self.call("GET", f"/compute/v2.1/servers/{server}")
+              .status_code == 404, 120, 0.2)
+
+    def delete_all(self) -> None:
+        """Delete whatever servers are left (after a failed round)."""
+        servers = self.call("GET", "/compute/v2.1/servers").json().get("servers", [])
+        for server in servers:
+            self.delete(server["id"])
+
+    def close(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+        self.log.close()
+
+
+class Direct:
+    """The same guests, defined and started with libvirt-python alone."""
+
+    def __init__(self, template: str, work: Path) -> None:
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)  # errors raise anyway
+        self.conn = libvirt.open(URI)
+        self.template = template
+        self.work = work
+        self.made: list[Any] = []
+
+    def xml_for(self, name: str) -> tuple[str, Path]:
+        """The template with a new name, uuid, root disk overlay and console log."""
+        root = ET.fromstring(self.template)
+        root.find("name").text = name  # type: ignore[union-attr]
+        root.find("uuid").text = str(uuid.uuid4())  # type: ignore[union-attr]
+        metadata = root.find("metadata")
+        if metadata is not None:
+            root.remove(metadata)  # not novad's guest: no novad:node tag
+        folder = self.work / name
+        folder.mkdir()
+        for disk in root.iterfind("./devices/disk[@device='disk']"):
+            source = disk.find("source")
+            assert source is not None
+            info = json.loads(subprocess.run(
+                ["qemu-img", "info", "-U", "--output=json", source.get("file", "")],
+                check=True, capture_output=True, text=True).stdout)
+            overlay = folder / "disk"
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b",
+                            info["backing-filename"], str(overlay),
+                            str(info["virtual-size"])], check=True)
+            source.set("file", str(overlay))
+        log = folder / "console.log"
+        for source in root.iterfind("./devices/*[@type='file']/source"):
+            if source.get("path"):
+                source.set("path", str(log))
+        return ET.tostring(root, encoding="unicode"), log
+
+    def boot(self, xml: str) -> tuple[Any, float]:
+        start = time.perf_counter()
+        dom = self.conn.defineXML(xml)
+        dom.create()
+        elapsed = time.perf_counter() - start
+        self.made.append(dom)
+        return dom, elapsed
+
+    def stop_start(self, dom: Any) -> float:
+        start = time.perf_counter()
+        dom.shutdown()
+        next_press = time.monotonic() + 2
+        while dom.state()[0] != libvirt.VIR_DOMAIN_SHUTOFF:
+            if time.monotonic() > next_press:
+                try:
+                    dom.shutdown()
+                except libvirt.libvirtError:
+                    pass  # it went down meanwhile
+                next_press = time.monotonic() + 2
+            time.sleep(POLL)
+        dom.create()
+        return time.perf_counter() - start
+
+    def remove(self, dom: Any) -> None:
+        if dom in self.made:
+            self.made.remove(dom)
+        try:
+            if dom.isActive():
+                dom.destroy()
+            dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+        except libvirt.libvirtError:
+            pass  # already gone
+
+    def close(self) -> None:
+        for dom in list(self.made):
+            self.remove(dom)
+        self.conn.close()
+
+
+def booted(log: Path, times: int = 1) -> bool:
+    """The guest booted ``times`` times and ticked since (so its acpid runs
+    and an ACPI shutdown is not lost)."""
+    try:
+        text = log.read_text(errors="replace")
+    except FileNotFoundError:
+        return False
+    return text.count(MARKER) >= times and "uptime" in text.rsplit(MARKER, 1)[-1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    subprocess.run([str(ROOT / "scripts" / "build-demo-guest")], check=True,
+                   stdout=subprocess.DEVNULL)
+    work = Path(tempfile.mkdtemp(prefix="novad-bench-boot-"))
+    novad = Novad(work)
+    direct: Direct | None = None
+    try:
+        template_server, _ = novad.boot("bench-template")  # warms the image cache
+        template = (novad.state / "instances" / template_server / "libvirt.xml").read_text()
+        direct = Direct(template, work / "direct")
+        (work / "direct").mkdir()
+        results: dict[str, dict[str, list[float]]] = {
+            "novad": {"boot": [], "stop/start": []}, "direct": {"boot": [], "stop/start": []}}
+        for n in range(args.rounds):
+            for who in (("novad", "direct") if n % 2 == 0 else ("direct", "novad")):
+                if who == "novad":
+                    server, boot = novad.boot(f"bench-{n}")
+                    until("the guest to boot", lambda: booted(novad.console(server)), 120, 0.1)
+                    cycle = novad.stop_start(server)
+                    until("the guest to boot again",
+                          lambda: booted(novad.console(server), 2), 120, 0.1)
+                    novad.delete(server)
+                else:
+                    xml, log = direct.xml_for(f"bench-direct-{os.getpid()}-{n}")
+                    dom, boot = direct.boot(xml)
+                    until("the guest to boot", lambda: booted(log), 120, 0.1)
+                    cycle = direct.stop_start(dom)
+                    until("the guest to boot again", lambda: booted(log, 2), 120, 0.1)
+                    direct.remove(dom)
+                results[who]["boot"].append(boot)
+                results[who]["stop/start"].append(cycle)
+                print(f"round {n + 1} {who:6}: boot-to-ACTIVE {boot * 1000:7.0f} ms   "
+                      f"stop/start {cycle * 1000:7.0f} ms", flush=True)
+        novad.delete(template_server)
+        for what in ("boot", "stop/start"):
+            ours = statistics.median(results["novad"][what])
+            theirs = statistics.median(results["direct"][what])
+            label = "boot-to-ACTIVE" if what == "boot" else what
+            print(f"{label}: novad median={ours * 1000:.0f}ms direct libvirt median="
+                  f"{theirs * 1000:.0f}ms ratio={ours / theirs:.2f}")
+    finally:
+        if direct is not None:
+            direct.close()
+        novad.delete_all()
+        novad.close()
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
