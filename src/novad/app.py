@@ -29,6 +29,12 @@ from novad.compute.power_sync import PowerSync
 from novad.compute.recovery import StartupRecovery
 from novad.compute.service import ComputeService
 from novad.config import Config
+from novad.console.proxy import ConsoleProxy
+from novad.console.service import ConsoleService, proxy_listen
+from novad.console.static import StaticFiles, find_novnc
+from novad.console.tokens import CONSOLE, TokenStore
+from novad.context import RequestContext
+from novad.demo import register_demo_images, wants_demo
 from novad.drivers.base import Driver, HostResources
 from novad.drivers.libvirt import LibvirtDriver
 from novad.errors import NovadError
@@ -39,6 +45,7 @@ from novad.identity.tokens import load_or_create_cluster_key
 from novad.images.routes import routes as image_routes
 from novad.images.schema import IMAGES
 from novad.images.service import ImageService
+from novad.nodeid import node_id, save_node_id
 from novad.store import COMPUTE, Database, Store
 from novad.supervisor import Supervisor
 
@@ -59,6 +66,7 @@ class Node:
     supervisor: Supervisor
     started_at: float
     ready: bool = False
+    consoles: ConsoleService | None = None
 
     @property
     def host(self) -> str:
@@ -85,7 +93,9 @@ async def connect_driver(config: Config) -> Driver:
     """Reach the hypervisor; DriverError (one clear line) if it is unreachable."""
     driver = LibvirtDriver(config.libvirt.connection_uri, config.libvirt.virt_type,
                            config.vnc.vncserver_listen, config.host,
-                           instances_path=config.state_dir / "instances")
+                           instances_path=config.state_dir / "instances",
+                           node_id=node_id(config.state_dir),
+                           vnc_password=config.vnc.vnc_password or None)
     await driver.start()
     return driver
 
@@ -96,18 +106,24 @@ async def start_node(config: Config, driver: Driver | None = None,
     driver = driver or await connect_driver(config)
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
+    save_node_id(state)
     db = await Database.open(state / "novad.sqlite")
-    await db.migrate([COMPUTE, IDENTITY, IMAGES])
+    await db.migrate([COMPUTE, IDENTITY, IMAGES, CONSOLE])
     store = Store(db)
     identity = IdentityService(db, config, load_or_create_cluster_key(state))
     images = ImageService(db, state / "images")
     await images.start()
     supervisor = Supervisor()
     await supervisor.start()
-    compute, power_sync = build_compute(config, store, driver, images, supervisor, stopped_event_delay)
+    consoles = ConsoleService(config, store, TokenStore(db), driver.get_console, config.host)
+    compute, power_sync = build_compute(config, store, driver, images, supervisor,
+                                        stopped_event_delay, on_finish=consoles.on_action_finished,
+                                        console_url=consoles.console_url)
     node = Node(config, db, store, driver, identity, images, compute, power_sync, supervisor,
-                time.time())
+                time.time(), consoles=consoles)
     await _first_start(node)
+    if wants_demo(config.libvirt.connection_uri):
+        await _register_demo(node)
     done = await StartupRecovery(store, compute.runner, compute.specs, compute.host).run()
     log.info("recovery finished", instances=len(done))
     _schedule(node)
@@ -126,6 +142,12 @@ async def _first_start(node: Node) -> None:
     print(f"novad: admin credentials written to {path}", flush=True)
 
 
+async def _register_demo(node: Node) -> None:
+    """The demo guest's images, owned by the admin project (see :mod:`novad.demo`)."""
+    [admin] = await node.identity.list_projects(RequestContext.admin(), name="admin")
+    await register_demo_images(node.images, admin.id, node.config.demo_dir)
+
+
 def _schedule(node: Node) -> None:
     defaults = node.config.DEFAULT
     sup = node.supervisor
@@ -140,6 +162,9 @@ def _schedule(node: Node) -> None:
                   run_now=False)
     if defaults.reclaim_instance_interval > 0:
         sup.every("reclaim", defaults.reclaim_instance_interval, jobs.reclaim, run_now=False)
+    if node.consoles is not None:
+        sup.every("console-token-purge", defaults.instance_delete_interval,
+                  node.consoles.purge_expired, run_now=False)
     sup.every("revoked-token-purge", defaults.instance_delete_interval,
               node.identity.purge_revoked, run_now=False)
     interval = systemd.watchdog_interval()
@@ -175,7 +200,8 @@ def build_app(node: Node) -> web.Application:
     routes += identity_routes.routes(node.identity, node.config)
     routes += image_routes(node.images, node.config)
     routes += compute_routes(node.compute, node.config, node.images, node,
-                             flavors=FlavorService(node.store), keypairs=KeypairService(node.store))
+                             flavors=FlavorService(node.store), keypairs=KeypairService(node.store),
+                             consoles=node.consoles)
     return build_api(node.config, routes, node.identity.validate_token, _error_body)
 
 
@@ -194,10 +220,28 @@ async def running(config: Config, driver: Driver | None = None,
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
     try:
-        yield node, f"http://{host}:{bound}"
+        async with _console_proxy(node):
+            yield node, f"http://{host}:{bound}"
     finally:
         await runner.cleanup()
         await stop_node(node)
+
+
+@contextlib.asynccontextmanager
+async def _console_proxy(node: Node) -> AsyncIterator[None]:
+    """The noVNC proxy while the API serves (when ``[vnc] enabled``)."""
+    if node.consoles is None or not node.config.vnc.enabled:
+        yield
+        return
+    static = StaticFiles(find_novnc(node.config.vnc.novnc_path))
+    if static.root is None:
+        log.warning("noVNC not found: console pages are 404 (run scripts/setup)")
+    proxy = ConsoleProxy(node.consoles, node.config, static)
+    await proxy.start(*proxy_listen(node.config), fallback=not node.config.vnc.novncproxy_listen)
+    try:
+        yield
+    finally:
+        await proxy.stop()
 
 
 async def serve(config: Config) -> None:

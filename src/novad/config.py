@@ -46,6 +46,8 @@ class DefaultSection:
     instance_delete_interval: int = _opt(300, "seconds between expired console-token purges")
     max_request_body_size: int = _opt(1048576, "largest accepted JSON request body, bytes")
     log_format: str = _opt("auto", "auto | json | console")
+    demo_image_dir: str = _opt("", "folder of the built demo guest, registered as images on a "
+                               "qemu URI; empty = <state_dir>/demo")
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,15 @@ class VncSection:
     """``[vnc]``."""
 
     enabled: bool = _opt(True, "serve VNC consoles")
-    novncproxy_base_url: str = _opt("", "empty = <public_endpoint>/vnc_auto.html")
+    novncproxy_base_url: str = _opt(
+        "", "URL handed out for noVNC consoles; empty = http://<proxy address>/vnc_auto.html")
     vncserver_listen: str = _opt("127.0.0.1", "address guests' VNC servers listen on")
+    novncproxy_listen: str = _opt(
+        "", "HOST:PORT of the noVNC proxy; empty = the API's host and port + 1 (or a free port)")
+    novnc_path: str = _opt(
+        "", "noVNC's files; empty = .cache/novnc of the checkout, else /usr/share/novnc")
+    vnc_password: str = _opt(
+        "", "VNC password (at most 8 characters) set on new guests; the proxy uses it")
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,7 @@ class ConsoleSection:
     """``[console]``."""
 
     allowed_origins: tuple[str, ...] = _list_opt("extra Origin hostnames the proxy accepts")
+    idle_timeout: int = _opt(3600, "close a console session idle this long; 0 = never")
 
 
 @dataclass(frozen=True)
@@ -137,6 +147,13 @@ class Config:
         return Path(self.DEFAULT.state_dir).resolve()
 
     @property
+    def demo_dir(self) -> Path:
+        """Where ``scripts/build-demo-guest``'s output is looked for."""
+        if self.DEFAULT.demo_image_dir:
+            return Path(self.DEFAULT.demo_image_dir).resolve()
+        return self.state_dir / "demo"
+
+    @property
     def listen_addr(self) -> tuple[str, int]:
         """``listen`` split into host and port."""
         return parse_listen(self.DEFAULT.listen)
@@ -153,6 +170,14 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _is_listen(value: str) -> bool:
+    try:
+        parse_listen(value)
+    except ConfigError:
+        return False
+    return True
+
+
 _VALIDATORS: dict[str, Any] = {
     "DEFAULT.log_format": lambda v: v in ("auto", "json", "console"),
     "DEFAULT.max_request_body_size": lambda v: v > 0,
@@ -163,6 +188,9 @@ _VALIDATORS: dict[str, Any] = {
     "libvirt.virt_type": lambda v: v in ("qemu", "kvm"),
     "libvirt.wait_soft_reboot_seconds": lambda v: v >= 0,
     "consoleauth.token_ttl": lambda v: v >= 0,
+    "console.idle_timeout": lambda v: v >= 0,
+    "vnc.novncproxy_listen": lambda v: v == "" or _is_listen(v),
+    "vnc.vnc_password": lambda v: len(v) <= 8 and v.isascii(),
     "identity.token_expiration": lambda v: v > 0,
     "quota.instances": lambda v: v >= -1,
     "quota.cores": lambda v: v >= -1,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from novad.compute.operations import Operations
 from novad.compute.power_sync import PowerSync
-from novad.compute.runner import Runner
-from novad.compute.service import ComputeService
+from novad.compute.runner import FinishHook, Runner
+from novad.compute.service import ComputeService, ConsoleUrlFactory
 from novad.compute.specs import ImageStore, SpecBuilder
 from novad.config import Config
 from novad.context import RequestContext
@@ -27,9 +27,12 @@ DEFAULT_FLAVORS = (  # seed 001's table; ids as devstack creates them
 
 
 def build_compute(config: Config, store: Store, driver: Driver, images: ImageStore,
-             supervisor: Supervisor, stopped_event_delay: float
+             supervisor: Supervisor, stopped_event_delay: float,
+             on_finish: FinishHook | None = None,
+             console_url: ConsoleUrlFactory | None = None
              ) -> tuple[ComputeService, PowerSync]:
-    """The compute service and its power sync for one node."""
+    """The compute service and its power sync for one node.  ``on_finish``
+    runs after each action's successful end; ``console_url`` makes console URLs."""
     host = config.host
     specs = SpecBuilder(store, images, config.state_dir, host)
 
@@ -40,9 +43,9 @@ def build_compute(config: Config, store: Store, driver: Driver, images: ImageSto
                      config.compute.shutdown_retry_interval,
                      config.libvirt.wait_soft_reboot_seconds,
                      config.DEFAULT.shelved_offload_time, other_hosts)
-    runner = Runner(store, driver, Lifecycle(), host, ops.table())
+    runner = Runner(store, driver, Lifecycle(), host, ops.table(), on_finish)
     compute = ComputeService(config, store, runner, specs, supervisor,
-                             host_is_up=lambda h: h == host)
+                             host_is_up=lambda h: h == host, console_url_factory=console_url)
 
     async def act(ctx: RequestContext, uuid: str, action: str) -> object:
         return await compute.act(ctx, uuid, action, {})

@@ -69,14 +69,18 @@ class Outcome:
 
 
 OperationFn = Callable[["Runner", Op], Awaitable[Outcome]]
+FinishHook = Callable[[str, str], Awaitable[None]]
+"""Called with (action, instance id) after an action's successful final write."""
 
 
 class Runner:
     """Executes operations with the table's steps, finals and failure policies."""
 
     def __init__(self, store: Store, driver: Driver, lifecycle: Lifecycle, host: str,
-                 operations: dict[str, OperationFn]) -> None:
+                 operations: dict[str, OperationFn], on_finish: FinishHook | None = None
+                 ) -> None:
         self.store = store
+        self.on_finish = on_finish
         self.driver = driver
         self.lifecycle = lifecycle
         self.host = host
@@ -144,6 +148,8 @@ class Runner:
             return VmState.STOPPED if power is PowerState.SHUTDOWN else VmState.ACTIVE
         if final is Final.STOPPED_STAYS_STOPPED:
             return VmState.STOPPED if op.origin_vm is VmState.STOPPED else VmState.ACTIVE
+        if final is Final.SHELVED_OR_OFFLOADED:
+            return VmState.SHELVED  # the operation says SHELVED_OFFLOADED when it offloaded
         return VmState(op.params["state"])
 
     async def _finish(self, op: Op, outcome: Outcome) -> None:
@@ -160,6 +166,16 @@ class Runner:
         op.instance = await self.store.write(
             op.uuid, Expect.task(op.task), changes,
             event_finish=self._event_end(op, "Success"), finish_action=True)
+        await self._notify_finished(op)
+
+    async def _notify_finished(self, op: Op) -> None:
+        """The ``on_finish`` hook (console tokens); its failure never fails the action."""
+        if self.on_finish is None:
+            return
+        try:
+            await self.on_finish(op.spec.name, op.uuid)
+        except Exception:
+            log.exception("after-action hook failed", instance_id=op.uuid, action=op.spec.name)
 
     def _event_end(self, op: Op, result: str, details: str | None = None,
                    tb: str | None = None) -> EventFinish | None:

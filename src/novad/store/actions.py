@@ -30,6 +30,13 @@ _ACTION_COLUMNS = (
 )
 _EVENT_COLUMNS = "event, start_time, finish_time, result, traceback, host, details"
 
+OBSERVING_ACTIONS = ("console",)
+"""Actions that record an observation (a console session), never a state
+change: "the instance's latest action" (crash recovery, events without an
+action of their own) skips them, so a console opened during a reboot never
+collects the reboot's events."""
+_NOT_OBSERVING = "action NOT IN (" + ", ".join(f"'{a}'" for a in OBSERVING_ACTIONS) + ")"
+
 # The action an event belongs to: the one with the event's request_id, or,
 # when there is none, the instance's latest action.  Nova does the same so
 # that events written at service restart (under a fresh request id) land on
@@ -39,7 +46,7 @@ _EVENT_COLUMNS = "event, start_time, finish_time, result, traceback, host, detai
 _FIND_ACTION = (
     "SELECT id, 1 FROM instance_actions WHERE instance_uuid = ? AND request_id = ?"
     " UNION ALL SELECT * FROM (SELECT id, 0 FROM instance_actions WHERE instance_uuid = ?"
-    " ORDER BY id DESC LIMIT 1) LIMIT 1"
+    f" AND {_NOT_OBSERVING} ORDER BY id DESC LIMIT 1) LIMIT 1"
 )
 
 
@@ -197,11 +204,12 @@ class ActionsMixin:
         return [_action(row) for row in rows]
 
     async def latest_action(self, uuid: str) -> ActionRecord | None:
-        """The instance's newest action (without events), or None."""
+        """The instance's newest action (without events, console sessions
+        skipped: :data:`OBSERVING_ACTIONS`), or None."""
         rows = list(
             await self._db.conn.execute_fetchall(
                 f"SELECT {_ACTION_COLUMNS} FROM instance_actions WHERE instance_uuid = ?"
-                " ORDER BY start_time DESC, id DESC LIMIT 1",
+                f" AND {_NOT_OBSERVING} ORDER BY start_time DESC, id DESC LIMIT 1",
                 (uuid,),
             )
         )

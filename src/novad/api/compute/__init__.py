@@ -12,6 +12,7 @@ import dataclasses
 
 from novad.api.common import Route
 from novad.api.compute.actions import ActionHandlers
+from novad.api.compute.consoles import ConsoleTokenHandlers, ConsoleTokenLookup
 from novad.api.compute.flavors import FlavorHandlers
 from novad.api.compute.keypairs import KeypairHandlers
 from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHandlers
@@ -30,12 +31,13 @@ __all__ = ["MOUNTS", "ImageLookup", "NodeInfo", "routes"]
 
 
 def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node: NodeInfo,
-           *, flavors: FlavorAPI, keypairs: KeypairAPI) -> list[Route]:
+           *, flavors: FlavorAPI, keypairs: KeypairAPI,
+           consoles: ConsoleTokenLookup | None = None) -> list[Route]:
     """Every Compute API route, ready for :func:`novad.api.app.build_api`.
 
     ``images`` adds Glance-shaped ``/images`` look-ups under the compute
     mounts (for clients pointed at the compute endpoint alone); None leaves
-    them out.
+    them out.  ``consoles`` adds the admin ``/os-console-auth-tokens`` look-up.
     """
     versions = VersionHandlers(config)
     relative = [
@@ -49,6 +51,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
     ]
     if images is not None:
         relative.extend(ImageHandlers(images, config).routes())
+    if consoles is not None:
+        relative.extend(ConsoleTokenHandlers(consoles).routes())
     mounted = [dataclasses.replace(r, path=mount + r.path)
                for mount in MOUNTS for r in relative]
     return [*versions.root_routes(), *mounted]
