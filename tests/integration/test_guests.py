@@ -226,8 +226,10 @@ def test_config_drive_is_seen_by_the_guest(novad: Daemon, qemu: Libvirt) -> None
     uuid = novad.create_server("cfg", SMALL["id"], key_name="it-key",
                                user_data="#!/bin/sh\necho hello from user data\n")
     novad.wait_status(uuid, "ACTIVE")
-    text = wait_for("the guest to find its config drive",
-                    lambda: (lambda t: t if "config-2 found" in t else None)(
+    # The guest prints the config-2 line, then the user_data line a moment
+    # later: wait for the last one so the check never races the guest.
+    text = wait_for("the guest to read its config drive",
+                    lambda: (lambda t: t if "novad-demo: user_data" in t else None)(
                         novad.console_log(uuid)))
     assert f"novad-demo: config-2 found uuid={uuid}" in text
     assert "novad-demo: user_data #!/bin/sh" in text
