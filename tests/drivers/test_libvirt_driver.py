@@ -105,6 +105,29 @@ async def test_spawn_from_image_makes_qcow2_overlay(driver: Driver, make_spec: S
 
 
 @needs_qemu_img
+async def test_root_disks_are_copies_of_one_overlay_template(
+        driver: Driver, make_spec: SpecMaker, raw_image: ImageSpec, tmp_path: Path) -> None:
+    """Each root disk is a copy of ``_base/<image>.overlay-<size>``, byte for
+    byte what ``qemu-img create`` makes, and each is the instance's own file."""
+    first, second = make_spec(image=raw_image), make_spec(image=raw_image)
+    await driver.spawn(first)
+    await driver.spawn(second)
+    base = first.instance_dir.parent / "_base" / raw_image.image_id
+    template = base.with_name(f"{base.name}.overlay-{GIB}")
+    made = tmp_path / "made.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "raw", "-b",
+                    str(base.absolute()), str(made), str(GIB)], check=True)
+    for spec in (first, second):
+        disk = spec.instance_dir / "disk"
+        assert disk.read_bytes() == template.read_bytes() == made.read_bytes()
+    assert (first.instance_dir / "disk").stat().st_ino != (second.instance_dir / "disk").stat().st_ino
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 0 64k",
+                    str(first.instance_dir / "disk")], check=True, capture_output=True)
+    assert (second.instance_dir / "disk").read_bytes() == made.read_bytes()
+    assert template.read_bytes() == made.read_bytes()
+
+
+@needs_qemu_img
 async def test_flavor_smaller_than_image_is_refused(driver: Driver, make_spec: SpecMaker,
                                                     tmp_path: Path) -> None:
     """Nova's FlavorDiskSmallerThanImage: refused, and the failed spawn

@@ -215,10 +215,10 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
             raise DriverError("Flavor's disk is too small for requested image. Flavor disk "
                               f"is {size_gb * GIB} bytes, image is {base.size} bytes.")
         size = max(size_gb * GIB, base.size)
-        await run_qemu_img("create", "-q", "-f", "qcow2", "-F", base.fmt, "-b", str(base.path),
-                           str(part), str(size))
-        made = "qcow2"
-    elif qemu_img() is not None:  # compact: snapshots of it stay small
+        template = await overlay_template(base, size)
+        await asyncio.to_thread(_copy_into_place, template, part, path)
+        return "qcow2"
+    if qemu_img() is not None:  # compact: snapshots of it stay small
         await run_qemu_img("create", "-q", "-f", "qcow2", str(part), str(max(size_gb, 1) * GIB))
         made = "qcow2"
     else:
@@ -226,6 +226,35 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
         made = "raw"
     await asyncio.to_thread(os.replace, part, path)
     return made
+
+
+async def overlay_template(base: BaseImage, size: int) -> Path:
+    """An empty qcow2 overlay of ``size`` bytes on ``base``, made once per
+    base and size (``_base/<image_id>.overlay-<size>``) and copied for each
+    new root disk.
+
+    ``qemu-img create`` writes the same bytes every time for the same base
+    path, format and size (the header names only the backing file; nothing
+    in it is per instance), so a copy of the template is the disk it would
+    have made, without a subprocess on every boot (about 10 ms of a 350 ms
+    boot here).  The template appears whole or not at all.
+    """
+    template = base.path.with_name(f"{base.path.name}.overlay-{size}")
+    if not template.exists():
+        part = template.with_name(f".{template.name}.{uuid.uuid4().hex}.part")
+        try:
+            await run_qemu_img("create", "-q", "-f", "qcow2", "-F", base.fmt, "-b",
+                               str(base.path), str(part), str(size))
+            await asyncio.to_thread(os.replace, part, template)
+        finally:
+            await asyncio.to_thread(remove_files, part)
+    return template
+
+
+def _copy_into_place(source: Path, part: Path, target: Path) -> None:
+    """Copy ``source`` to ``part``, then rename it to ``target`` (blocks)."""
+    shutil.copyfile(source, part)
+    os.replace(part, target)
 
 
 def copy_in(source: Path, target: Path) -> None:

@@ -275,10 +275,15 @@ class LibvirtDriver:
 
     async def _define(self, spec: InstanceSpec, xml: str) -> VirDomain:
         """Write ``libvirt.xml`` and define the domain from it."""
-        await asyncio.to_thread(_write_text, spec.instance_dir / disks.LIBVIRT_XML, xml)
-        dom = await self._call(spec.instance_id, self._connection.defineXML, xml)
+        dom = await self._call(spec.instance_id, self._write_and_define,
+                               spec.instance_dir / disks.LIBVIRT_XML, xml)
         self._domains[spec.instance_id] = dom
         return dom
+
+    def _write_and_define(self, path: Path, xml: str) -> VirDomain:
+        """Write the XML file, then define the domain (blocks)."""
+        _write_text(path, xml)
+        return self._connection.defineXML(xml)
 
     async def _boot(self, instance_id: str, dom: VirDomain) -> None:
         """Start a defined domain; a running one is left alone."""
@@ -311,18 +316,14 @@ class LibvirtDriver:
                               f"{flavor.root_gb} GB.")
         await asyncio.to_thread(inst_dir.mkdir, parents=True, exist_ok=True)
         root = inst_dir / disks.ROOT
+        made: str | None = None
         if not root.exists():
             base_dir = inst_dir.absolute().parent / disks.BASE_DIR
-            await disks.create_image_disk(root, spec.image, base_dir, flavor.root_gb)
-        await self._copy_boot_files(spec.image, inst_dir, "")
-        for name, size in ((disks.EPHEMERAL, flavor.ephemeral_gb * disks.GIB),
-                           (disks.SWAP, flavor.swap_mb * disks.MIB)):
-            path = inst_dir / name
-            if size and not path.exists():
-                await asyncio.to_thread(disks.create_sparse, path, size)
-        if spec.config_drive and not (inst_dir / disks.CONFIG).exists():
-            await asyncio.to_thread(configdrive.write, spec, inst_dir / disks.CONFIG)
-        return await asyncio.to_thread(disks.detect_format, root)
+            made = await disks.create_image_disk(root, spec.image, base_dir, flavor.root_gb)
+        await asyncio.to_thread(_lay_out_other_files, spec)
+        if made is None:
+            made = await asyncio.to_thread(disks.detect_format, root)
+        return made
 
     # -- build and tear down ---------------------------------------------
 
@@ -718,6 +719,24 @@ class LibvirtDriver:
                 raise
             vcpus, memory_kib, running = vcpus + info[3], memory_kib + info[1], running + 1
         return conn.getInfo(), conn.getType(), (vcpus, memory_kib // 1024, running)
+
+
+def _lay_out_other_files(spec: InstanceSpec) -> None:
+    """The kernel and ramdisk copies, the ephemeral and swap disks and the
+    config drive that are missing (blocks).  Existing files are kept."""
+    inst_dir, flavor = spec.instance_dir, spec.flavor
+    local = _local_boot_files(spec.image, inst_dir, "")
+    for source, target in ((spec.image.kernel_path, local.kernel_path),
+                           (spec.image.ramdisk_path, local.ramdisk_path)):
+        if source is not None and target is not None:
+            disks.copy_in(source, target)
+    for name, size in ((disks.EPHEMERAL, flavor.ephemeral_gb * disks.GIB),
+                       (disks.SWAP, flavor.swap_mb * disks.MIB)):
+        path = inst_dir / name
+        if size and not path.exists():
+            disks.create_sparse(path, size)
+    if spec.config_drive and not (inst_dir / disks.CONFIG).exists():
+        configdrive.write(spec, inst_dir / disks.CONFIG)
 
 
 def _local_boot_files(image: ImageSpec, inst_dir: Path, suffix: str) -> ImageSpec:
