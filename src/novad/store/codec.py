@@ -40,8 +40,11 @@ def flavor_to_json(flavor: Flavor) -> str:
     return json.dumps(flavor.to_dict(), separators=(",", ":"))
 
 
+@functools.lru_cache(maxsize=1024)
 def flavor_from_json(text: str) -> Flavor:
-    """Inverse of :func:`flavor_to_json`."""
+    """Inverse of :func:`flavor_to_json`.  Cached like whole rows (see
+    :func:`decode_instance`): rows of one flavor embed the same text, and a
+    row changed by an action misses the row cache but not this one."""
     return Flavor.from_dict(json.loads(text))
 
 

@@ -10,6 +10,8 @@ becomes reachable here once its argument schema exists in
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +69,7 @@ PARAMS: dict[str, ParamBuilder] = {
 """How each action's validated argument becomes ``compute.act`` parameters."""
 
 
+@functools.cache
 def known_actions() -> frozenset[str]:
     """Every key ``POST /servers/{id}/action`` accepts at some microversion
     (a table row without an argument schema is not offered)."""
