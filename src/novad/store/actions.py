@@ -186,7 +186,7 @@ class ActionsMixin:
     async def latest_fault(self, uuid: str) -> FaultRecord | None:
         """The instance's most recent fault, or None."""
         rows = list(
-            await self._db.conn.execute_fetchall(
+            await self._db.fetch(
                 "SELECT code, message, details, host, created_at FROM instance_faults"
                 " WHERE instance_uuid = ? ORDER BY id DESC LIMIT 1",
                 (uuid,),
@@ -196,7 +196,7 @@ class ActionsMixin:
 
     async def list_actions(self, uuid: str) -> list[ActionRecord]:
         """The instance's actions, newest first, without their events."""
-        rows = await self._db.conn.execute_fetchall(
+        rows = await self._db.fetch(
             f"SELECT {_ACTION_COLUMNS} FROM instance_actions WHERE instance_uuid = ?"
             " ORDER BY start_time DESC, id DESC",
             (uuid,),
@@ -207,7 +207,7 @@ class ActionsMixin:
         """The instance's newest action (without events, console sessions
         skipped: :data:`OBSERVING_ACTIONS`), or None."""
         rows = list(
-            await self._db.conn.execute_fetchall(
+            await self._db.fetch(
                 f"SELECT {_ACTION_COLUMNS} FROM instance_actions WHERE instance_uuid = ?"
                 f" AND {_NOT_OBSERVING} ORDER BY start_time DESC, id DESC LIMIT 1",
                 (uuid,),
@@ -234,7 +234,7 @@ class ActionsMixin:
             ).fetchall()
             return _action(row[1:], tuple(EventRecord(*e) for e in events))
 
-        found = await self._db.call(read)
+        found = await self._db.read(read)
         if found is None:
             raise errors.NotFound(
                 f"Action for request_id {request_id} on instance {uuid} not found"

@@ -1,7 +1,7 @@
 """The one SQLite database of a novad node: connection, pragmas, schema
 migrations per component, and the two ways to write.
 
-All of novad shares ONE aiosqlite connection (one worker thread).  Two ways
+All writes share ONE aiosqlite connection (one worker thread).  Two ways
 to write, both serialised by one :class:`asyncio.Lock` so transactions never
 interleave on the shared connection:
 
@@ -15,11 +15,14 @@ interleave on the shared connection:
   what lets the compute store sustain thousands of durable state changes per
   second.  A job that raises rolls back only its own savepoint.
 
-Reads are single worker-thread calls (:meth:`Database.call` or the aiosqlite
-``execute_fetchall``).  A read issued while a :meth:`transaction` holder is
-between statements runs inside that open transaction and can see its
-uncommitted rows; reads of rows written only through :meth:`write` never see
-uncommitted data, because a :meth:`write` batch is one worker-thread call.
+Reads come in two kinds.  The compute store's reads (:meth:`Database.fetch`,
+:meth:`Database.read`) go to a second, read-only connection with its own
+worker thread: in WAL mode it sees every committed write and never waits
+behind a batch's fsync on the writer's thread, so an API GET or an action's
+guard check does not queue behind other instances' commits.  Reads that
+belong to a :meth:`transaction` (identity, images: read-modify-write) use
+``conn`` (:meth:`Database.call` or the aiosqlite ``execute_fetchall``) and
+can see that transaction's uncommitted rows.
 """
 
 from __future__ import annotations
@@ -143,6 +146,22 @@ def _run_batch(
     loop.call_soon_threadsafe(_settle, batch, outcomes)
 
 
+async def _open_reader(path: Path) -> aiosqlite.Connection:
+    """A second, read-only connection with its own worker thread.  In WAL
+    mode it reads the last committed state while the writer commits, so
+    reads (every API GET, every action's guard check) do not queue behind
+    a batch's fsync on the writer's thread."""
+    reader = await aiosqlite.connect(f"file:{path.absolute()}?mode=ro", uri=True,
+                                     isolation_level=None, cached_statements=512)
+    try:
+        await reader.execute("PRAGMA busy_timeout=5000")
+        await reader.create_function("regexp", 2, _regexp, deterministic=True)
+    except BaseException:
+        await reader.close()
+        raise
+    return reader
+
+
 def _regexp(pattern: str, value: object) -> bool:
     """SQLite's ``value REGEXP pattern``: Python's ``re.search`` (``re``
     caches compiled patterns)."""
@@ -159,9 +178,11 @@ class Database:
     :meth:`transaction` (the lock is not re-entrant).
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path,
+                 reader: aiosqlite.Connection | None = None) -> None:
         self.conn = conn
         self.path = path
+        self.reader = reader or conn
         self._lock = asyncio.Lock()
         self._queue: list[_Job] = []
         self._leading = False  # a caller is committing batches (or about to)
@@ -195,14 +216,35 @@ class Database:
                 "CREATE TABLE IF NOT EXISTS schema_versions("
                 " component TEXT PRIMARY KEY NOT NULL, version INTEGER NOT NULL)"
             )
+            reader = await _open_reader(path)
         except BaseException:
             await conn.close()
             raise
-        return cls(conn, path)
+        return cls(conn, path, reader)
 
     async def close(self) -> None:
-        """Close the connection after queued work completes.  Idempotent."""
+        """Close the connections after queued work completes.  Idempotent."""
+        if self.reader is not self.conn:
+            await self.reader.close()
         await self.conn.close()
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of one read-only statement, on the reader connection:
+        it sees every committed write and never waits behind a commit."""
+        return list(await self.reader.execute_fetchall(sql, params))
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn`` (which must not write) on the reader's worker thread,
+        inside one read transaction, so its statements see one state."""
+        def in_snapshot(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        reader = self.reader
+        return cast(T, await reader._execute(in_snapshot, reader._conn))  # type: ignore[no-untyped-call]
 
     async def pragma(self, name: str) -> Any:
         """The current value of ``PRAGMA name`` (for checks and tests)."""

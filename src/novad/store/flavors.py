@@ -55,7 +55,7 @@ class FlavorsMixin:
     async def get_flavor(self, flavor_id: str) -> Flavor:
         """One flavor.  Raises FlavorNotFound."""
         rows = list(
-            await self._db.conn.execute_fetchall(
+            await self._db.fetch(
                 f"SELECT {FLAVOR_COLUMNS} FROM flavors WHERE id = ?", (flavor_id,)
             )
         )
@@ -107,7 +107,7 @@ class FlavorsMixin:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = await self._db.conn.execute_fetchall(sql, params)
+        rows = await self._db.fetch(sql, params)
         return [decode_flavor(tuple(r)) for r in rows]
 
     async def _check_marker_flavor(self, marker: str) -> None:
@@ -128,7 +128,7 @@ class FlavorsMixin:
 
     async def count_flavors(self) -> int:
         """How many flavors exist."""
-        rows = list(await self._db.conn.execute_fetchall("SELECT COUNT(*) FROM flavors"))
+        rows = list(await self._db.fetch("SELECT COUNT(*) FROM flavors"))
         return int(rows[0][0])
 
     async def set_extra_specs(self, flavor_id: str, specs: Mapping[str, str]) -> dict[str, str]:
@@ -201,4 +201,4 @@ class FlavorsMixin:
             ).fetchall()
             return [str(r[0]) for r in rows]
 
-        return await self._db.call(read)
+        return await self._db.read(read)

@@ -203,7 +203,7 @@ class InstancesMixin:
         sql = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE uuid = ?"
         if not include_deleted:
             sql += " AND deleted = 0"
-        rows = list(await self._db.conn.execute_fetchall(sql, (uuid,)))
+        rows = list(await self._db.fetch(sql, (uuid,)))
         if not rows:
             raise errors.InstanceNotFound(uuid)
         return decode_instance(tuple(rows[0]))
@@ -265,7 +265,7 @@ class InstancesMixin:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = await self._db.conn.execute_fetchall(sql, params)
+        rows = await self._db.fetch(sql, params)
         result = [decode_instance(tuple(r)) for r in rows]
         if not result and marker is not None:
             await self._check_marker(marker)
@@ -274,7 +274,7 @@ class InstancesMixin:
     async def _check_marker(self, marker: str) -> None:
         # Only reached on an empty page: an unknown marker also yields one.
         rows = list(
-            await self._db.conn.execute_fetchall(
+            await self._db.fetch(
                 "SELECT 1 FROM instances WHERE uuid = ?", (marker,)
             )
         )
@@ -339,7 +339,7 @@ class InstancesMixin:
         """(instances, vcpus, ram MB) of the project's live instances, for
         quotas.  Soft-deleted instances count, as in Nova."""
         rows = list(
-            await self._db.conn.execute_fetchall(
+            await self._db.fetch(
                 "SELECT COUNT(*), COALESCE(SUM(json_extract(flavor, '$.vcpus')), 0),"
                 " COALESCE(SUM(json_extract(flavor, '$.memory_mb')), 0)"
                 " FROM instances WHERE project_id = ? AND deleted = 0",

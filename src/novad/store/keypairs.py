@@ -40,7 +40,7 @@ class KeypairsMixin:
     async def get_keypair(self, user_id: str, name: str) -> Keypair:
         """One key pair.  Raises NotFound."""
         rows = list(
-            await self._db.conn.execute_fetchall(
+            await self._db.fetch(
                 f"SELECT {_COLUMNS} FROM keypairs WHERE user_id = ? AND name = ?",
                 (user_id, name),
             )
@@ -68,7 +68,7 @@ class KeypairsMixin:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        rows = await self._db.conn.execute_fetchall(sql, params)
+        rows = await self._db.fetch(sql, params)
         return [Keypair(*r) for r in rows]
 
     async def delete_keypair(self, user_id: str, name: str) -> None:

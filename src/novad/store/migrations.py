@@ -88,7 +88,7 @@ class MigrationsMixin:
     ) -> Migration | None:
         """The instance's latest migration whose status is in ``statuses``."""
         rows = list(
-            await self._db.conn.execute_fetchall(
+            await self._db.fetch(
                 f"SELECT {_COLUMNS} FROM migrations WHERE instance_uuid = ?"
                 f" AND status IN ({_qmarks(len(statuses))}) ORDER BY id DESC LIMIT 1",
                 (uuid, *statuses),
@@ -106,5 +106,5 @@ class MigrationsMixin:
         if older_than is not None:
             sql += " AND updated_at <= ?"
             params.append(older_than)
-        rows = await self._db.conn.execute_fetchall(sql + " ORDER BY id", params)
+        rows = await self._db.fetch(sql + " ORDER BY id", params)
         return [Migration(*r) for r in rows]
