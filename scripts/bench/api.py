@@ -1,13 +1,24 @@
 #!/usr/bin/env python3
-"""The Compute API under load, against the service layer measured in the same run.
+"""The Compute API under load, against baselines measured in the same run.
 
 A real daemon (``python -m novad serve``, libvirt test:///default) in its
-own process on a real port; 50 concurrent HTTP clients in this process cycle
-pause/unpause over 200 servers (each waits for its server's task to end,
-polling ``GET /servers/{id}``, before the next action), then
-``GET /servers/detail`` is timed with 1,000 servers (time to the last byte).
-The baseline is the same pause/unpause cycles through ``ComputeService.act``
-in-process, with no HTTP.
+own process on a real port; 50 concurrent HTTP clients in this process
+cycle pause, then unpause, over their share of 200 servers (4 each), each
+sending its next request as soon as the last one is answered (a closed
+loop: 50 requests always outstanding), then ``GET /servers/detail`` is
+timed with 1,000 servers (time to the last byte).  Every server's action
+has long ended by the time its client comes back to it; a 409 would be
+counted as refused.
+
+Two baselines:
+
+* the same pause/unpause cycles through ``ComputeService.act`` in-process,
+  with no HTTP (completed actions/s);
+* the HTTP floor: a bare aiohttp server in its own process that reads each
+  action request's JSON body and answers 202 with nothing else (no token,
+  no database, no libvirt), driven by the same 50 clients.  No handler can
+  answer faster than this on this machine, so its latency is the floor for
+  novad's accept latency under this load.
 
 Prints accept latency p50/p99 (time to the 202), completed actions/s and
 list latency.  Run: ``.venv/bin/python scripts/bench/api.py``
@@ -61,11 +72,13 @@ async def token(session: aiohttp.ClientSession, base: str, password: str) -> str
 
 
 async def http_cycles(session: aiohttp.ClientSession, base: str, uuids: list[str],
-                      clients: int, cycles: int) -> tuple[float, list[float]]:
+                      clients: int, cycles: int, wait: bool = True
+                      ) -> tuple[float, list[float]]:
     """Each client cycles pause, then unpause, over its own servers (4 each for
     200/50): by the time it comes back to a server its last action has long
     ended.  A 409 (still busy) would be counted as refused; returns accepted
-    actions/s (each later seen finished) and accept latencies."""
+    actions/s (each later seen finished, unless not ``wait``) and accept
+    latencies."""
     accept: list[float] = []
     refused = 0
 
@@ -86,7 +99,7 @@ async def http_cycles(session: aiohttp.ClientSession, base: str, uuids: list[str
 
     start = time.perf_counter()
     await asyncio.gather(*(client(uuids[i::clients]) for i in range(clients)))
-    for uuid in uuids:
+    for uuid in uuids if wait else []:
         await wait_idle(session, base, uuid)
     elapsed = time.perf_counter() - start
     if refused:
@@ -167,6 +180,46 @@ async def upload_image(session: aiohttp.ClientSession, base: str) -> str:
     return str(image["id"])
 
 
+def floor_server(port: int) -> None:
+    """The HTTP floor: read the JSON body, answer 202 (runs in its own process)."""
+    from aiohttp import web
+
+    async def action(request: web.Request) -> web.Response:
+        orjson.loads(await request.read())
+        return web.Response(status=202)
+
+    app = web.Application()
+    app.router.add_post("/compute/v2.1/servers/{id}/action", action)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+async def measure_floor(args: argparse.Namespace) -> list[float]:
+    """Accept latencies of the bare server under the same clients and cycles."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--floor-server", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        conn = aiohttp.TCPConnector(limit=args.clients)
+        async with aiohttp.ClientSession(connector=conn) as session:
+            for _ in range(300):
+                try:
+                    async with session.post(f"{base}/compute/v2.1/servers/x/action",
+                                            json={"pause": None}) as resp:
+                        if resp.status == 202:
+                            break
+                except aiohttp.ClientError:
+                    await asyncio.sleep(0.1)
+            uuids = [f"server-{n}" for n in range(args.servers)]
+            _rate, accept = await http_cycles(session, base, uuids, args.clients, args.cycles,
+                                              wait=False)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    return accept
+
+
 async def start_daemon(tmp: Path) -> tuple[asyncio.subprocess.Process, str]:
     """``novad serve`` in its own process; returns it and its base URL."""
     port = free_port()
@@ -215,7 +268,7 @@ async def measure_http(tmp: Path, args: argparse.Namespace
             rate, accept = await http_cycles(session, base, uuids, args.clients, args.cycles)
             await boot_http(session, base, image, args.listed - args.servers)
             listing = []
-            for _ in range(20):
+            for _ in range(50):
                 t0 = time.perf_counter()
                 async with session.get(f"{base}/compute/v2.1/servers/detail?all_tenants=1") \
                         as resp:
@@ -228,21 +281,34 @@ async def measure_http(tmp: Path, args: argparse.Namespace
     return rate, accept, listing, listed
 
 
-async def main() -> None:
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=200)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--listed", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=2)
+    parser.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor_server:
+        floor_server(args.floor_server)
+    else:
+        asyncio.run(measure(args))
+
+
+async def measure(args: argparse.Namespace) -> None:
+    """Every figure, then the report."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))
     with tempfile.TemporaryDirectory() as tmp:
         service_rate = await measure_service(Path(tmp), args.servers, args.clients, args.cycles)
+        floor = await measure_floor(args)
         rate, accept, listing, listed = await measure_http(Path(tmp), args)
     print(f"servers={args.servers} clients={args.clients} actions={len(accept)}")
     print(f"service layer (in-process, no HTTP): completed actions/s={service_rate:.0f}")
     print(f"http: completed actions/s={rate:.0f} (ratio to service {rate / service_rate:.2f}) "
           f"accept p50={pct(accept, .5):.2f}ms p99={pct(accept, .99):.2f}ms")
+    print(f"http floor (bare aiohttp, 202 only): accept p50={pct(floor, .5):.2f}ms "
+          f"p99={pct(floor, .99):.2f}ms; novad/floor p50 {pct(accept, .5) / pct(floor, .5):.1f}x "
+          f"p99 {pct(accept, .99) / pct(floor, .99):.1f}x")
     print(f"GET /servers/detail with {listed} servers: p50={pct(listing, .5):.1f}ms "
           f"p99={pct(listing, .99):.1f}ms")
 
@@ -254,4 +320,4 @@ def _password(clouds: Path) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    main()

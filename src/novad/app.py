@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -244,6 +244,27 @@ async def _console_proxy(node: Node) -> AsyncIterator[None]:
         await proxy.stop()
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""The cyclic collector's thresholds in the daemon (CPython's are 700, 10, 10)."""
+
+
+def settle_gc() -> None:
+    """Tune the cyclic garbage collector for a long-running daemon.
+
+    Everything alive once the node is up (modules, routes, schemas, the
+    state machine) is moved out of the collector's sight with
+    ``gc.freeze()``, and young objects are collected less often.  With the
+    defaults, building a 1,000-server listing set off full collections that
+    took a sixth of such requests from about 20 ms to about 60 ms (a p99
+    of 65-110 ms in ``scripts/bench/api.py``); with these, none did.
+    Memory is still freed by reference counting as before; only cycles
+    wait a little longer.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(config: Config) -> None:
     """Run until SIGTERM/SIGINT: the ``novad serve`` command."""
     loop = asyncio.get_running_loop()
@@ -252,6 +273,7 @@ async def serve(config: Config) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with running(config) as (node, url):
+        settle_gc()
         systemd.notify("READY=1")
         log.info("novad ready", url=url, host=node.host, state_dir=str(config.state_dir),
                  libvirt=config.libvirt.connection_uri)
@@ -259,7 +281,3 @@ async def serve(config: Config) -> None:
         systemd.notify("STOPPING=1")
         log.info("novad stopping")
 
-
-def state_path(config: Config) -> Path:
-    """Where the SQLite file lives."""
-    return config.state_dir / "novad.sqlite"
