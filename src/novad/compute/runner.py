@@ -27,6 +27,7 @@ from novad.errors import (
     NoValidHost,
     UnexpectedTaskState,
 )
+from novad.locks import KeyedLocks
 from novad.states.enums import PowerState, Task, VmState
 from novad.states.machine import Lifecycle
 from novad.states.table import ActionSpec, Final, OnFailure
@@ -85,20 +86,8 @@ class Runner:
         self.lifecycle = lifecycle
         self.host = host
         self.operations = operations
-        self._work_locks: dict[str, asyncio.Lock] = {}
-
-    def work_lock(self, uuid: str) -> asyncio.Lock:
-        """The per-instance lock held while an operation touches the guest."""
-        lock = self._work_locks.get(uuid)
-        if lock is None:
-            lock = self._work_locks[uuid] = asyncio.Lock()
-        return lock
-
-    def forget(self, uuid: str) -> None:
-        """Drop a deleted instance's lock."""
-        lock = self._work_locks.get(uuid)
-        if lock is not None and not lock.locked():
-            del self._work_locks[uuid]
+        self.working = KeyedLocks()
+        """Held while an operation touches an instance's guest."""
 
     async def step(self, op: Op, task: Task, **changes: Any) -> None:
         """Move to the next task_state, expecting the current one (CAS)."""
@@ -113,7 +102,7 @@ class Runner:
     async def run(self, op: Op) -> None:
         """Run ``op`` to its end under the instance's work lock."""
         bound = log.bind(instance_id=op.uuid, action=op.spec.name, request_id=op.request_id)
-        async with self.work_lock(op.uuid):
+        async with self.working.hold(op.uuid):
             try:
                 outcome = await self.operations[op.spec.name](self, op)
                 await self._finish(op, outcome)

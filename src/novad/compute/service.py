@@ -38,6 +38,7 @@ from novad.errors import (
     NotImplementedByDriver,
     OverQuota,
 )
+from novad.locks import KeyedLocks
 from novad.states.enums import TaskState as T, VmState as V
 from novad.states.machine import Lifecycle, Subject
 from novad.states.status import status_of
@@ -79,13 +80,7 @@ class ComputeService:
         self.host_is_up = host_is_up
         self.lifecycle = runner.lifecycle
         self.console_url_factory = console_url_factory
-        self._accept_locks: dict[str, asyncio.Lock] = {}
-
-    def _accept_lock(self, uuid: str) -> asyncio.Lock:
-        lock = self._accept_locks.get(uuid)
-        if lock is None:
-            lock = self._accept_locks[uuid] = asyncio.Lock()
-        return lock
+        self._accepting = KeyedLocks()  # one accept at a time per instance
 
     # -- reading -----------------------------------------------------------------
     async def get(self, ctx: RequestContext, instance_id: str) -> Instance:
@@ -215,7 +210,7 @@ class ComputeService:
         if spec is None or spec.internal or action == "boot":
             raise NoSuchAction(action)
         args = dict(params)
-        async with self._accept_lock(instance_id):
+        async with self._accepting.hold(instance_id):
             inst = await self.get(ctx, instance_id)  # visibility and state in one read
             self._writer(ctx)  # after visibility: another project's server stays 404
             self.lifecycle.check_request(spec, self._subject(inst, ctx))
@@ -348,7 +343,7 @@ class ComputeService:
         """Power sync's force_stop: no vm_state guard, POWERING_OFF, then stop."""
         ctx = RequestContext.admin()
         spec = BY_NAME["force_stop"]
-        async with self._accept_lock(inst.uuid):
+        async with self._accepting.hold(inst.uuid):
             current = await self.store.get_instance(inst.uuid)
             self.lifecycle.check_request(spec, self._subject(current, ctx))
             op = await self._accept(spec, current, ctx, {})
