@@ -100,6 +100,10 @@ async def connect_driver(config: Config) -> Driver:
     return driver
 
 
+SCHEMAS = (COMPUTE, IDENTITY, IMAGES, CONSOLE)
+"""Every component's schema in the node's one database."""
+
+
 async def start_node(config: Config, driver: Driver | None = None,
                      stopped_event_delay: float = 15.0) -> Node:
     """Open everything, recover, start the background jobs; the node is ready."""
@@ -108,7 +112,7 @@ async def start_node(config: Config, driver: Driver | None = None,
     state.mkdir(parents=True, exist_ok=True)
     save_node_id(state)
     db = await Database.open(state / "novad.sqlite")
-    await db.migrate([COMPUTE, IDENTITY, IMAGES, CONSOLE])
+    await db.migrate(SCHEMAS)
     store = Store(db)
     identity = IdentityService(db, config, load_or_create_cluster_key(state))
     images = ImageService(db, state / "images")

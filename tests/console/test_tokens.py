@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,14 +21,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "novad.sqlite")
-    await database.migrate([CONSOLE])
-    yield database
-    await database.close()
 
 
 async def _issue(tokens: TokenStore, instance: str = "i-1", ttl: float = 600) -> str:

@@ -27,15 +27,6 @@ from novad.store.db import Database
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated identity database in tmp_path."""
-    database = await Database.open(tmp_path / "novad.db")
-    await database.migrate([IDENTITY])
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def state_dir(tmp_path: Path) -> Path:
     path = tmp_path / "state"
     path.mkdir()

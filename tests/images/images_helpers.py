@@ -106,15 +106,6 @@ class Api:
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    """A migrated images database in tmp_path."""
-    database = await Database.open(tmp_path / "novad.db")
-    await database.migrate([IMAGES])
-    yield database
-    await database.close()
-
-
-@pytest.fixture
 def images_dir(tmp_path: Path) -> Path:
     return tmp_path / "state" / "images"
 

@@ -9,7 +9,6 @@ import re
 import sqlite3
 import threading
 import uuid as uuidlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +30,6 @@ from novad.store.models import (
 )
 
 TINY = Flavor("1", "m1.tiny", vcpus=1, memory_mb=512, root_gb=1, extra_specs={"hw:x": "1"})
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = await Database.open(tmp_path / "novad.db")
-    await database.migrate([COMPUTE])
-    yield database
-    await database.close()
 
 
 @pytest.fixture
