@@ -243,10 +243,3 @@ async def test_metadata_schema(client: Client, method: str, path: str,
     resp = await client.request(method, f"/compute/v2.1/servers/{SERVER}{path}", json=body,
                                 headers=headers())
     assert (await error_of(resp))[:2] == (400, "badRequest")
-
-
-async def test_metadata_replace_over_quota(client: Client) -> None:
-    body = {"metadata": {f"k{i}": "v" for i in range(129)}}
-    resp = await client.put(f"/compute/v2.1/servers/{SERVER}/metadata", json=body,
-                            headers=headers())
-    assert (await error_of(resp))[:2] == (403, "forbidden")

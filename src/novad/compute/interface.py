@@ -6,7 +6,7 @@ machine or the driver.  Every method raises errors from :mod:`novad.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -69,9 +69,13 @@ class ComputeAPI(Protocol):
     async def list_servers(self, ctx: RequestContext, filters: ListFilters) -> list[Instance]:
         """Visible instances, newest first."""
 
-    async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     metadata: Mapping[str, str] | None) -> Instance:
-        """Rename or replace metadata (not a state change)."""
+    async def update(self, ctx: RequestContext, instance_id: str, name: str | None) -> Instance:
+        """Rename (not a state change)."""
+
+    async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
+                            edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
+        """Change the metadata with ``edit``, guarded as Nova guards it; ``verb``
+        ("update" or "delete") names a refusal."""
 
     async def delete(self, ctx: RequestContext, instance_id: str) -> None:
         """``DELETE /servers/{id}`` (soft delete when reclaim_instance_interval > 0)."""

@@ -32,11 +32,13 @@ from novad.errors import (
     Forbidden,
     ImageNotFound,
     InstanceInvalidState,
+    InstanceIsLocked,
     InstanceNotFound,
     Invalid,
     NoSuchAction,
     NotImplementedByDriver,
     OverQuota,
+    UnexpectedTaskState,
 )
 from novad.locks import KeyedLocks
 from novad.states.enums import TaskState as T, VmState as V
@@ -59,6 +61,8 @@ from novad.supervisor import Supervisor
 log = structlog.get_logger("novad.compute")
 
 SYNC_ACTIONS = frozenset({"lock", "unlock", "reset_state"})
+METADATA_VM_STATES = frozenset({V.ACTIVE, V.PAUSED, V.SUSPENDED, V.STOPPED})
+"""Where Nova lets server metadata change (``check_instance_state``)."""
 ConsoleUrlFactory = Callable[[RequestContext, Instance, str], Awaitable[str]]
 """Makes a console URL with a fresh token: (caller, instance, console type)."""
 PARAMS_KEY = "novad_task_params"
@@ -170,19 +174,47 @@ class ComputeService:
         return await self.console_url_factory(ctx, inst, console_type)
 
     # -- writing -----------------------------------------------------------------
-    async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     metadata: Mapping[str, str] | None) -> Instance:
-        """Rename or replace metadata; not a state change."""
+    async def update(self, ctx: RequestContext, instance_id: str, name: str | None) -> Instance:
+        """Rename; not a state change (Nova checks no state for it)."""
         inst = await self.get(ctx, instance_id)
         self._writer(ctx)
-        changes: dict[str, Any] = {}
-        if name is not None:
-            changes["name"] = name
-        if metadata is not None:
-            changes["metadata"] = dict(metadata)
-        if not changes:
+        if name is None:
             return inst
-        return await self.store.update_fields(inst.uuid, changes)
+        return await self.store.update_fields(inst.uuid, {"name": name})
+
+    async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
+                            edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
+        """Nova's ``update_instance_metadata``/``delete_instance_metadata``:
+        ``edit`` turns the current metadata into the new one.  Refused (409)
+        while the instance is locked (unless admin), outside ACTIVE, PAUSED,
+        SUSPENDED and STOPPED, or with a task running; ``verb`` ("update" or
+        "delete") names the refusal as Nova's does.  The read, the edit and
+        the write happen under the instance's accept lock and the write is
+        a compare-and-swap on the states checked, so no edit is lost to a
+        concurrent one and none lands in a state Nova refuses."""
+        action = f"{verb} metadata"
+        async with self._accepting.hold(instance_id):
+            inst = await self.get(ctx, instance_id)
+            self._writer(ctx)
+            self._metadata_guard(action, inst, ctx)
+            metadata = edit(dict(inst.metadata))
+            try:
+                inst = await self.store.write(
+                    inst.uuid, Expect(vm_states=METADATA_VM_STATES, task_states=frozenset({None})),
+                    {"metadata": metadata})
+            except UnexpectedTaskState:  # reset-state or power sync moved it meanwhile
+                self._metadata_guard(action, await self.get(ctx, instance_id), ctx)
+                raise
+        return dict(inst.metadata)
+
+    @staticmethod
+    def _metadata_guard(action: str, inst: Instance, ctx: RequestContext) -> None:
+        if inst.locked and not ctx.is_admin:
+            raise InstanceIsLocked(action, inst.uuid)
+        if inst.vm_state not in METADATA_VM_STATES:
+            raise InstanceInvalidState(action, inst.uuid, "vm_state", inst.vm_state)
+        if inst.task_state is not None:
+            raise InstanceInvalidState(action, inst.uuid, "task_state", inst.task_state)
 
     @staticmethod
     def _writer(ctx: RequestContext) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import binascii
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -79,6 +79,12 @@ def check_metadata(metadata: Mapping[str, str]) -> None:
     """Nova's metadata quota (403) on top of the schema's key/value rules."""
     if len(metadata) > MAX_METADATA_ITEMS:
         raise Forbidden(f"Maximum number of metadata items exceeds {MAX_METADATA_ITEMS}")
+
+
+def checked(metadata: dict[str, str]) -> dict[str, str]:
+    """``metadata`` once :func:`check_metadata` passes it."""
+    check_metadata(metadata)
+    return metadata
 
 
 def create_request(server: Mapping[str, Any]) -> CreateRequest:
@@ -195,7 +201,7 @@ class ServerHandlers:
         ctx = context(request)
         body = await read_body(request, self.max_body, schemas.SERVER_UPDATE)
         inst = await self.compute.update(ctx, request.match_info["server_id"],
-                                         body["server"].get("name"), None)
+                                         body["server"].get("name"))
         return json_response({"server": await self._detail(request, ctx, inst)})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
@@ -205,12 +211,10 @@ class ServerHandlers:
 
     # -- metadata -----------------------------------------------------------------
 
-    async def _set_metadata(self, request: web.Request, metadata: dict[str, str]
-                            ) -> dict[str, str]:
-        check_metadata(metadata)
-        inst = await self.compute.update(context(request), request.match_info["server_id"],
-                                         None, metadata)
-        return dict(inst.metadata)
+    async def _edit_metadata(self, request: web.Request, verb: str,
+                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
+        return await self.compute.edit_metadata(context(request),
+                                                request.match_info["server_id"], verb, edit)
 
     async def _metadata(self, request: web.Request) -> dict[str, str]:
         inst = await self.compute.get(context(request), request.match_info["server_id"])
@@ -223,14 +227,14 @@ class ServerHandlers:
     async def metadata_merge(self, request: web.Request) -> web.StreamResponse:
         """Add or overwrite metadata items; returns all of them."""
         body = await read_body(request, self.max_body, schemas.METADATA_SET)
-        merged = {**await self._metadata(request), **body["metadata"]}
-        return json_response({"metadata": await self._set_metadata(request, merged)})
+        return json_response({"metadata": await self._edit_metadata(
+            request, "update", lambda current: checked({**current, **body["metadata"]}))})
 
     async def metadata_replace(self, request: web.Request) -> web.StreamResponse:
         """Replace all metadata of a server."""
         body = await read_body(request, self.max_body, schemas.METADATA_SET)
-        return json_response({"metadata": await self._set_metadata(request,
-                                                                   dict(body["metadata"]))})
+        return json_response({"metadata": await self._edit_metadata(
+            request, "update", lambda _current: checked(dict(body["metadata"])))})
 
     async def metadata_show(self, request: web.Request) -> web.StreamResponse:
         """Show one metadata item."""
@@ -247,16 +251,20 @@ class ServerHandlers:
         if key not in body["meta"]:
             raise Invalid("Request body and URI mismatch")
         value = body["meta"][key]
-        await self._set_metadata(request, {**await self._metadata(request), key: value})
+        await self._edit_metadata(request, "update",
+                                  lambda current: checked({**current, key: value}))
         return json_response({"meta": {key: value}})
 
     async def metadata_delete(self, request: web.Request) -> web.StreamResponse:
         """Delete one metadata item."""
         key = request.match_info["key"]
-        metadata = await self._metadata(request)
-        if metadata.pop(key, None) is None:
-            raise NotFound("Metadata item was not found")
-        await self._set_metadata(request, metadata)
+
+        def without(current: dict[str, str]) -> dict[str, str]:
+            if current.pop(key, None) is None:
+                raise NotFound("Metadata item was not found")
+            return current
+
+        await self._edit_metadata(request, "delete", without)
         return web.Response(status=204)
 
     def routes(self) -> list[Route]:
