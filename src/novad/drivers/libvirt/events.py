@@ -119,6 +119,11 @@ class EventBridge:
         except RuntimeError:
             pass  # the loop is closed: nobody is listening any more
 
+    def announce(self, instance_id: str, kind: LifecycleEvent) -> None:
+        """Report a guest's state as an event (loop thread), e.g. what it is
+        found in after events could not arrive."""
+        self._put(GuestEvent(instance_id, kind))
+
     def _put(self, item: GuestEvent | None) -> None:
         """Hand an item to every consumer, or to the backlog (loop thread).
         A full queue or backlog loses its oldest event."""
