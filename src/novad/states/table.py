@@ -68,8 +68,8 @@ class ActionSpec:
     """One row of the action table.
 
     ``sets_task`` is the task_state the accepted request writes (``KEEP``
-    when the action leaves task_state alone); ``expect`` the task_states
-    the accepting compare-and-swap requires (None: no precondition).
+    when the action leaves task_state alone); the accepting compare-and-swap
+    requires the exact vm_state and task_state the guards saw.
     ``steps`` are the task_states the work passes through, in order.
     """
 
@@ -82,13 +82,11 @@ class ActionSpec:
     must_have_launched: bool
     check_lock: bool
     sets_task: Task | str
-    expect: frozenset[Task] | None
     steps: tuple[T, ...]
     final: V | Final
     on_failure: OnFailure
     host_check: HostCheck = HostCheck.NONE
     admin_only: bool = False
-    needs_other_host: bool = False
     success_code: int = 202
     internal: bool = False  # used by novad itself (power sync), not offered by the API
 
@@ -115,11 +113,10 @@ def _vm(*states: V) -> frozenset[V]:
 def _row(name: str, api: str, action: str | None, event: str | None, vm: frozenset[V] | None,
          task: frozenset[Task] | None, sets: Task | str, steps: Iterable[T], final: V | Final,
          fail: OnFailure, *, launched: bool = True, lock: bool = True,
-         expect: frozenset[Task] | None | str = "same", **kw: object) -> ActionSpec:
-    exp: frozenset[Task] | None = task if expect == "same" else expect  # type: ignore[assignment]
+         **kw: object) -> ActionSpec:
     return ActionSpec(name=name, api_name=api, instance_action=action, event=event,
                       vm_states=vm, task_states=task, must_have_launched=launched,
-                      check_lock=lock, sets_task=sets, expect=exp, steps=tuple(steps),
+                      check_lock=lock, sets_task=sets, steps=tuple(steps),
                       final=final, on_failure=fail, **kw)  # type: ignore[arg-type]
 
 
@@ -133,11 +130,11 @@ ACTIONS: tuple[ActionSpec, ...] = (
          (T.NETWORKING, T.BLOCK_DEVICE_MAPPING, T.SPAWNING), V.ACTIVE, _ERR,
          launched=False, lock=False),
     _row("delete", "delete", "delete", "compute_terminate_instance", ANY_VM, UNCHECKED,
-         T.DELETING, (), V.DELETED, _ERR, launched=False, expect=None, success_code=204),
+         T.DELETING, (), V.DELETED, _ERR, launched=False, success_code=204),
     _row("force_delete", "forceDelete", "delete", "compute_terminate_instance", ANY_VM,
-         UNCHECKED, T.DELETING, (), V.DELETED, _ERR, launched=False, expect=None),
+         UNCHECKED, T.DELETING, (), V.DELETED, _ERR, launched=False),
     _row("soft_delete", "delete", "delete", "compute_soft_delete_instance", ANY_VM, UNCHECKED,
-         T.SOFT_DELETING, (), V.SOFT_DELETED, _REVERT, expect=None, success_code=204),
+         T.SOFT_DELETING, (), V.SOFT_DELETED, _REVERT, success_code=204),
     _row("restore", "restore", "restore", "compute_restore_instance", _vm(V.SOFT_DELETED),
          NO_TASK, T.RESTORING, (), V.ACTIVE, _REVERT),
     _row("start", "os-start", "start", "compute_start_instance", _vm(V.STOPPED), NO_TASK,
@@ -169,16 +166,14 @@ ACTIONS: tuple[ActionSpec, ...] = (
          _vm(V.RESIZED), NO_TASK, T.RESIZE_REVERTING, (), Final.OLD_VM_STATE, _ERR),
     _row("migrate", "migrate", "migrate", "conductor_migrate_server", _vm(V.ACTIVE, V.STOPPED),
          NO_TASK, T.RESIZE_PREP, (T.RESIZE_MIGRATING, T.RESIZE_MIGRATED, T.RESIZE_FINISH),
-         V.RESIZED, OnFailure.ROLLBACK_OR_ERROR, host_check=HostCheck.UP,
-         needs_other_host=True),
+         V.RESIZED, OnFailure.ROLLBACK_OR_ERROR, host_check=HostCheck.UP),
     _row("live_migrate", "os-migrateLive", "live-migration", "conductor_live_migrate_instance",
          _vm(V.ACTIVE, V.PAUSED), NO_TASK, T.MIGRATING, (), Final.UNCHANGED,
-         OnFailure.REVERT_TASK, needs_other_host=True),
+         OnFailure.REVERT_TASK),
     _row("evacuate", "evacuate", "evacuate", "conductor_rebuild_server",
          _vm(V.ACTIVE, V.STOPPED, V.ERROR), UNCHECKED, T.REBUILDING,
          (T.REBUILD_BLOCK_DEVICE_MAPPING, T.REBUILD_SPAWNING), Final.STOPPED_STAYS_STOPPED,
-         OnFailure.REVERT_TASK, lock=False, expect=None, host_check=HostCheck.DOWN,
-         needs_other_host=True, success_code=200),
+         OnFailure.REVERT_TASK, lock=False, host_check=HostCheck.DOWN, success_code=200),
     _row("shelve", "shelve", "shelve", "compute_shelve_instance", _SHELVABLE, NO_TASK,
          T.SHELVING, (T.SHELVING_IMAGE_PENDING_UPLOAD, T.SHELVING_IMAGE_UPLOADING),
          Final.SHELVED_OR_OFFLOADED, _REVERT),
@@ -208,7 +203,7 @@ ACTIONS: tuple[ActionSpec, ...] = (
          NO_TASK, T.IMAGE_BACKUP, (T.IMAGE_PENDING_UPLOAD, T.IMAGE_UPLOADING), Final.UNCHANGED,
          _REVERT, lock=False),
     _row("reset_state", "os-resetState", "resetState", None, ANY_VM, UNCHECKED, None, (),
-         Final.REQUESTED, OnFailure.NONE, launched=False, lock=False, expect=None,
+         Final.REQUESTED, OnFailure.NONE, launched=False, lock=False,
          admin_only=True),
     _row("trigger_crash_dump", "trigger_crash_dump", "trigger_crash_dump",
          "compute_trigger_crash_dump", ALLOW_TRIGGER_CRASH_DUMP, NO_TASK, KEEP, (),
