@@ -95,7 +95,8 @@ async def connect_driver(config: Config) -> Driver:
                            config.vnc.vncserver_listen, config.host,
                            instances_path=config.state_dir / "instances",
                            node_id=node_id(config.state_dir),
-                           vnc_password=config.vnc.vnc_password or None)
+                           vnc_password=config.vnc.vnc_password or None,
+                           ephemeral_format=config.DEFAULT.default_ephemeral_format)
     await driver.start()
     return driver
 

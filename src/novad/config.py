@@ -48,6 +48,9 @@ class DefaultSection:
     log_format: str = _opt("auto", "auto | json | console")
     demo_image_dir: str = _opt("", "folder of the built demo guest, registered as images on a "
                                "qemu URI; empty = <state_dir>/demo")
+    default_ephemeral_format: str = _opt("", "filesystem of new ephemeral disks (ext2, ext3, "
+                                         "ext4, xfs, vfat, ntfs); empty = by the image's "
+                                         "os_type as Nova: linux ext4, windows ntfs, else vfat")
 
 
 @dataclass(frozen=True)
@@ -180,6 +183,8 @@ def _is_listen(value: str) -> bool:
 
 _VALIDATORS: dict[str, Any] = {
     "DEFAULT.log_format": lambda v: v in ("auto", "json", "console"),
+    "DEFAULT.default_ephemeral_format": lambda v: v in ("", "ext2", "ext3", "ext4", "xfs",
+                                                        "vfat", "ntfs"),
     "DEFAULT.max_request_body_size": lambda v: v > 0,
     "DEFAULT.instance_delete_interval": lambda v: v > 0,
     "DEFAULT.shelved_poll_interval": lambda v: v > 0,

@@ -82,6 +82,62 @@ async def test_flavor_disks_and_config_drive(driver: Driver, make_spec: SpecMake
     assert (spec.instance_dir / "disk.local").stat().st_size == 1 * GIB
     assert (spec.instance_dir / "disk.swap").stat().st_size == 64 * 1024 * 1024
     assert (spec.instance_dir / "disk.config").exists()
+    # Formatted as Nova formats them: an image without os_type gets vfat.
+    assert probe(spec.instance_dir / "disk.local") == {"TYPE": "vfat", "LABEL": "ephemeral0"}
+    assert probe(spec.instance_dir / "disk.swap")["TYPE"] == "swap"
+    assert not list(spec.instance_dir.glob(".*.part"))
+
+
+def probe(path: Path) -> dict[str, str]:
+    """What blkid finds on a disk file."""
+    out = subprocess.run(["blkid", "-p", "-s", "TYPE", "-s", "LABEL", "-o", "export", str(path)],
+                         capture_output=True, text=True).stdout
+    found = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    return {key: found[key] for key in ("TYPE", "LABEL") if key in found}
+
+
+@pytest.mark.parametrize(("os_type", "configured", "fs"), [
+    ("linux", "", "ext4"), ("windows", "", "ntfs"), (None, "", "vfat"), ("linux", "xfs", "xfs"),
+    (None, "ext3", "ext3")])
+def test_ephemeral_filesystem_is_chosen_as_nova_chooses(os_type: str | None, configured: str,
+                                                        fs: str) -> None:
+    assert disks.ephemeral_fs(os_type, configured) == fs
+
+
+async def test_linux_image_gets_ext4_ephemeral(make_spec: SpecMaker, tmp_path: Path) -> None:
+    drv = LibvirtDriver("test:///default", "qemu", "127.0.0.1", "n", instances_path=tmp_path)
+    await drv.start()
+    try:
+        flavor = FlavorSpec("3", "m1.extra", 1, 128, 1, ephemeral_gb=1)
+        spec = make_spec(flavor=flavor, image=ImageSpec("i", properties={"os_type": "linux"}))
+        await drv.spawn(spec)
+        assert probe(spec.instance_dir / "disk.local") == {"TYPE": "ext4",
+                                                           "LABEL": "ephemeral0"}
+    finally:
+        await drv.destroy(spec.instance_id, spec.instance_dir)
+        await drv.close()
+
+
+async def test_a_filesystem_that_cannot_be_made_fails_the_spawn_cleanly(
+        make_spec: SpecMaker, tmp_path: Path) -> None:
+    """ntfs needs mkfs.ntfs (ntfs-3g), which the set-up does not install: the
+    spawn fails saying so and leaves no instance directory."""
+    drv = LibvirtDriver("test:///default", "qemu", "127.0.0.1", "n", instances_path=tmp_path,
+                        ephemeral_format="ntfs")
+    await drv.start()
+    try:
+        flavor = FlavorSpec("3", "m1.extra", 1, 128, 1, ephemeral_gb=1)
+        spec = make_spec(flavor=flavor)
+        if shutil.which("mkfs.ntfs"):
+            await drv.spawn(spec)
+            assert probe(spec.instance_dir / "disk.local")["TYPE"] == "ntfs"
+        else:
+            with pytest.raises(DriverError, match="Cannot make a ntfs filesystem on disk.local"):
+                await drv.spawn(spec)
+            assert not spec.instance_dir.exists()
+    finally:
+        await drv.destroy(spec.instance_id, spec.instance_dir)
+        await drv.close()
 
 
 @needs_qemu_img

@@ -3,8 +3,8 @@
 Layout of ``<instances>/<uuid>/`` (Nova's names)::
 
     disk            root disk: qcow2 overlay on ../_base/<image_id>, or sparse raw
-    disk.local      ephemeral disk (sparse raw), when the flavor has one
-    disk.swap       swap disk (sparse raw), when the flavor has one
+    disk.local      ephemeral disk (sparse raw, a filesystem labelled ephemeral0)
+    disk.swap       swap disk (sparse raw, made with mkswap)
     disk.config     config drive (cdrom, ISO 9660 labelled config-2)
     disk.rescue     rescue root disk, while rescued
     kernel          the image's kernel and ramdisk (uec layout), copied in
@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import struct
+import subprocess
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,6 +281,55 @@ def link_or_copy(source: Path, target: Path) -> None:
         os.link(source, target)
     except OSError:
         sparse_copy(source, target)
+
+
+EPHEMERAL_LABEL: Final = "ephemeral0"
+_FS_BY_OS_TYPE: Final = {"linux": "ext4", "windows": "ntfs"}
+_DEFAULT_FS: Final = "vfat"
+_MKFS: Final = {
+    "ext2": ["mkfs", "-t", "ext2", "-F", "-q", "-L", EPHEMERAL_LABEL],
+    "ext3": ["mkfs", "-t", "ext3", "-F", "-q", "-L", EPHEMERAL_LABEL],
+    "ext4": ["mkfs", "-t", "ext4", "-F", "-q", "-L", EPHEMERAL_LABEL],
+    "xfs": ["mkfs", "-t", "xfs", "-f", "-q", "-L", EPHEMERAL_LABEL],
+    "vfat": ["mkfs", "-t", "vfat", "-n", EPHEMERAL_LABEL],
+    "ntfs": ["mkfs", "-t", "ntfs", "-F", "-Q", "-q", "-L", EPHEMERAL_LABEL],
+}
+
+
+def ephemeral_fs(os_type: str | None, configured: str) -> str:
+    """The filesystem of a new ephemeral disk, chosen as Nova chooses it:
+    ``configured`` (``default_ephemeral_format``), else by the image's
+    ``os_type``, else vfat."""
+    return configured or _FS_BY_OS_TYPE.get(os_type or "", _DEFAULT_FS)
+
+
+def create_ephemeral(path: Path, size: int, fs: str) -> None:
+    """A sparse disk of ``size`` bytes with an empty ``fs`` filesystem
+    labelled ``ephemeral0``, as Nova formats ephemeral disks; whole or not
+    at all (blocks)."""
+    _create_formatted(path, size, [*_MKFS[fs]], f"{fs} filesystem")
+
+
+def create_swap(path: Path, size: int) -> None:
+    """A sparse swap disk of ``size`` bytes, ready for ``swapon`` (Nova runs
+    mkswap too); whole or not at all (blocks)."""
+    _create_formatted(path, size, ["mkswap"], "swap area")
+
+
+def _create_formatted(path: Path, size: int, command: list[str], what: str) -> None:
+    part = path.with_name(f".{path.name}.part")
+    create_sparse(part, size)
+    try:
+        done = subprocess.run([*command, str(part)], capture_output=True, text=True)
+    except FileNotFoundError:
+        remove_files(part)
+        raise DriverError(f"Cannot make a {what} on {path.name}: {command[0]} is not "
+                          "installed") from None
+    if done.returncode != 0:
+        remove_files(part)
+        lines = (done.stderr or done.stdout).strip().splitlines() or ["(no message)"]
+        raise DriverError(f"Cannot make a {what} on {path.name}: {lines[-1]}")
+    os.replace(part, path)
 
 
 def create_sparse(path: Path, size: int) -> None:

@@ -128,8 +128,10 @@ class LibvirtDriver:
 
     def __init__(self, uri: str, virt_type: str, vnc_listen: str, host: str, *,
                  instances_path: Path | None = None, workers: int = 4,
-                 node_id: str | None = None, vnc_password: str | None = None) -> None:
+                 node_id: str | None = None, vnc_password: str | None = None,
+                 ephemeral_format: str = "") -> None:
         self._uri = uri
+        self._ephemeral_format = ephemeral_format
         self._vnc_password = vnc_password
         self._node_id = node_id
         self._domain_type = "test" if uri.startswith("test:") else virt_type
@@ -415,7 +417,7 @@ class LibvirtDriver:
         if not root.exists():
             base_dir = inst_dir.absolute().parent / disks.BASE_DIR
             made = await disks.create_image_disk(root, spec.image, base_dir, flavor.root_gb)
-        await asyncio.to_thread(_lay_out_other_files, spec)
+        await asyncio.to_thread(_lay_out_other_files, spec, self._ephemeral_format)
         if made is None:
             made = await asyncio.to_thread(disks.detect_format, root)
         return made
@@ -816,20 +818,22 @@ class LibvirtDriver:
         return conn.getInfo(), conn.getType(), (vcpus, memory_kib // 1024, running)
 
 
-def _lay_out_other_files(spec: InstanceSpec) -> None:
-    """The kernel and ramdisk copies, the ephemeral and swap disks and the
-    config drive that are missing (blocks).  Existing files are kept."""
+def _lay_out_other_files(spec: InstanceSpec, ephemeral_format: str) -> None:
+    """The kernel and ramdisk copies, the ephemeral disk (formatted, see
+    :func:`disks.ephemeral_fs`), the swap disk and the config drive that are
+    missing (blocks).  Existing files are kept."""
     inst_dir, flavor = spec.instance_dir, spec.flavor
     local = _local_boot_files(spec.image, inst_dir, "")
     for source, target in ((spec.image.kernel_path, local.kernel_path),
                            (spec.image.ramdisk_path, local.ramdisk_path)):
         if source is not None and target is not None:
             disks.copy_in(source, target)
-    for name, size in ((disks.EPHEMERAL, flavor.ephemeral_gb * disks.GIB),
-                       (disks.SWAP, flavor.swap_mb * disks.MIB)):
-        path = inst_dir / name
-        if size and not path.exists():
-            disks.create_sparse(path, size)
+    ephemeral, swap = inst_dir / disks.EPHEMERAL, inst_dir / disks.SWAP
+    if flavor.ephemeral_gb and not ephemeral.exists():
+        fs = disks.ephemeral_fs(spec.image.properties.get("os_type"), ephemeral_format)
+        disks.create_ephemeral(ephemeral, flavor.ephemeral_gb * disks.GIB, fs)
+    if flavor.swap_mb and not swap.exists():
+        disks.create_swap(swap, flavor.swap_mb * disks.MIB)
     if spec.config_drive and not (inst_dir / disks.CONFIG).exists():
         configdrive.write(spec, inst_dir / disks.CONFIG)
 
