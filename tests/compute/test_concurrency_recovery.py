@@ -126,7 +126,7 @@ def test_every_task_state_has_a_recovery_plan() -> None:
 
 async def test_power_sync_stops_instance_shut_down_behind_our_back(stack: Stack) -> None:
     inst = await stack.boot()
-    dom = stack.driver._conn.lookupByUUIDString(inst.uuid)  # noqa: SLF001 - real libvirt call
+    dom = stack.driver._connection.lookupByUUIDString(inst.uuid)  # noqa: SLF001 - real libvirt call
     dom.destroy()
     assert await stack.power_sync.sync(inst.uuid)
     await stack.settle()
@@ -138,7 +138,7 @@ async def test_power_sync_stops_instance_shut_down_behind_our_back(stack: Stack)
 
 async def test_power_sync_paused_behind_our_back_only_updates_power(stack: Stack) -> None:
     inst = await stack.boot()
-    stack.driver._conn.lookupByUUIDString(inst.uuid).suspend()  # noqa: SLF001
+    stack.driver._connection.lookupByUUIDString(inst.uuid).suspend()  # noqa: SLF001
     assert await stack.power_sync.sync(inst.uuid)
     after = await stack.store.get_instance(inst.uuid)
     assert (after.vm_state, after.power_state) == (VmState.ACTIVE, PowerState.PAUSED)
@@ -146,7 +146,7 @@ async def test_power_sync_paused_behind_our_back_only_updates_power(stack: Stack
 
 async def test_power_sync_forces_off_a_stopped_instance_found_running(stack: Stack) -> None:
     inst = await stack.act((await stack.boot()).uuid, "stop")
-    stack.driver._conn.lookupByUUIDString(inst.uuid).create()  # noqa: SLF001
+    stack.driver._connection.lookupByUUIDString(inst.uuid).create()  # noqa: SLF001
     assert await stack.power_sync.sync(inst.uuid)
     await stack.settle()
     after = await stack.store.get_instance(inst.uuid)
@@ -156,7 +156,7 @@ async def test_power_sync_forces_off_a_stopped_instance_found_running(stack: Sta
 
 async def test_power_sync_paused_instance_found_shut_down_is_stopped(stack: Stack) -> None:
     inst = await stack.act((await stack.boot()).uuid, "pause")
-    stack.driver._conn.lookupByUUIDString(inst.uuid).destroy()  # noqa: SLF001
+    stack.driver._connection.lookupByUUIDString(inst.uuid).destroy()  # noqa: SLF001
     await stack.power_sync.sweep()
     await stack.settle()
     after = await stack.store.get_instance(inst.uuid)
@@ -166,7 +166,7 @@ async def test_power_sync_paused_instance_found_shut_down_is_stopped(stack: Stac
 async def test_power_sync_skips_instances_with_a_task(stack: Stack) -> None:
     inst = await stack.boot()
     inst = await stack.force_task(inst, TaskState.PAUSING)
-    stack.driver._conn.lookupByUUIDString(inst.uuid).destroy()  # noqa: SLF001
+    stack.driver._connection.lookupByUUIDString(inst.uuid).destroy()  # noqa: SLF001
     assert not await stack.power_sync.sync(inst.uuid)
     assert (await stack.store.get_instance(inst.uuid)).power_state is PowerState.RUNNING
 
@@ -174,7 +174,7 @@ async def test_power_sync_skips_instances_with_a_task(stack: Stack) -> None:
 async def test_lifecycle_event_drives_power_sync(stack: Stack) -> None:
     inst = await stack.boot()
     stack.supervisor.run_forever("events", lambda: stack.power_sync.consume(stack.driver.events))
-    stack.driver._conn.lookupByUUIDString(inst.uuid).suspend()  # noqa: SLF001
+    stack.driver._connection.lookupByUUIDString(inst.uuid).suspend()  # noqa: SLF001
     for _ in range(100):
         if (await stack.store.get_instance(inst.uuid)).power_state is PowerState.PAUSED:
             break

@@ -23,12 +23,10 @@ reaping the other's guests as orphans.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -47,7 +45,7 @@ from novad.drivers.base import (
     TaskCallback,
 )
 from novad.drivers.libvirt import configdrive, disks, virt
-from novad.drivers.libvirt.events import EventBridge, ensure_event_loop
+from novad.drivers.libvirt.link import Link
 from novad.drivers.libvirt.virt import LibvirtError, VirConnect, VirDomain, error_code
 from novad.drivers.libvirt.xml import NOVAD_NS, domain_xml, node_of, root_disk_path, vnc_endpoint
 from novad.errors import DriverError, InstanceFaultRollback, NotImplementedByDriver
@@ -56,11 +54,6 @@ from novad.states.enums import PowerState
 log = structlog.get_logger("novad.driver")
 
 _T = TypeVar("_T")
-
-RECONNECT_FIRST_DELAY: Final = 0.5
-RECONNECT_MAX_DELAY: Final = 10.0
-"""Seconds between attempts to reach libvirtd again after losing it
-(doubling from the first, up to the most)."""
 
 _EVENT_OF_POWER: Final = {
     PowerState.RUNNING: LifecycleEvent.STARTED,
@@ -130,7 +123,6 @@ class LibvirtDriver:
                  instances_path: Path | None = None, workers: int = 4,
                  node_id: str | None = None, vnc_password: str | None = None,
                  ephemeral_format: str = "") -> None:
-        self._uri = uri
         self._ephemeral_format = ephemeral_format
         self._vnc_password = vnc_password
         self._node_id = node_id
@@ -138,160 +130,53 @@ class LibvirtDriver:
         self._vnc_listen = vnc_listen
         self._host = host
         self._instances_path = instances_path or Path.cwd()
-        self._workers = workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._conn: VirConnect | None = None
-        self._bridge: EventBridge | None = None
-        self._callback_id: int | None = None
         self._domains: dict[str, VirDomain] = {}
         self._undefine_nvram = True
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._reconnecting: asyncio.Task[None] | None = None
+        self._link = Link(uri, workers, on_lost=self._domains.clear,
+                          on_reconnected=self._announce_states)
 
     # -- connection -------------------------------------------------------
 
     async def start(self) -> None:
         """Connect and subscribe to lifecycle events.  Raises DriverError
         (one line, naming the URI) when libvirt is unreachable.  Idempotent."""
-        if self._conn is not None:
-            return
-        virt.silence_default_error_handler()
-        ensure_event_loop()
-        loop = asyncio.get_running_loop()
-        self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="libvirt")
-        try:
-            conn = await loop.run_in_executor(self._pool, virt.open_connection, self._uri)
-        except LibvirtError as exc:
-            self._pool.shutdown(wait=False)
-            self._pool = None
-            message = " ".join(virt.error_message(exc).split())
-            raise DriverError(f"Cannot connect to libvirt at {self._uri}: {message}") from exc
-        bridge = EventBridge(loop)
-        self._loop, self._bridge = loop, bridge
-        try:
-            self._callback_id = await loop.run_in_executor(self._pool, self._subscribe, conn)
-        except LibvirtError as exc:
-            await loop.run_in_executor(self._pool, conn.close)
-            self._pool.shutdown(wait=False)
-            self._pool = None
-            raise virt.driver_error(exc) from exc
-        self._conn = conn
-
-    def _subscribe(self, conn: VirConnect) -> int:
-        """Lifecycle events and the close callback of ``conn`` (blocks);
-        returns the event callback's id."""
-        assert self._bridge is not None
-        callback_id = int(conn.domainEventRegisterAny(None, virt.EVENT_ID_LIFECYCLE,
-                                                      self._bridge.on_lifecycle, None))
-        try:
-            conn.registerCloseCallback(self._on_close, None)
-        except LibvirtError as exc:  # in-process drivers (test:///) have no daemon to lose
-            if error_code(exc) != virt.ERR_NO_SUPPORT:
-                raise
-        return callback_id
-
-    def _on_close(self, conn: VirConnect, reason: int, _opaque: Any) -> None:
-        """libvirt's close callback (event thread): libvirtd went away or
-        the connection broke.  Reconnecting happens on the loop."""
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._lost, conn, reason)
-
-    def _lost(self, conn: VirConnect, reason: int) -> None:
-        if conn is not self._conn or self._reconnecting is not None:
-            return  # closed by us, or already being replaced
-        log.warning("libvirt connection lost; reconnecting", uri=self._uri, reason=reason)
-        self._domains.clear()
-        self._reconnecting = asyncio.get_running_loop().create_task(
-            self._reconnect(conn), name="libvirt-reconnect")
-
-    async def _reconnect(self, old: VirConnect) -> None:
-        """Open a new connection (retrying with back-off, as long as the
-        driver is started), subscribe it, swap it in, then report every
-        managed guest's current state as an event so power sync looks at
-        what changed while events could not arrive.  Calls made meanwhile
-        fail on the old connection, as they would against a stopped
-        libvirtd."""
-        loop = asyncio.get_running_loop()
-        delay = RECONNECT_FIRST_DELAY
-        try:
-            while self._conn is old and self._pool is not None:
-                try:
-                    conn = await loop.run_in_executor(self._pool, virt.open_connection,
-                                                      self._uri)
-                    callback_id = await loop.run_in_executor(self._pool, self._subscribe, conn)
-                except LibvirtError as exc:
-                    log.info("libvirt still unreachable", uri=self._uri,
-                             error=virt.error_message(exc), retry_in=delay)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, RECONNECT_MAX_DELAY)
-                    continue
-                self._conn, self._callback_id = conn, callback_id
-                self._domains.clear()
-                with contextlib.suppress(LibvirtError):
-                    await loop.run_in_executor(self._pool, old.close)
-                log.info("libvirt connection re-established", uri=self._uri)
-                await self._announce_states()
-        finally:
-            self._reconnecting = None
-
-    async def _announce_states(self) -> None:
-        """One lifecycle event per managed guest, from its current state."""
-        try:
-            states = await self._run(self._list)
-        except LibvirtError as exc:
-            log.warning("cannot list guests after reconnecting", error=virt.error_message(exc))
-            return
-        assert self._bridge is not None
-        for instance_id, power in states.items():
-            self._bridge.announce(instance_id, _EVENT_OF_POWER.get(power, LifecycleEvent.STOPPED))
+        await self._link.start()
 
     async def close(self) -> None:
         """Stop events and disconnect; guests keep running.  Idempotent."""
-        conn, pool = self._conn, self._pool
-        if conn is None or pool is None:
-            return
-        self._conn, self._pool = None, None
-        if self._reconnecting is not None:
-            self._reconnecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconnecting
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(LibvirtError):  # none registered (test:///), or gone
-            await loop.run_in_executor(pool, conn.unregisterCloseCallback)
-        try:
-            if self._callback_id is not None:
-                await loop.run_in_executor(pool, conn.domainEventDeregisterAny, self._callback_id)
-            await loop.run_in_executor(pool, conn.close)
-        except LibvirtError:
-            pass  # the connection is already gone; nothing left to release
-        finally:
-            self._callback_id = None
-            self._domains.clear()
-            if self._bridge is not None:
-                self._bridge.close()
-            pool.shutdown(wait=False)
+        await self._link.close()
+        self._domains.clear()
 
     async def events(self) -> AsyncIterator[GuestEvent]:
         """Lifecycle events of managed guests until :meth:`close`.  Each
         iteration sees every event from its start; events from while nobody
         listened (since :meth:`start`) go to the next iteration first."""
-        if self._bridge is None:
-            raise DriverError("The libvirt driver is not started.")
-        async for event in self._bridge.events():
+        async for event in self._link.events():
             yield event
+
+    async def _announce_states(self) -> None:
+        """After reconnecting: one lifecycle event per managed guest, from
+        its current state, so power sync looks at what changed while events
+        could not arrive."""
+        self._domains.clear()
+        try:
+            states = await self._run(self._list)
+        except LibvirtError as exc:
+            log.warning("cannot list guests after reconnecting", error=virt.error_message(exc))
+            return
+        for instance_id, power in states.items():
+            self._link.bridge.announce(instance_id,
+                                       _EVENT_OF_POWER.get(power, LifecycleEvent.STOPPED))
 
     # -- plumbing ---------------------------------------------------------
 
     @property
     def _connection(self) -> VirConnect:
-        if self._conn is None:
-            raise DriverError("The libvirt driver is not started.")
-        return self._conn
+        return self._link.conn
 
     async def _run(self, fn: Callable[..., _T], *args: Any) -> _T:
         """Run one blocking libvirt call in the driver's threads."""
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        return await self._link.run(fn, *args)
 
     def _failure(self, instance_id: str, exc: BaseException) -> DriverError:
         """novad's error for a libvirt failure on one guest."""
