@@ -719,3 +719,18 @@ async def test_migration_records(store: Store) -> None:
     assert len(await store.list_migrations({"finished"}, older_than=utcnow())) == 1
     with pytest.raises(errors.InstanceNotFound):
         await store.create_migration("nope", "resize", "x", "node1")
+
+
+async def test_reader_opens_a_state_dir_with_uri_characters(tmp_path: Path) -> None:
+    """The read-only connection is opened by URI: '?', '#' and '%' in the
+    path must not cut it short."""
+    folder = tmp_path / "odd ?#% dir"
+    folder.mkdir()
+    db = await Database.open(folder / "novad.sqlite")
+    try:
+        await db.migrate([COMPUTE])
+        store = Store(db)
+        made = await store.create_instance(make("vm"))
+        assert (await store.get_instance(made.uuid)).name == "vm"
+    finally:
+        await db.close()

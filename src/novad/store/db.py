@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+import urllib.parse
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -151,7 +152,8 @@ async def _open_reader(path: Path) -> aiosqlite.Connection:
     mode it reads the last committed state while the writer commits, so
     reads (every API GET, every action's guard check) do not queue behind
     a batch's fsync on the writer's thread."""
-    reader = await aiosqlite.connect(f"file:{path.absolute()}?mode=ro", uri=True,
+    uri = f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro"  # '?', '#', '%' escaped
+    reader = await aiosqlite.connect(uri, uri=True,
                                      isolation_level=None, cached_statements=512)
     try:
         await reader.execute("PRAGMA busy_timeout=5000")
