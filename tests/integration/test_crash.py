@@ -19,13 +19,11 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import libvirt
-import pytest
-from integration_helpers import BIG, SMALL, Daemon, Libvirt, start_daemon, teardown_daemon, wait_for
+from integration_helpers import BIG, SMALL, Daemon, Libvirt, wait_for
 
 SEED = int(os.environ.get("NOVAD_CRASH_SEED", "20261121"))
 ACTIONS = 120
@@ -60,15 +58,6 @@ VM_POWER = {"active": {1}, "paused": {3}, "suspended": {7}, "stopped": {4, 0},
             "error": {0, 1, 3, 4, 6, 7}}
 
 
-@pytest.fixture(scope="module")
-def crash_novad(qemu: Libvirt, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    d = start_daemon(tmp_path_factory.mktemp("crash"))
-    try:
-        yield d
-    finally:
-        teardown_daemon(d, qemu)
-
-
 def power_in_libvirt(qemu: Libvirt, uuid: str) -> int:
     dom = qemu.domain(uuid)
     if dom is None:
@@ -87,8 +76,8 @@ def choose(rng: random.Random, status: str, flavor: str) -> dict[str, Any]:
     return action
 
 
-def test_random_actions_with_kill_9(crash_novad: Daemon, qemu: Libvirt) -> None:
-    d = crash_novad
+def test_random_actions_with_kill_9(novad: Daemon, qemu: Libvirt) -> None:
+    d = novad
     rng = random.Random(SEED)
     print(f"\ncrash test seed: {SEED} (NOVAD_CRASH_SEED replays another)")
     servers = [d.create_server(f"crash-{i}", SMALL["id"]) for i in range(3)]
