@@ -377,6 +377,26 @@ async def test_every_consumer_sees_every_event(driver: Driver, make_spec: SpecMa
     assert await asyncio.wait_for(asyncio.gather(*readers), 5) == [LifecycleEvent.PAUSED] * 2
 
 
+async def test_a_watch_wakes_for_its_own_guest_only() -> None:
+    bridge = events.EventBridge(asyncio.get_running_loop())
+    with bridge.watch("guest-a") as changed:
+        bridge.announce("guest-b", LifecycleEvent.STOPPED)
+        assert not changed.is_set()
+        bridge.announce("guest-a", LifecycleEvent.STOPPED)
+        assert changed.is_set()
+    changed.clear()
+    bridge.announce("guest-a", LifecycleEvent.STARTED)
+    assert not changed.is_set()  # the block ended: nobody watches any more
+
+
+async def test_libvirt_events_wake_a_watch(driver: LibvirtDriver, make_spec: SpecMaker) -> None:
+    spec = make_spec()
+    await driver.spawn(spec)
+    with driver._link.bridge.watch(spec.instance_id) as changed:
+        await driver.pause(spec.instance_id)
+        await asyncio.wait_for(changed.wait(), 5)  # from libvirt's event thread
+
+
 @pytest.mark.parametrize(("event", "detail", "expected"), [
     (events.EVENT_STARTED, 0, LifecycleEvent.STARTED),
     (events.EVENT_STARTED, 2, LifecycleEvent.STARTED),  # restored from managed save

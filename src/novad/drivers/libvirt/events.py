@@ -17,11 +17,12 @@ the event thread to drain.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 import libvirt
@@ -95,12 +96,15 @@ class EventBridge:
     Each running :meth:`events` iteration has its own queue, so several
     consumers each see every event.  Events that arrive while nobody
     listens (between ``start()`` and the first consumer, say) wait in a
-    backlog that the next consumer receives first.
+    backlog that the next consumer receives first.  A driver call waiting
+    for one guest to change (a shutdown) :meth:`watch`-es it instead of
+    polling.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._queues: set[asyncio.Queue[GuestEvent | None]] = set()
+        self._watchers: dict[str, set[asyncio.Event]] = {}
         self._backlog: deque[GuestEvent] = deque(maxlen=QUEUE_LIMIT)
         self._closed = False
         self._dropped = 0
@@ -124,9 +128,28 @@ class EventBridge:
         found in after events could not arrive."""
         self._put(GuestEvent(instance_id, kind))
 
+    @contextlib.contextmanager
+    def watch(self, instance_id: str) -> Iterator[asyncio.Event]:
+        """An :class:`asyncio.Event` that every lifecycle event of
+        ``instance_id`` sets while the block runs (loop thread).  Clear it
+        before reading the guest's state, and no change can slip between
+        the read and the wait."""
+        changed = asyncio.Event()
+        watchers = self._watchers.setdefault(instance_id, set())
+        watchers.add(changed)
+        try:
+            yield changed
+        finally:
+            watchers.discard(changed)
+            if not watchers:
+                self._watchers.pop(instance_id, None)
+
     def _put(self, item: GuestEvent | None) -> None:
         """Hand an item to every consumer, or to the backlog (loop thread).
         A full queue or backlog loses its oldest event."""
+        if item is not None:
+            for changed in self._watchers.get(item.instance_id, ()):
+                changed.set()
         if item is not None and not self._queues:
             if len(self._backlog) == QUEUE_LIMIT:
                 self._note_drop()
