@@ -218,6 +218,19 @@ class ServiceUnavailableForInstance(Conflict):
     """The compute service the action needs is down."""
 
 
+class GuestAgentNotEnabled(Conflict):
+    """changePassword on a guest whose image does not enable the QEMU guest agent."""
+
+    default_message = "QEMU guest agent is not enabled"
+
+
+class PasswordSetFailed(Conflict):
+    """changePassword failed; the reason never carries the password."""
+
+    def __init__(self, instance_id: str, reason: str) -> None:
+        super().__init__(f"Failed to set admin password on {instance_id} because {reason}")
+
+
 class BodyTooLarge(NovadError):
     """The request body exceeds ``max_request_body_size``."""
 

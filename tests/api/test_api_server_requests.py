@@ -58,6 +58,8 @@ async def test_action_body_must_have_exactly_one_key(client: Client, body: Any) 
     {"os-getVNCConsole": {}}, {"os-getVNCConsole": {"type": "spice-html5"}},
     {"evacuate": {"host": "bad host!"}},
     {"migrate": {"host": "other"}},
+    {"changePassword": {}}, {"changePassword": {"adminPass": 42}},
+    {"changePassword": {"adminPass": "x", "user": "root"}},
 ])
 async def test_action_argument_validation(client: Client, body: dict[str, Any]) -> None:
     resp = await client.post(ACTION, json=body, headers=headers())
@@ -105,6 +107,7 @@ def test_action_parameters() -> None:
                                              "disk_over_commit": False}) == {
         "host": None, "block_migration": False}
     assert actions.PARAMS["rescue"](None) == {"admin_pass": None, "rescue_image_ref": None}
+    assert actions.PARAMS["changePassword"]({"adminPass": "pw"}) == {"admin_pass": "pw"}
 
 
 # -- POST /servers ---------------------------------------------------------------------

@@ -45,6 +45,7 @@ PARAMS: dict[str, dict[str, Any]] = {
     "snapshot": {"name": "snap", "metadata": {}},
     "backup": {"name": "bk", "backup_type": "daily", "rotation": 1, "metadata": {}},
     "reset_state": {"state": "error"}, "rebuild": {"image_id": ""},
+    "change_password": {"admin_pass": "s3cret"},
 }
 
 API_ACTIONS = [s for s in ACTIONS if s.name != "boot" and not s.internal]

@@ -146,6 +146,31 @@ def test_nic_serial_console_and_vnc() -> None:
     assert graphics.attrib == {"type": "vnc", "autoport": "yes", "listen": "0.0.0.0"}
 
 
+@pytest.mark.parametrize(("value", "channel"), [
+    ("yes", True), ("True", True), ("1", True), ("no", False), (None, False)])
+def test_guest_agent_channel_follows_the_image_property(value: str | None,
+                                                        channel: bool) -> None:
+    props = {} if value is None else {"hw_qemu_guest_agent": value}
+    spec = make_spec()
+    spec = replace(spec, image=replace(spec.image, properties=props))
+    found = build(spec).findall("./devices/channel")
+    if not channel:
+        assert found == []
+        return
+    [el] = found
+    target = el.find("target")
+    assert el.get("type") == "unix" and target is not None
+    assert target.attrib == {"type": "virtio", "name": "org.qemu.guest_agent.0"}
+
+
+@pytest.mark.parametrize(("props", "user"), [
+    ({}, "root"), ({"os_type": "windows"}, "Administrator"),
+    ({"os_type": "windows", "os_admin_user": "admin"}, "admin"),
+    ({"os_admin_user": "debian"}, "debian")])
+def test_admin_user_is_chosen_as_nova_chooses(props: dict[str, str], user: str) -> None:
+    assert ImageSpec(image_id="i", properties=props).admin_user == user
+
+
 def test_rescue_boots_rescue_disk_with_original_second() -> None:
     rescue = ImageSpec(image_id="rescue-1", kernel_path=Path("/img/rescue-kernel"))
     spec = make_spec(ephemeral_gb=1)

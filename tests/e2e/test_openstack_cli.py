@@ -142,6 +142,16 @@ async def test_lock_unlock(novad: Daemon) -> None:
     assert actions[:2] == ["unlock", "lock"]
 
 
+async def test_server_set_password(novad: Daemon) -> None:
+    # `server set --password` is changePassword, a synchronous call: the CLI
+    # returns once the driver has set it (libvirt's test driver needs no agent).
+    result = await novad.cli("server", "set", "--password", "n3w-pa55", "vm1")
+    assert result.returncode == 0, result.stderr
+    assert states(await wait_settled(novad, "vm1")) == ("ACTIVE", None, RUNNING)
+    events = await novad.cli_json("server", "event", "list", "vm1")
+    assert events[0]["Action"] == "changePassword"
+
+
 async def test_rescue_unrescue(novad: Daemon) -> None:
     assert states(await act(novad, "rescue")) == ("RESCUE", None, RUNNING)
     shown = await act(novad, "unrescue")

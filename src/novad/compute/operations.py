@@ -14,7 +14,7 @@ import structlog
 from novad.compute.runner import Op, OperationFn, Outcome, Runner, now
 from novad.compute.specs import SpecBuilder
 from novad.drivers.base import RebootKind
-from novad.errors import DriverError, NoValidHost
+from novad.errors import Conflict, DriverError, NotImplementedByDriver, NoValidHost, PasswordSetFailed
 from novad.states.enums import PowerState as P, TaskState as T, VmState as V
 
 log = structlog.get_logger("novad.compute")
@@ -48,7 +48,7 @@ class Operations:
             "shelve": self.shelve, "shelve_offload": self.shelve_offload,
             "unshelve": self.unshelve, "rescue": self.rescue, "unrescue": self.unrescue,
             "rebuild": self.rebuild, "snapshot": self.snapshot, "backup": self.snapshot,
-            "trigger_crash_dump": self.crash_dump,
+            "trigger_crash_dump": self.crash_dump, "change_password": self.change_password,
         }
 
     async def _power_off(self, r: Runner, op: Op, clean: bool = True) -> None:
@@ -112,6 +112,22 @@ class Operations:
                 raise
         vm = V.RESCUED if op.origin_vm is V.RESCUED else V.ACTIVE
         return Outcome(vm_state=vm)
+
+    async def change_password(self, r: Runner, op: Op) -> Outcome:
+        """Nova's set_admin_password: only a running guest; what went wrong
+        in the driver is logged, the caller hears only that it failed (Nova
+        keeps driver details, which could echo the password, from the API)."""
+        if await r.driver.get_power_state(op.uuid) is not P.RUNNING:
+            raise PasswordSetFailed(op.uuid, f"instance {op.uuid} is not running")
+        spec = await self.specs.build(op.instance)
+        try:
+            await r.driver.set_admin_password(spec, op.params["admin_pass"])
+        except (Conflict, NotImplementedByDriver):
+            raise
+        except DriverError as exc:
+            log.warning("set_admin_password failed", instance_id=op.uuid, error=exc.message)
+            raise PasswordSetFailed(op.uuid, "error setting admin password") from None
+        return Outcome(refresh_power=False)
 
     async def pause(self, r: Runner, op: Op) -> Outcome:
         """Freeze the guest in memory."""

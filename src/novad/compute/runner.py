@@ -99,27 +99,33 @@ class Runner:
         """Write non-task changes, still guarded by the current task_state."""
         op.instance = await self.store.write(op.uuid, Expect.task(op.task), changes)
 
-    async def run(self, op: Op) -> None:
-        """Run ``op`` to its end under the instance's work lock."""
+    async def run(self, op: Op) -> BaseException | None:
+        """Run ``op`` to its end under the instance's work lock.  Returns the
+        failure its policy was applied to (None: it succeeded), for the
+        actions whose caller waits for the outcome (Nova's RPC calls)."""
         bound = log.bind(instance_id=op.uuid, action=op.spec.name, request_id=op.request_id)
         async with self.working.hold(op.uuid):
             try:
                 outcome = await self.operations[op.spec.name](self, op)
                 await self._finish(op, outcome)
                 bound.info("action finished", vm_state=str(op.instance.vm_state))
+                return None
             except UnexpectedTaskState as exc:
                 # Preempted (e.g. by delete): leave the task_state to the winner.
                 bound.info("action preempted", actual=str(exc.actual))
                 await self._close_event(op, "Error", f"Preempted: {exc.message}")
+                return exc
             except NoValidHost as exc:
                 bound.info("no valid host")
                 await self._fail(op, exc, OnFailure.REVERT_TASK)
+                return exc
             except asyncio.CancelledError:
                 bound.warning("action interrupted by shutdown; recovery finishes it")
                 raise
             except Exception as exc:  # the failure policy decides; nothing escapes
                 bound.exception("action failed")
                 await self._fail(op, exc, op.spec.on_failure)
+                return exc
 
     def final_vm(self, op: Op, outcome: Outcome, power: PowerState) -> VmState:
         """Resolve the row's final rule for this instance."""

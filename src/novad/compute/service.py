@@ -37,7 +37,9 @@ from novad.errors import (
     Invalid,
     NoSuchAction,
     NotImplementedByDriver,
+    NovadError,
     OverQuota,
+    PasswordSetFailed,
     UnexpectedTaskState,
 )
 from novad.locks import KeyedLocks
@@ -61,6 +63,11 @@ from novad.supervisor import Supervisor
 log = structlog.get_logger("novad.compute")
 
 SYNC_ACTIONS = frozenset({"lock", "unlock", "reset_state"})
+CALL_ACTIONS = frozenset({"change_password"})
+"""Actions Nova's API makes as a synchronous RPC call: the request waits for
+the work, and its failure is the response (409 or 501)."""
+SECRET_PARAMS = frozenset({"admin_pass"})
+"""Parameters never written to the store with a task's other parameters."""
 METADATA_VM_STATES = frozenset({V.ACTIVE, V.PAUSED, V.SUSPENDED, V.STOPPED})
 """Where Nova lets server metadata change (``check_instance_state``)."""
 ConsoleUrlFactory = Callable[[RequestContext, Instance, str], Awaitable[str]]
@@ -251,6 +258,11 @@ class ComputeService:
                 inst = await self._sync_action(spec, inst, ctx, args)
                 return ActionResult(instance=inst)
             op = await self._accept(spec, inst, ctx, args)
+        if spec.name in CALL_ACTIONS:
+            failure = await self.runner.run(op)
+            if failure is not None:
+                raise _call_error(op.uuid, failure)
+            return ActionResult(instance=op.instance)
         done = self.supervisor.spawn(f"{spec.name}:{instance_id}",
                                      functools.partial(self.runner.run, op))
         return ActionResult(admin_pass=result.admin_pass, image_id=args.get("image_id"),
@@ -359,7 +371,7 @@ class ComputeService:
         if not spec.keeps_task:
             changes["task_state"] = spec.sets_task
         changes["system_metadata"] = {**inst.system_metadata,
-                                      PARAMS_KEY: json.dumps(args, default=str),
+                                      PARAMS_KEY: json.dumps(_storable(args), default=str),
                                       "task_host": self.host}
         if spec.name in ("stop", "rebuild", "delete", "force_delete"):
             changes["progress"] = 0
@@ -464,3 +476,19 @@ def _page(rows: list[Instance], limit: int | None, marker: str | None) -> list[I
             raise Invalid(f"marker [{marker}] not found")
         rows = rows[ids.index(marker) + 1:]
     return rows if limit is None else rows[:limit]
+
+
+def _storable(args: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's parameters as the store keeps them for recovery: without
+    passwords (no operation needs one again after a restart)."""
+    return {k: v for k, v in args.items() if k not in SECRET_PARAMS}
+
+
+def _call_error(instance_id: str, failure: BaseException) -> NovadError:
+    """What a failed synchronous action answers: its own 409 or 501, else
+    Nova's generic "error setting admin password" (nothing from the driver)."""
+    if isinstance(failure, NovadError) and failure.status in (409, 501):
+        if isinstance(failure, NotImplementedByDriver):
+            return NotImplementedByDriver("Unable to set password on instance")
+        return failure
+    return PasswordSetFailed(instance_id, "error setting admin password")

@@ -83,6 +83,21 @@ class ImageSpec:
     min_ram_mb: int = 0
     properties: dict[str, str] = field(default_factory=dict)
 
+    @property
+    def guest_agent(self) -> bool:
+        """The image enables the QEMU guest agent (``hw_qemu_guest_agent``,
+        read as Nova reads a boolean property)."""
+        value = str(self.properties.get("hw_qemu_guest_agent", "")).strip().lower()
+        return value in ("1", "t", "true", "on", "y", "yes")
+
+    @property
+    def admin_user(self) -> str:
+        """The guest's administrator, as Nova picks it: ``os_admin_user``,
+        else Administrator on Windows and root elsewhere."""
+        if user := self.properties.get("os_admin_user"):
+            return user
+        return "Administrator" if self.properties.get("os_type") == "windows" else "root"
+
 
 @dataclass(frozen=True)
 class InstanceSpec:
@@ -209,6 +224,11 @@ class Driver(Protocol):
 
     async def trigger_crash_dump(self, instance_id: str) -> None:
         """Inject an NMI."""
+
+    async def set_admin_password(self, spec: InstanceSpec, password: str) -> None:
+        """Set the running guest's administrator password (changePassword).
+        Raises GuestAgentNotEnabled when the image does not enable the
+        guest agent, NotImplementedByDriver when the guest cannot do it."""
 
     async def get_power_state(self, instance_id: str) -> PowerState:
         """The guest's power state now; NOSTATE when there is no guest."""

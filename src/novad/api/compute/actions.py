@@ -58,6 +58,7 @@ PARAMS: dict[str, ParamBuilder] = {
     "rebuild": lambda a: {"image_id": a["imageRef"], "name": a.get("name"),
                           "admin_pass": a.get("adminPass"), "metadata": a.get("metadata")},
     "os-resetState": lambda a: {"state": a["state"]},
+    "changePassword": lambda a: {"admin_pass": a["adminPass"]},
     "lock": lambda a: {"reason": None},
     "rescue": lambda a: {"admin_pass": (a or {}).get("adminPass"),
                          "rescue_image_ref": (a or {}).get("rescue_image_ref")},

@@ -165,6 +165,7 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
     "os-migrateLive": strict({"block_migration": BOOLEAN, "disk_over_commit": BOOLEAN,
                               "host": {**HOSTNAME, "type": ["string", "null"]}},
                              required=["block_migration", "disk_over_commit", "host"]),
+    "changePassword": strict({"adminPass": ADMIN_PASSWORD}, required=["adminPass"]),
     "os-resetState": strict({"state": {"type": "string", "enum": ["active", "error"]}},
                             required=["state"]),
     "rescue": strict({"adminPass": ADMIN_PASSWORD, "rescue_image_ref": UUID},

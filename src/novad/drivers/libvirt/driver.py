@@ -49,7 +49,12 @@ from novad.drivers.libvirt import configdrive, disks, virt
 from novad.drivers.libvirt.link import Link
 from novad.drivers.libvirt.virt import LibvirtError, VirConnect, VirDomain, error_code
 from novad.drivers.libvirt.xml import NOVAD_NS, domain_xml, node_of, root_disk_path, vnc_endpoint
-from novad.errors import DriverError, InstanceFaultRollback, NotImplementedByDriver
+from novad.errors import (
+    DriverError,
+    GuestAgentNotEnabled,
+    InstanceFaultRollback,
+    NotImplementedByDriver,
+)
 from novad.states.enums import PowerState
 
 log = structlog.get_logger("novad.driver")
@@ -490,6 +495,24 @@ class LibvirtDriver:
             if error_code(exc) in (virt.ERR_NO_SUPPORT, virt.ERR_OPERATION_UNSUPPORTED):
                 raise NotImplementedByDriver(virt.error_message(exc)) from exc
             raise self._failure(instance_id, exc) from exc
+
+    async def set_admin_password(self, spec: InstanceSpec, password: str) -> None:
+        """Through the QEMU guest agent (``virDomainSetUserPassword``), as
+        Nova's libvirt driver: a qemu/kvm guest's image must enable the agent;
+        an agent that does not answer (none in the guest) is "not
+        implemented" (501).  libvirt's test driver has no agent to check."""
+        if self._domain_type != "test" and not spec.image.guest_agent:
+            raise GuestAgentNotEnabled()
+        dom = await self._domain(spec.instance_id)
+        try:
+            await self._run(dom.setUserPassword, spec.image.admin_user, password, 0)
+        except LibvirtError as exc:
+            if error_code(exc) in (virt.ERR_AGENT_UNRESPONSIVE, virt.ERR_NO_SUPPORT,
+                                   virt.ERR_OPERATION_UNSUPPORTED):
+                raise NotImplementedByDriver(
+                    "set_admin_password is not implemented by this driver or guest "
+                    "instance.") from exc
+            raise self._failure(spec.instance_id, exc) from exc
 
     # -- images -----------------------------------------------------------
 

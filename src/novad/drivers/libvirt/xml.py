@@ -56,6 +56,9 @@ def guest_disks(spec: InstanceSpec, root_format: str, rescue_format: str | None 
     return found
 
 
+GUEST_AGENT_CHANNEL: Final = "org.qemu.guest_agent.0"
+
+
 def domain_xml(spec: InstanceSpec, *, domain_type: str, vnc_listen: str, root_format: str,
                rescue: ImageSpec | None = None, rescue_format: str = "qcow2",
                node_id: str | None = None, vnc_password: str | None = None) -> str:
@@ -81,7 +84,8 @@ def domain_xml(spec: InstanceSpec, *, domain_type: str, vnc_listen: str, root_fo
     ET.SubElement(root, "on_reboot").text = "restart"
     ET.SubElement(root, "on_crash").text = "destroy"
     layout = guest_disks(spec, root_format, rescue_format if rescue is not None else None)
-    root.append(_devices(spec.instance_dir, layout, vnc_listen, vnc_password))
+    root.append(_devices(spec.instance_dir, layout, vnc_listen, vnc_password,
+                         guest_agent=spec.image.guest_agent))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
 
@@ -132,8 +136,9 @@ def _os(image: ImageSpec) -> ET.Element:
 
 
 def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str,
-             vnc_password: str | None = None) -> ET.Element:
-    """``<devices>``: disks, a user-mode virtio NIC, serial console to a file, VNC."""
+             vnc_password: str | None = None, guest_agent: bool = False) -> ET.Element:
+    """``<devices>``: disks, a user-mode virtio NIC, serial console to a file,
+    the guest agent's channel when the image enables it, VNC."""
     devices = ET.Element("devices")
     virtio = iter("abcdefghijklmnopqrstuvwxyz")
     ide = iter("abcd")
@@ -156,6 +161,9 @@ def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str,
     console = ET.SubElement(devices, "console", type="file")
     ET.SubElement(console, "source", path=log, append="on")
     ET.SubElement(console, "target", type="serial", port="0")
+    if guest_agent:  # libvirt picks the host socket's path
+        channel = ET.SubElement(devices, "channel", type="unix")
+        ET.SubElement(channel, "target", type="virtio", name=GUEST_AGENT_CHANNEL)
     graphics = ET.SubElement(devices, "graphics", type="vnc", autoport="yes", listen=vnc_listen)
     if vnc_password:
         graphics.set("passwd", vnc_password)
