@@ -126,6 +126,15 @@ class IdentitySection:
 
 
 @dataclass(frozen=True)
+class SecurityComplianceSection:
+    """``[security_compliance]``: Keystone's account lockout."""
+
+    lockout_failure_attempts: int = _opt(
+        6, "failed passwords in a row that lock a user out; 0 never locks")
+    lockout_duration: int = _opt(1800, "how long a locked-out user stays locked, seconds")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration tree; TOML section names map to fields."""
 
@@ -138,6 +147,8 @@ class Config:
     consoleauth: ConsoleAuthSection = field(default_factory=ConsoleAuthSection)
     console: ConsoleSection = field(default_factory=ConsoleSection)
     identity: IdentitySection = field(default_factory=IdentitySection)
+    security_compliance: SecurityComplianceSection = field(
+        default_factory=SecurityComplianceSection)
 
     @property
     def host(self) -> str:
@@ -197,6 +208,8 @@ _VALIDATORS: dict[str, Any] = {
     "vnc.novncproxy_listen": lambda v: v == "" or _is_listen(v),
     "vnc.vnc_password": lambda v: len(v) <= 8 and v.isascii(),
     "identity.token_expiration": lambda v: v > 0,
+    "security_compliance.lockout_failure_attempts": lambda v: v >= 0,
+    "security_compliance.lockout_duration": lambda v: v > 0,
     "quota.instances": lambda v: v >= -1,
     "quota.cores": lambda v: v >= -1,
     "quota.ram": lambda v: v >= -1,

@@ -49,5 +49,11 @@ CREATE TABLE revoked_tokens (
 );
 """
 
-IDENTITY = Component("identity", [(1, _V1)])
-"""Projects, users, roles, role assignments and revoked token audit ids."""
+_V2 = """
+ALTER TABLE users ADD COLUMN failed_auth_count INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN failed_auth_at REAL;  -- epoch s of the last failed password
+"""
+
+IDENTITY = Component("identity", [(1, _V1), (2, _V2)])
+"""Projects, users, roles, role assignments and revoked token audit ids;
+v2 counts failed passwords per user (account lockout)."""

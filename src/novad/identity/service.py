@@ -300,19 +300,52 @@ class IdentityService:
 
     async def _check_password(self, username: str | None, user_id: str | None,
                               password: str) -> User:
-        """The enabled user with this password; NotAuthenticated otherwise."""
+        """The enabled user with this password; NotAuthenticated otherwise.
+
+        Keystone's account lockout (``[security_compliance]``): after
+        ``lockout_failure_attempts`` wrong passwords in a row, the user is
+        refused, right password or not, until ``lockout_duration`` has
+        passed since the last one.  A locked user hears the same 401 as a
+        wrong password (the log says which), so names cannot be probed.
+        """
         col, value = ("id", user_id) if user_id is not None else ("name", username)
         rows = await self._rows(
-            f"SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE u.{col} = ?", (value,))
+            f"SELECT {USER_COLUMNS}, u.password_hash, u.failed_auth_count, u.failed_auth_at"
+            f" FROM users u WHERE u.{col} = ?", (value,))
         if not _DUMMY_HASH:
             _DUMMY_HASH.append(await asyncio.to_thread(hash_password, secrets.token_hex(8)))
+        now = self._clock()
+        if rows and self._locked_out(rows[0][7], rows[0][8], now):
+            log.warning("authentication_locked_out", user_id=rows[0][0])
+            raise NotAuthenticated()
         # Verify even for an unknown user, so timing does not reveal names.
         stored = rows[0][6] if rows else _DUMMY_HASH[0]
         ok = await asyncio.to_thread(verify_password, password, stored)
         if not rows or not ok or not rows[0][3]:
             log.info("authentication_failed", user=value)
+            if rows and not ok:
+                await self._count_failure(rows[0][0], rows[0][8], now)
             raise NotAuthenticated()
+        if rows[0][7]:
+            await self._write(("UPDATE users SET failed_auth_count = 0, failed_auth_at = NULL"
+                               " WHERE id = ?", (rows[0][0],)))
         return User.from_row(rows[0])
+
+    def _locked_out(self, failures: int, last: float | None, now: float) -> bool:
+        policy = self.config.security_compliance
+        return (policy.lockout_failure_attempts > 0 and last is not None
+                and failures >= policy.lockout_failure_attempts
+                and now < last + policy.lockout_duration)
+
+    async def _count_failure(self, user_id: str, last: float | None, now: float) -> None:
+        """One more wrong password; a run older than lockout_duration starts again."""
+        if self.config.security_compliance.lockout_failure_attempts == 0:
+            return
+        fresh = last is None or now >= last + self.config.security_compliance.lockout_duration
+        await self._write((
+            "UPDATE users SET failed_auth_count = CASE WHEN ? THEN 1"
+            " ELSE failed_auth_count + 1 END, failed_auth_at = ? WHERE id = ?",
+            (fresh, now, user_id)))
 
     def _remember(self, token: str, info: TokenInfo, generation: int) -> None:
         if generation != self._generation:
@@ -570,7 +603,9 @@ class IdentityService:
         """Change a user.  Admin only.
 
         A new password voids the user's earlier tokens (as Keystone does);
-        ``extra`` keys are merged into the free-form attributes.
+        ``extra`` keys are merged into the free-form attributes.  A new
+        password or ``enabled: true`` lifts a lockout (Keystone's way for an
+        admin to unlock a user).
         """
         _require_admin(ctx)
         user = await self._user(user_id)
@@ -584,6 +619,8 @@ class IdentityService:
         if password is not None:
             changes.append(("password_hash", await asyncio.to_thread(hash_password, password)))
             changes.append(("revoke_before", self._clock()))
+        if password is not None or enabled:
+            changes += [("failed_auth_count", 0), ("failed_auth_at", None)]
         if changes:
             sets = ", ".join(f"{col} = ?" for col, _ in changes)
             try:
