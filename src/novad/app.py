@@ -172,6 +172,11 @@ def _schedule(node: Node) -> None:
                   node.consoles.purge_expired, run_now=False)
     sup.every("revoked-token-purge", defaults.instance_delete_interval,
               node.identity.purge_revoked, run_now=False)
+    cache = node.config.image_cache
+    if cache.manager_interval > 0 and cache.remove_unused_base_images:
+        async def age_image_cache() -> None:
+            await node.driver.age_image_cache(cache.remove_unused_original_minimum_age_seconds)
+        sup.every("image-cache", cache.manager_interval, age_image_cache, run_now=False)
     interval = systemd.watchdog_interval()
     if interval:
         async def ping() -> None:

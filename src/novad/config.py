@@ -126,6 +126,16 @@ class IdentitySection:
 
 
 @dataclass(frozen=True)
+class ImageCacheSection:
+    """``[image_cache]``: ageing ``instances/_base``, as Nova's image cache manager."""
+
+    manager_interval: int = _opt(2400, "seconds between sweeps of the image cache; 0 never")
+    remove_unused_base_images: bool = _opt(True, "remove cached images no guest uses")
+    remove_unused_original_minimum_age_seconds: int = _opt(
+        86400, "how long a cached image must have gone unused before it is removed")
+
+
+@dataclass(frozen=True)
 class SecurityComplianceSection:
     """``[security_compliance]``: Keystone's account lockout."""
 
@@ -149,6 +159,7 @@ class Config:
     identity: IdentitySection = field(default_factory=IdentitySection)
     security_compliance: SecurityComplianceSection = field(
         default_factory=SecurityComplianceSection)
+    image_cache: ImageCacheSection = field(default_factory=ImageCacheSection)
 
     @property
     def host(self) -> str:
@@ -209,6 +220,8 @@ _VALIDATORS: dict[str, Any] = {
     "vnc.vnc_password": lambda v: len(v) <= 8 and v.isascii(),
     "identity.token_expiration": lambda v: v > 0,
     "security_compliance.lockout_failure_attempts": lambda v: v >= 0,
+    "image_cache.manager_interval": lambda v: v >= 0,
+    "image_cache.remove_unused_original_minimum_age_seconds": lambda v: v >= 0,
     "security_compliance.lockout_duration": lambda v: v > 0,
     "quota.instances": lambda v: v >= -1,
     "quota.cores": lambda v: v >= -1,

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 import uuid
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -158,6 +159,36 @@ async def test_spawn_from_image_makes_qcow2_overlay(driver: Driver, make_spec: S
     raw = tmp_path / "snap.raw"
     subprocess.run(["qemu-img", "convert", "-O", "raw", str(target), str(raw)], check=True)
     assert head(raw, 17) == b"novad-boot-sector"
+
+
+def _age(folder: Path, seconds: float) -> None:
+    """Make every file in ``folder`` look unused for ``seconds``."""
+    then = time.time() - seconds
+    for path in folder.iterdir():
+        os.utime(path, (then, then))
+
+
+@needs_qemu_img
+async def test_image_cache_removes_only_what_no_guest_uses(
+        driver: LibvirtDriver, make_spec: SpecMaker, raw_image: ImageSpec) -> None:
+    other = replace(raw_image, image_id=f"img-{uuid.uuid4()}")
+    kept, dropped = make_spec(image=raw_image), make_spec(image=other)
+    await driver.spawn(kept)
+    await driver.spawn(dropped)
+    await driver.destroy(dropped.instance_id, dropped.instance_dir)
+    base_dir = kept.instance_dir.parent / "_base"
+    (base_dir / ".left-by-a-crash.part").write_bytes(b"x")
+    assert await driver.age_image_cache(3600) == []  # everything was just used
+    _age(base_dir, 7200)
+    removed = set(await driver.age_image_cache(3600))
+    size = 1 * GIB
+    assert removed == {other.image_id, f"{other.image_id}.overlay-{size}",
+                       f"{raw_image.image_id}.overlay-{size}", ".left-by-a-crash.part"}
+    assert [p.name for p in base_dir.iterdir()] == [raw_image.image_id]  # kept's disk needs it
+    again = make_spec(image=other)  # the cache fills again on the next boot
+    await driver.spawn(again)
+    assert qemu_img_info(again.instance_dir / "disk")["backing-filename"] == \
+        str((base_dir / other.image_id).absolute())
 
 
 @needs_qemu_img

@@ -225,6 +225,10 @@ class Driver(Protocol):
     async def trigger_crash_dump(self, instance_id: str) -> None:
         """Inject an NMI."""
 
+    async def age_image_cache(self, min_age: float) -> list[str]:
+        """Remove cached image copies no guest has used for ``min_age``
+        seconds; returns their names."""
+
     async def set_admin_password(self, spec: InstanceSpec, password: str) -> None:
         """Set the running guest's administrator password (changePassword).
         Raises GuestAgentNotEnabled when the image does not enable the

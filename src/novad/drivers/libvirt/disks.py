@@ -16,6 +16,10 @@ Layout of ``<instances>/<uuid>/`` (Nova's names)::
     unrescue.xml    the XML to return to after rescue
     *.resize        what a resize keeps for a revert
 
+``_base/`` (the image cache) holds each image's checked copy and its overlay
+templates; :func:`age_cache` removes what no guest has used for a while, as
+Nova's image cache manager does.
+
 ``qemu-img`` runs as a subprocess through asyncio; plain file work runs in a
 thread.  Without ``qemu-img`` every disk is sparse raw; with it, root and
 rescue disks are qcow2 (so snapshots of an empty disk stay small).
@@ -30,6 +34,7 @@ import os
 import shutil
 import struct
 import subprocess
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,7 +128,7 @@ async def cached_base(image: ImageSpec, base_dir: Path) -> BaseImage:
     """
     assert image.path is not None
     base = base_dir / image.image_id
-    if not base.exists():
+    if not await asyncio.to_thread(touch, base):
         await asyncio.to_thread(base_dir.mkdir, parents=True, exist_ok=True)
         tmp = base.with_name(f".{base.name}.{uuid.uuid4().hex}.part")
         try:
@@ -217,7 +222,7 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
                               f"is {size_gb * GIB} bytes, image is {base.size} bytes.")
         size = max(size_gb * GIB, base.size)
         template = await overlay_template(base, size)
-        await asyncio.to_thread(_copy_into_place, template, part, path)
+        await asyncio.to_thread(_copy_into_place, template, part, path, True)
         return "qcow2"
     if qemu_img() is not None:  # compact: snapshots of it stay small
         await run_qemu_img("create", "-q", "-f", "qcow2", str(part), str(max(size_gb, 1) * GIB))
@@ -252,10 +257,96 @@ async def overlay_template(base: BaseImage, size: int) -> Path:
     return template
 
 
-def _copy_into_place(source: Path, part: Path, target: Path) -> None:
-    """Copy ``source`` to ``part``, then rename it to ``target`` (blocks)."""
+def _copy_into_place(source: Path, part: Path, target: Path, used: bool = False) -> None:
+    """Copy ``source`` to ``part``, then rename it to ``target`` (blocks).
+    ``used``: mark ``source`` used now (see :func:`age_cache`)."""
+    if used:
+        touch(source)
     shutil.copyfile(source, part)
     os.replace(part, target)
+
+
+def touch(path: Path) -> bool:
+    """Mark a cache file used now (its mtime); False when it does not exist (blocks)."""
+    try:
+        os.utime(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def backing_file(path: Path) -> str | None:
+    """The backing file a qcow2 file names, or None: raw, no backing file,
+    unreadable (blocks).  backing_file_offset is at 8, its size at 16."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(20)
+            if len(head) < 20 or head[:4] != _QCOW2_MAGIC:
+                return None
+            offset, size = struct.unpack(">QI", head[8:20])
+            if not offset or not 0 < size <= 1023:
+                return None
+            f.seek(offset)
+            return os.fsdecode(f.read(size))
+    except OSError:
+        return None
+
+
+TEMPLATE_MARK: Final = ".overlay-"
+"""In ``<image_id>.overlay-<size>``: an overlay template of that base."""
+
+
+def age_cache(instances: Path, min_age: float, now: float | None = None) -> list[Path]:
+    """Remove from ``<instances>/_base`` what no guest needs; returns what
+    was removed (blocks).  As Nova's image cache manager:
+
+    * a base image that no disk in any instance directory is backed by, and
+      that no boot has used for ``min_age`` seconds (its mtime: every boot
+      from it touches it), with its overlay templates;
+    * an overlay template no boot has used for ``min_age`` seconds;
+    * a ``.part`` file older than ``min_age`` (a copy cut short by a crash).
+
+    The caller makes sure no disk is being made from the cache meanwhile.
+    """
+    base_dir = instances / BASE_DIR
+    now = time.time() if now is None else now
+    try:
+        entries = list(base_dir.iterdir())
+    except FileNotFoundError:
+        return []
+    in_use = {os.path.basename(name)
+              for inst_dir in instances.iterdir()
+              if inst_dir.name != BASE_DIR and inst_dir.is_dir()
+              for disk in inst_dir.iterdir()
+              if disk.is_file() and (name := backing_file(disk))}
+
+    def stale(path: Path) -> bool:
+        try:
+            return now - path.stat().st_mtime > min_age
+        except FileNotFoundError:
+            return False
+
+    removed: list[Path] = []
+    dropped: set[str] = set()
+    for path in entries:
+        name = path.name
+        if name.startswith("."):
+            doomed = name.endswith(".part") and stale(path)
+        elif TEMPLATE_MARK in name:
+            continue  # after the bases: a template goes with its base
+        else:
+            doomed = name not in in_use and stale(path)
+            if doomed:
+                dropped.add(name)
+        if doomed:
+            remove_files(path)
+            removed.append(path)
+    for path in entries:
+        base, mark, _ = path.name.partition(TEMPLATE_MARK)
+        if mark and not path.name.startswith(".") and (base in dropped or stale(path)):
+            remove_files(path)
+            removed.append(path)
+    return removed
 
 
 def copy_in(source: Path, target: Path) -> None:

@@ -139,6 +139,8 @@ class LibvirtDriver:
         self._instances_path = instances_path or Path.cwd()
         self._domains: dict[str, VirDomain] = {}
         self._undefine_nvram = True
+        self._cache_users = 0
+        self._cache_sweep: asyncio.Future[None] | None = None
         self._link = Link(uri, workers, on_lost=self._domains.clear,
                           on_reconnected=self._announce_states)
 
@@ -308,11 +310,41 @@ class LibvirtDriver:
         made: str | None = None
         if not root.exists():
             base_dir = inst_dir.absolute().parent / disks.BASE_DIR
-            made = await disks.create_image_disk(root, spec.image, base_dir, flavor.root_gb)
+            async with self._using_cache():
+                made = await disks.create_image_disk(root, spec.image, base_dir, flavor.root_gb)
         await asyncio.to_thread(_lay_out_other_files, spec, self._ephemeral_format)
         if made is None:
             made = await asyncio.to_thread(disks.detect_format, root)
         return made
+
+    @contextlib.asynccontextmanager
+    async def _using_cache(self) -> AsyncIterator[None]:
+        """Around making a disk from ``_base``: waits out a running sweep of
+        the cache, and keeps the next one from starting until done."""
+        while self._cache_sweep is not None:
+            await asyncio.shield(self._cache_sweep)
+        self._cache_users += 1
+        try:
+            yield
+        finally:
+            self._cache_users -= 1
+
+    async def age_image_cache(self, min_age: float) -> list[str]:
+        """Remove cached images and templates no guest has used for
+        ``min_age`` seconds (see :func:`disks.age_cache`); returns their
+        names.  Skipped (empty) while a disk is being made from the cache:
+        the next run catches up."""
+        if self._cache_users or self._cache_sweep is not None:
+            return []
+        self._cache_sweep = asyncio.get_running_loop().create_future()
+        try:
+            removed = await asyncio.to_thread(disks.age_cache, self._instances_path, min_age)
+        finally:
+            sweep, self._cache_sweep = self._cache_sweep, None
+            sweep.set_result(None)
+        for path in removed:
+            log.info("image cache file removed", path=str(path))
+        return [path.name for path in removed]
 
     # -- build and tear down ---------------------------------------------
 
@@ -551,7 +583,8 @@ class LibvirtDriver:
         rescue_disk = inst_dir / disks.RESCUE
         if not rescue_disk.exists():
             base_dir = inst_dir.absolute().parent / disks.BASE_DIR
-            await disks.create_image_disk(rescue_disk, rescue_image, base_dir, 0)
+            async with self._using_cache():
+                await disks.create_image_disk(rescue_disk, rescue_image, base_dir, 0)
         await self._copy_boot_files(rescue_image, inst_dir, disks.RESCUE_SUFFIX)
         rescue_format = await asyncio.to_thread(disks.detect_format, rescue_disk)
         root_format = await asyncio.to_thread(disks.detect_format, inst_dir / disks.ROOT)
