@@ -292,6 +292,16 @@ def backing_file(path: Path) -> str | None:
         return None
 
 
+def _backing_files_in(folder: Path) -> list[str]:
+    """The backing files the disks in ``folder`` name; none when it is not a
+    folder or goes away meanwhile (an instance being deleted) (blocks)."""
+    try:
+        return [name for disk in folder.iterdir()
+                if disk.is_file() and (name := backing_file(disk))]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
 TEMPLATE_MARK: Final = ".overlay-"
 """In ``<image_id>.overlay-<size>``: an overlay template of that base."""
 
@@ -315,10 +325,8 @@ def age_cache(instances: Path, min_age: float, now: float | None = None) -> list
     except FileNotFoundError:
         return []
     in_use = {os.path.basename(name)
-              for inst_dir in instances.iterdir()
-              if inst_dir.name != BASE_DIR and inst_dir.is_dir()
-              for disk in inst_dir.iterdir()
-              if disk.is_file() and (name := backing_file(disk))}
+              for inst_dir in instances.iterdir() if inst_dir.name != BASE_DIR
+              for name in _backing_files_in(inst_dir)}
 
     def stale(path: Path) -> bool:
         try:
