@@ -25,6 +25,7 @@ from typing import Protocol, runtime_checkable
 
 from novad.errors import DriverError
 from novad.states.enums import PowerState
+from novad.strutils import bool_from_string
 
 
 class GuestNotFound(DriverError):
@@ -87,8 +88,7 @@ class ImageSpec:
     def guest_agent(self) -> bool:
         """The image enables the QEMU guest agent (``hw_qemu_guest_agent``,
         read as Nova reads a boolean property)."""
-        value = str(self.properties.get("hw_qemu_guest_agent", "")).strip().lower()
-        return value in ("1", "t", "true", "on", "y", "yes")
+        return bool_from_string(self.properties.get("hw_qemu_guest_agent", ""))
 
     @property
     def admin_user(self) -> str:

@@ -22,20 +22,19 @@ from novad.compute.flavors import FlavorAPI, FlavorCreate, FlavorQuery
 from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import Invalid, NoSuchAction, NotFound
+from novad.strutils import parse_bool
 
 
 def parse_is_public(value: str | None) -> bool | None:
     """Nova's ``is_public`` filter: absent = True, ``none`` = all, else a strict bool."""
     if value is None:
         return True
-    text = value.strip().lower()
-    if text == "none":
+    if value.strip().lower() == "none":
         return None
-    if text in ("1", "t", "true", "on", "y", "yes"):
-        return True
-    if text in ("0", "f", "false", "off", "n", "no"):
-        return False
-    raise Invalid(f"Invalid is_public filter [{value}]")
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise Invalid(f"Invalid is_public filter [{value}]")
+    return parsed
 
 
 def flavor_query(request: web.Request, ctx: RequestContext) -> FlavorQuery:

@@ -16,12 +16,10 @@ from multidict import MultiMapping
 
 from novad.api.common import read_json, validate
 from novad.errors import Invalid, MalformedBody
+from novad.strutils import bool_from_string, parse_bool
 
 MAX_LIMIT = 1000
 """Nova's ``[api] max_limit``: the largest page any list returns."""
-
-_TRUE = frozenset({"1", "t", "true", "on", "y", "yes"})
-_FALSE = frozenset({"0", "f", "false", "off", "n", "no"})
 
 _PASSWORD_GROUPS = ("23456789", "ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz")
 
@@ -44,26 +42,22 @@ async def read_single_key(request: web.Request, max_size: int) -> tuple[str, Any
 
 def to_bool(value: Any) -> bool:
     """A value that passed Nova's ``boolean`` schema, as a bool."""
-    if isinstance(value, bool):
-        return value
-    return str(value).strip().lower() in _TRUE
+    return bool_from_string(value)
 
 
 def bool_param(value: str | None, default: bool = False) -> bool:
     """A lenient boolean query parameter (oslo ``bool_from_string``, not strict)."""
     if value is None:
         return default
-    return value.strip().lower() in _TRUE
+    return bool_from_string(value)
 
 
 def strict_bool(value: str, name: str) -> bool:
     """A strict boolean query parameter; 400 for anything else."""
-    text = value.strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise Invalid(f"Invalid value '{value}' for {name}")
+    parsed = parse_bool(value)
+    if parsed is None:
+        raise Invalid(f"Invalid value '{value}' for {name}")
+    return parsed
 
 
 def limit_param(query: MultiMapping[str]) -> int:
