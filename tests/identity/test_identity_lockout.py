@@ -95,3 +95,12 @@ async def test_zero_attempts_never_locks(db: Database, state_dir: Path, clock: F
     password = auth["password"]
     token, _ = await service.authenticate("admin", password, project_name="admin")
     assert token
+
+
+async def test_wrong_passwords_keep_cached_token_validations(server: Server) -> None:
+    token = await server.admin_token()
+    await server.service.validate_token(token)  # now cached
+    cached = dict(server.service._cache)
+    await fail(server, "admin", 3)
+    assert server.service._cache == cached  # the counter is not a token matter
+    assert (await server.service.validate_token(token)).user_id

@@ -178,14 +178,17 @@ class IdentityService:
     async def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return list(await self.db.conn.execute_fetchall(sql, tuple(params)))
 
-    async def _write(self, *statements: tuple[str, Sequence[Any]]) -> list[int]:
-        """Run ``statements`` in one transaction; their row counts."""
+    async def _write(self, *statements: tuple[str, Sequence[Any]],
+                     invalidate: bool = True) -> list[int]:
+        """Run ``statements`` in one transaction; their row counts.
+        ``invalidate=False`` for writes no token's validity depends on."""
         counts: list[int] = []
         async with self.db.transaction() as conn:
             for sql, params in statements:
                 cursor = await conn.execute(sql, tuple(params))
                 counts.append(cursor.rowcount)
-        self._invalidate()
+        if invalidate:
+            self._invalidate()
         return counts
 
     # -- bootstrap ---------------------------------------------------------
@@ -328,7 +331,7 @@ class IdentityService:
             raise NotAuthenticated()
         if rows[0][7]:
             await self._write(("UPDATE users SET failed_auth_count = 0, failed_auth_at = NULL"
-                               " WHERE id = ?", (rows[0][0],)))
+                               " WHERE id = ?", (rows[0][0],)), invalidate=False)
         return User.from_row(rows[0])
 
     def _locked_out(self, failures: int, last: float | None, now: float) -> bool:
@@ -342,10 +345,12 @@ class IdentityService:
         if self.config.security_compliance.lockout_failure_attempts == 0:
             return
         fresh = last is None or now >= last + self.config.security_compliance.lockout_duration
+        # Not a token matter: a stream of wrong passwords must not empty the
+        # validation cache every other request relies on.
         await self._write((
             "UPDATE users SET failed_auth_count = CASE WHEN ? THEN 1"
             " ELSE failed_auth_count + 1 END, failed_auth_at = ? WHERE id = ?",
-            (fresh, now, user_id)))
+            (fresh, now, user_id)), invalidate=False)
 
     def _remember(self, token: str, info: TokenInfo, generation: int) -> None:
         if generation != self._generation:
