@@ -192,6 +192,18 @@ async def test_image_cache_removes_only_what_no_guest_uses(
 
 
 @needs_qemu_img
+async def test_a_boot_marks_its_base_and_template_used(
+        driver: LibvirtDriver, make_spec: SpecMaker, raw_image: ImageSpec) -> None:
+    first = make_spec(image=raw_image)
+    await driver.spawn(first)
+    await driver.destroy(first.instance_id, first.instance_dir)
+    base_dir = first.instance_dir.parent / "_base"
+    _age(base_dir, 7200)
+    await driver.spawn(make_spec(image=raw_image))  # copies the old template
+    assert await driver.age_image_cache(3600) == []
+
+
+@needs_qemu_img
 async def test_root_disks_are_copies_of_one_overlay_template(
         driver: Driver, make_spec: SpecMaker, raw_image: ImageSpec, tmp_path: Path) -> None:
     """Each root disk is a copy of ``_base/<image>.overlay-<size>``, byte for

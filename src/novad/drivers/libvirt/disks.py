@@ -28,6 +28,7 @@ rescue disks are qcow2 (so snapshots of an empty disk stay small).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -128,7 +129,7 @@ async def cached_base(image: ImageSpec, base_dir: Path) -> BaseImage:
     """
     assert image.path is not None
     base = base_dir / image.image_id
-    if not await asyncio.to_thread(touch, base):
+    if not base.exists():
         await asyncio.to_thread(base_dir.mkdir, parents=True, exist_ok=True)
         tmp = base.with_name(f".{base.name}.{uuid.uuid4().hex}.part")
         try:
@@ -222,7 +223,7 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
                               f"is {size_gb * GIB} bytes, image is {base.size} bytes.")
         size = max(size_gb * GIB, base.size)
         template = await overlay_template(base, size)
-        await asyncio.to_thread(_copy_into_place, template, part, path, True)
+        await asyncio.to_thread(_copy_from_cache, template, base.path, part, path)
         return "qcow2"
     if qemu_img() is not None:  # compact: snapshots of it stay small
         await run_qemu_img("create", "-q", "-f", "qcow2", str(part), str(max(size_gb, 1) * GIB))
@@ -257,22 +258,14 @@ async def overlay_template(base: BaseImage, size: int) -> Path:
     return template
 
 
-def _copy_into_place(source: Path, part: Path, target: Path, used: bool = False) -> None:
-    """Copy ``source`` to ``part``, then rename it to ``target`` (blocks).
-    ``used``: mark ``source`` used now (see :func:`age_cache`)."""
-    if used:
-        touch(source)
-    shutil.copyfile(source, part)
+def _copy_from_cache(template: Path, base: Path, part: Path, target: Path) -> None:
+    """Copy ``template`` to ``part``, then rename it to ``target``; the
+    template and its base are marked used now (see :func:`age_cache`) (blocks)."""
+    for used in (template, base):
+        with contextlib.suppress(FileNotFoundError):  # the copy says what is missing
+            os.utime(used)
+    shutil.copyfile(template, part)
     os.replace(part, target)
-
-
-def touch(path: Path) -> bool:
-    """Mark a cache file used now (its mtime); False when it does not exist (blocks)."""
-    try:
-        os.utime(path)
-    except FileNotFoundError:
-        return False
-    return True
 
 
 def backing_file(path: Path) -> str | None:
