@@ -3,7 +3,8 @@
 
 A real daemon (``python -m novad serve``, ``qemu:///system``, the demo
 guest of ``scripts/build-demo-guest``) runs in its own process on a free
-port.  Five rounds, alternating novad and direct, each measure:
+port.  Fifteen rounds (``--rounds``), alternating novad and direct, each
+measure:
 
 * **boot**: novad, ``POST /servers`` until ``GET /servers/{id}`` says
   ACTIVE (polled every 10 ms); direct, ``defineXML`` + ``create()`` of the
@@ -14,7 +15,11 @@ port.  Five rounds, alternating novad and direct, each measure:
   ACTIVE; direct, ``shutdown()`` (ACPI, re-sent every 2 s as novad does)
   until shut off, then ``create()``.
 
-Prints every round, the medians and the ratios novad/direct.
+Prints every round, the medians and the ratios novad/direct.  Fifteen rounds
+rather than five: single QEMU start-ups vary by about ±40 ms, which moves
+the ratio of two 5-sample medians by about ±0.09 from run to run -- more
+than novad adds.  Each ratio is printed with a 95% bootstrap interval
+(the samples of each side resampled), so a run shows its own precision.
 Run: ``.venv/bin/python scripts/bench/boot.py`` (needs ``scripts/libvirtd-up``).
 """
 
@@ -23,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -226,6 +232,16 @@ class Direct:
         self.conn.close()
 
 
+def ratio_interval(ours: list[float], theirs: list[float], draws: int = 2000
+                   ) -> tuple[float, float]:
+    """A 95% bootstrap interval for median(ours) / median(theirs)."""
+    rng = random.Random(0)
+    ratios = sorted(
+        statistics.median(rng.choices(ours, k=len(ours)))
+        / statistics.median(rng.choices(theirs, k=len(theirs))) for _ in range(draws))
+    return ratios[int(0.025 * draws)], ratios[int(0.975 * draws) - 1]
+
+
 def booted(log: Path, times: int = 1) -> bool:
     """The guest booted ``times`` times and ticked since (so its acpid runs
     and an ACPI shutdown is not lost)."""
@@ -238,7 +254,7 @@ def booted(log: Path, times: int = 1) -> bool:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15)
     args = parser.parse_args()
     subprocess.run([str(ROOT / "scripts" / "build-demo-guest")], check=True,
                    stdout=subprocess.DEVNULL)
@@ -276,9 +292,11 @@ def main() -> int:
         for what in ("boot", "stop/start"):
             ours = statistics.median(results["novad"][what])
             theirs = statistics.median(results["direct"][what])
+            low, high = ratio_interval(results["novad"][what], results["direct"][what])
             label = "boot-to-ACTIVE" if what == "boot" else what
             print(f"{label}: novad median={ours * 1000:.0f}ms direct libvirt median="
-                  f"{theirs * 1000:.0f}ms ratio={ours / theirs:.2f}")
+                  f"{theirs * 1000:.0f}ms ratio={ours / theirs:.2f} "
+                  f"(95% interval {low:.2f}-{high:.2f})")
     finally:
         if direct is not None:
             direct.close()
