@@ -123,7 +123,8 @@ async def start_node(config: Config, driver: Driver | None = None,
     consoles = ConsoleService(config, store, TokenStore(db), driver.get_console, config.host)
     compute, power_sync = build_compute(config, store, driver, images, supervisor,
                                         stopped_event_delay, on_finish=consoles.on_action_finished,
-                                        console_url=consoles.console_url)
+                                        console_url=consoles.console_url,
+                                        project_exists=identity.project_exists)
     node = Node(config, db, store, driver, identity, images, compute, power_sync, supervisor,
                 time.time(), consoles=consoles)
     await _first_start(node)
@@ -211,7 +212,7 @@ def build_app(node: Node) -> web.Application:
     routes += image_routes(node.images, node.config)
     routes += compute_routes(node.compute, node.config, node.images, node,
                              flavors=FlavorService(node.store), keypairs=KeypairService(node.store),
-                             consoles=node.consoles)
+                             consoles=node.consoles, quotas=node.compute.quotas)
     return build_api(node.config, routes, node.identity.validate_token, _error_body)
 
 

@@ -79,7 +79,8 @@ class ApiSection:
 
 @dataclass(frozen=True)
 class QuotaSection:
-    """``[quota]``: per-project limits."""
+    """``[quota]``: the default per-project limits; an admin overrides them
+    for one project with os-quota-sets (``openstack quota set``)."""
 
     instances: int = _opt(10, "servers per project")
     cores: int = _opt(20, "vCPUs per project")

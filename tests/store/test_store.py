@@ -112,7 +112,7 @@ async def test_migrations_apply_once_and_survive_reopen(tmp_path: Path) -> None:
         db = await Database.open(tmp_path / "m.db")
         await db.migrate([COMPUTE, counter])
         await db.migrate([COMPUTE, counter])
-        assert await db.versions() == {"compute": 1, "counter": 2}
+        assert await db.versions() == {"compute": COMPUTE.latest, "counter": 2}
         rows = await db.conn.execute_fetchall("SELECT n FROM runs ORDER BY n")
         assert [r[0] for r in rows] == [1, 2]
         await db.close()
@@ -734,3 +734,34 @@ async def test_reader_opens_a_state_dir_with_uri_characters(tmp_path: Path) -> N
         assert (await store.get_instance(made.uuid)).name == "vm"
     finally:
         await db.close()
+
+
+async def test_project_quotas_set_merge_survive_reopen_and_delete(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "q.db")
+    await db.migrate([COMPUTE])
+    store = Store(db)
+    assert await store.project_quotas("p1") == {}
+    await store.set_project_quotas("p1", {"instances": 3, "ram": 1024})
+    await store.set_project_quotas("p1", {"instances": 5})
+    await store.set_project_quotas("p2", {"cores": -1})
+    await db.close()
+
+    db = await Database.open(tmp_path / "q.db")
+    await db.migrate([COMPUTE])
+    store = Store(db)
+    assert await store.project_quotas("p1") == {"instances": 5, "ram": 1024}
+    await store.delete_project_quotas("p1")
+    assert await store.project_quotas("p1") == {}
+    assert await store.project_quotas("p2") == {"cores": -1}
+    await db.close()
+
+
+async def test_a_v1_compute_database_gains_the_quota_table(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "v1.db")
+    await db.migrate([Component("compute", COMPUTE.migrations[:1])])
+    assert await db.versions() == {"compute": 1}
+    await db.migrate([COMPUTE])
+    assert await db.versions() == {"compute": 2}
+    await Store(db).set_project_quotas("p", {"instances": 1})
+    assert await Store(db).project_quotas("p") == {"instances": 1}
+    await db.close()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from novad.compute.operations import Operations
 from novad.compute.power_sync import PowerSync
+from novad.compute.quotas import Quotas
 from novad.compute.runner import FinishHook, Runner
 from novad.compute.service import ComputeService, ConsoleUrlFactory
 from novad.compute.specs import ImageStore, SpecBuilder
@@ -29,10 +32,12 @@ DEFAULT_FLAVORS = (  # seed 001's table; ids as devstack creates them
 def build_compute(config: Config, store: Store, driver: Driver, images: ImageStore,
              supervisor: Supervisor, stopped_event_delay: float,
              on_finish: FinishHook | None = None,
-             console_url: ConsoleUrlFactory | None = None
+             console_url: ConsoleUrlFactory | None = None,
+             project_exists: Callable[[str], Awaitable[bool]] | None = None
              ) -> tuple[ComputeService, PowerSync]:
     """The compute service and its power sync for one node.  ``on_finish``
-    runs after each action's successful end; ``console_url`` makes console URLs."""
+    runs after each action's successful end; ``console_url`` makes console URLs;
+    ``project_exists`` checks project ids given to os-quota-sets."""
     host = config.host
     specs = SpecBuilder(store, images, config.state_dir, host)
 
@@ -45,7 +50,8 @@ def build_compute(config: Config, store: Store, driver: Driver, images: ImageSto
                      config.DEFAULT.shelved_offload_time, other_hosts)
     runner = Runner(store, driver, Lifecycle(), host, ops.table(), on_finish)
     compute = ComputeService(config, store, runner, specs, supervisor,
-                             host_is_up=lambda h: h == host, console_url_factory=console_url)
+                             host_is_up=lambda h: h == host, console_url_factory=console_url,
+                             quotas=Quotas(store, config.quota, project_exists))
 
     async def act(ctx: RequestContext, uuid: str, action: str) -> object:
         return await compute.act(ctx, uuid, action, {})

@@ -22,6 +22,7 @@ import structlog
 
 from novad.compute.console_log import tail_console_log
 from novad.compute.interface import ActionResult, CreateRequest, ListFilters
+from novad.compute.quotas import Quotas
 from novad.compute.runner import Op, Runner
 from novad.compute.specs import SpecBuilder
 from novad.config import Config
@@ -80,9 +81,10 @@ class ComputeService:
 
     def __init__(self, config: Config, store: Store, runner: Runner, specs: SpecBuilder,
                  supervisor: Supervisor, host_is_up: Callable[[str], bool],
-                 console_url_factory: ConsoleUrlFactory | None = None
-                 ) -> None:
+                 console_url_factory: ConsoleUrlFactory | None = None,
+                 quotas: Quotas | None = None) -> None:
         self.config = config
+        self.quotas = quotas or Quotas(store, config.quota)
         self.store = store
         self.runner = runner
         self.specs = specs
@@ -327,15 +329,8 @@ class ComputeService:
 
     async def _check_quota(self, ctx: RequestContext, project_id: str, flavor: Flavor,
                            count: int) -> None:
-        quota = self.config.quota
-        used_inst, used_cores, used_ram = await self.store.count_usage(project_id)
-        checks = (("instances", count, used_inst, quota.instances),
-                  ("cores", flavor.vcpus * max(count, 1), used_cores, quota.cores),
-                  ("ram", flavor.memory_mb * max(count, 1), used_ram, quota.ram))
-        for name, want, used, limit in checks:
-            if limit >= 0 and want and used + want > limit:
-                raise OverQuota(f"Quota exceeded for {name}: Requested {want}, but already "
-                                f"used {used} of {limit} {name}")
+        await self.quotas.check(project_id, count, flavor.vcpus * max(count, 1),
+                                flavor.memory_mb * max(count, 1))
 
     async def _sync_action(self, spec: ActionSpec, inst: Instance, ctx: RequestContext,
                            args: dict[str, Any]) -> Instance:

@@ -491,6 +491,12 @@ class IdentityService:
             raise missing("project", project_id)
         return Project.from_row(rows[0])
 
+    async def project_exists(self, project_id: str) -> bool:
+        """Whether ``project_id`` names a project (no policy check: for the
+        compute service's own look-ups, such as os-quota-sets)."""
+        rows = await self._rows("SELECT 1 FROM projects WHERE id = ?", (project_id,))
+        return bool(rows)
+
     async def get_project(self, ctx: RequestContext, project_id: str) -> Project:
         """One project.  Admin, or the caller's own scoped project."""
         if not ctx.is_admin and ctx.project_id != project_id:

@@ -1,5 +1,5 @@
 """The compute component's tables (instances, flavors, actions, events,
-faults, migrations, key pairs), as versioned migrations.
+faults, migrations, key pairs, project quotas), as versioned migrations.
 
 Conventions: timestamps are ISO-8601 UTC text from :func:`novad.store.db.utcnow`;
 booleans are 0/1 integers; dicts and flavors are JSON text; vm_state and
@@ -138,5 +138,17 @@ CREATE TABLE keypairs (
 );
 """
 
-COMPUTE = Component("compute", [(1, _V1)])
+_V2 = """
+CREATE TABLE project_quotas (
+    project_id  TEXT NOT NULL,
+    resource    TEXT NOT NULL,
+    hard_limit  INTEGER NOT NULL,
+    updated_at  TEXT NOT NULL,
+    PRIMARY KEY (project_id, resource)
+);
+"""
+"""v2: per-project quota limits set through os-quota-sets; a project
+without a row for a resource has the ``[quota]`` default."""
+
+COMPUTE = Component("compute", [(1, _V1), (2, _V2)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""

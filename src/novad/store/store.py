@@ -8,9 +8,11 @@ from novad.store.flavors import FlavorsMixin
 from novad.store.instances import InstancesMixin
 from novad.store.keypairs import KeypairsMixin
 from novad.store.migrations import MigrationsMixin
+from novad.store.quotas import QuotasMixin
 
 
-class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, MigrationsMixin):
+class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, MigrationsMixin,
+            QuotasMixin):
     """The compute data access object over a migrated :class:`Database`
     (``await db.migrate([COMPUTE])`` first).
 
@@ -18,7 +20,7 @@ class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, Migration
     group-committed transaction each, see :mod:`novad.store.db`); each
     method's docstring lists what it raises.  One module per concern:
     instances (and the compare-and-swap write), actions/events/faults,
-    flavors, key pairs, migration records.
+    flavors, key pairs, migration records, project quotas.
     """
 
     def __init__(self, db: Database) -> None:

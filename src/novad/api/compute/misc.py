@@ -20,7 +20,8 @@ from novad.api.compute.servers import MAX_METADATA_ITEMS
 from novad.api.compute.views import action_view, event_view, now_micro
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
-from novad.config import Config, QuotaSection
+from novad.compute.quotas import QuotaAPI
+from novad.config import Config
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
 from novad.errors import Forbidden, NotFound
@@ -35,12 +36,12 @@ def require_admin(ctx: RequestContext, rule: str) -> None:
         raise Forbidden(f"Policy doesn't allow os_compute_api:{rule} to be performed.")
 
 
-def absolute_limits(quota: QuotaSection, used: tuple[int, int, int]) -> dict[str, int]:
+def absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[str, int]:
     """``limits.absolute`` at 2.1 (network quotas are Neutron's: -1, unlimited)."""
     instances, cores, ram = used
     return {
-        "maxTotalInstances": quota.instances, "maxTotalCores": quota.cores,
-        "maxTotalRAMSize": quota.ram, "totalInstancesUsed": instances,
+        "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],
+        "maxTotalRAMSize": limits["ram"], "totalInstancesUsed": instances,
         "totalCoresUsed": cores, "totalRAMUsed": ram,
         "maxServerMeta": MAX_METADATA_ITEMS, "maxImageMeta": 128, "maxPersonality": 5,
         "maxPersonalitySize": 10240, "maxTotalKeypairs": MAX_KEYPAIRS,
@@ -99,9 +100,10 @@ def uptime_line() -> str:
 class NodeHandlers:
     """Handlers of the node-wide resources."""
 
-    def __init__(self, node: NodeInfo, config: Config) -> None:
+    def __init__(self, node: NodeInfo, config: Config, quotas: QuotaAPI | None = None) -> None:
         self.node = node
         self.config = config
+        self.quotas = quotas
 
     async def zones(self, request: web.Request) -> web.StreamResponse:
         """List availability zones."""
@@ -123,7 +125,12 @@ class NodeHandlers:
         project = request.query.get("tenant_id") or ctx.project_id
         if project != ctx.project_id:
             require_admin(ctx, "limits:other_project")
-        absolute = absolute_limits(self.config.quota, await self.node.usage(project))
+        if self.quotas is not None:
+            limits = await self.quotas.show(ctx, project)
+        else:
+            quota = self.config.quota
+            limits = {"instances": quota.instances, "cores": quota.cores, "ram": quota.ram}
+        absolute = absolute_limits(limits, await self.node.usage(project))
         return json_response({"limits": {"rate": [], "absolute": absolute}})
 
     async def services(self, request: web.Request) -> web.StreamResponse:

@@ -233,3 +233,21 @@ KEYPAIR_CREATE: Schema = envelope("keypair", strict({
     "name": NAME,
     "public_key": {"type": "string"},
 }, required=["name"]))
+
+
+# -- quota sets -------------------------------------------------------------------
+
+QUOTA_VALUE: Schema = {"type": ["integer", "string"], "pattern": "^-?[0-9]+$",
+                       "minimum": -1, "maximum": 0x7FFFFFFF}
+"""Nova's ``non_negative_integer_with_minus_one``; strings are range-checked
+by the handler."""
+
+QUOTA_KEYS: tuple[str, ...] = (
+    "cores", "fixed_ips", "floating_ips", "injected_file_content_bytes",
+    "injected_file_path_bytes", "injected_files", "instances", "key_pairs", "metadata_items",
+    "ram", "security_group_rules", "security_groups", "server_group_members", "server_groups")
+"""The quota_set keys of microversion 2.1, in Nova's order."""
+
+QUOTA_SET_UPDATE: Schema = envelope("quota_set", strict(
+    {**{key: QUOTA_VALUE for key in QUOTA_KEYS}, "force": BOOLEAN}))
+

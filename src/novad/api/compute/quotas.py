@@ -1,0 +1,117 @@
+"""os-quota-sets at microversion 2.1: a project's quotas, their defaults and
+usage, and the admin's changes to them.
+
+``instances``, ``cores`` and ``ram`` are enforced and settable (see
+:mod:`novad.compute.quotas`).  The other keys of Nova's 2.1 body are shown at
+the values novad applies everywhere: the network ones are Neutron's (-1,
+unlimited, as ``/limits`` says), the rest fixed; setting one is a 400 that
+says so rather than a change that would do nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from novad.api.common import Route, context, json_response
+from novad.api.compute import schemas
+from novad.api.compute.parsing import read_body
+from novad.api.compute.servers import MAX_METADATA_ITEMS
+from novad.compute.keypairs import MAX_KEYPAIRS
+from novad.compute.quotas import MAX_LIMIT, RESOURCES, QuotaAPI
+from novad.config import Config
+from novad.errors import Invalid, ValidationFailed
+from novad.strutils import parse_bool
+
+FIXED: dict[str, int] = {
+    "fixed_ips": -1, "floating_ips": -1, "security_group_rules": -1, "security_groups": -1,
+    "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255, "injected_files": 5,
+    "key_pairs": MAX_KEYPAIRS, "metadata_items": MAX_METADATA_ITEMS,
+    "server_group_members": 10, "server_groups": 10,
+}
+"""The quota_set keys novad does not let a project change, with their values."""
+
+
+def quota_view(limits: dict[str, int]) -> dict[str, int]:
+    """Every 2.1 key, in Nova's order."""
+    merged = {**FIXED, **limits}
+    return {key: merged[key] for key in schemas.QUOTA_KEYS}
+
+
+class QuotaHandlers:
+    """``/os-quota-sets/{tenant_id}`` and its ``/detail`` and ``/defaults``."""
+
+    def __init__(self, quotas: QuotaAPI, config: Config) -> None:
+        self.quotas = quotas
+        self.max_body = config.DEFAULT.max_request_body_size
+
+    async def show(self, request: web.Request) -> web.StreamResponse:
+        """A project's quotas (admin, or a role on the project)."""
+        project = _project(request)
+        limits = await self.quotas.show(context(request), project)
+        return json_response({"quota_set": {"id": project, **quota_view(limits)}})
+
+    async def detail(self, request: web.Request) -> web.StreamResponse:
+        """A project's quotas with what it uses of each."""
+        project = _project(request)
+        limits = quota_view(await self.quotas.show(context(request), project))
+        used = await self.quotas.usage(project)
+        body: dict[str, Any] = {"id": project}
+        for key, limit in limits.items():
+            body[key] = {"in_use": used.get(key, 0), "limit": limit, "reserved": 0}
+        return json_response({"quota_set": body})
+
+    async def defaults(self, request: web.Request) -> web.StreamResponse:
+        """The quotas of a project that has none of its own."""
+        context(request)
+        return json_response({"quota_set": {"id": _project(request),
+                                            **quota_view(self.quotas.defaults())}})
+
+    async def update(self, request: web.Request) -> web.StreamResponse:
+        """Set some of a project's quotas (admin); ``force`` allows a limit
+        below the current use."""
+        project = _project(request)
+        body = (await read_body(request, self.max_body, schemas.QUOTA_SET_UPDATE))["quota_set"]
+        force = parse_bool(body.pop("force", False)) is True
+        limits: dict[str, int] = {}
+        for key, raw in body.items():
+            value = int(raw)
+            if not -1 <= value <= MAX_LIMIT:
+                raise ValidationFailed(f"Invalid input for field/attribute quota_set/{key}. "
+                                       f"Value: {raw}. "
+                                       f"{value} is not between -1 and {MAX_LIMIT}")
+            if key not in RESOURCES:
+                raise Invalid(f"Quota {key} cannot be changed in novad: it is fixed at "
+                              f"{FIXED[key]}. Only {', '.join(RESOURCES)} can be set.")
+            limits[key] = value
+        updated = await self.quotas.update(context(request), project, limits, force)
+        return json_response({"quota_set": quota_view(updated)})
+
+    async def delete(self, request: web.Request) -> web.StreamResponse:
+        """Return a project to the default quotas (admin)."""
+        await self.quotas.reset(context(request), _project(request))
+        return web.Response(status=202)
+
+    def routes(self) -> list[Route]:
+        """The quota-set routes, relative to a versioned mount."""
+        one = "/os-quota-sets/{tenant_id}"
+        tag = "quota sets"
+        return [
+            Route("GET", one, self.show, tag=tag, summary="Show a project's quotas"),
+            Route("GET", one + "/detail", self.detail, tag=tag,
+                  summary="Show a project's quotas and usage"),
+            Route("GET", one + "/defaults", self.defaults, tag=tag,
+                  summary="Show the default quotas"),
+            Route("PUT", one, self.update, schema=schemas.QUOTA_SET_UPDATE, tag=tag,
+                  summary="Set a project's quotas (admin)"),
+            Route("DELETE", one, self.delete, tag=tag, responses={202: "Accepted"},
+                  summary="Return a project to the default quotas (admin)"),
+        ]
+
+
+def _project(request: web.Request) -> str:
+    """The project id of the path; per-user quotas are not kept."""
+    if "user_id" in request.query:
+        raise Invalid("Per-user quotas are not supported by novad; quotas apply per project.")
+    return request.match_info["tenant_id"]
