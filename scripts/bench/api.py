@@ -20,6 +20,12 @@ Two baselines:
   answer faster than this on this machine, so its latency is the floor for
   novad's accept latency under this load.
 
+The closed loop keeps the daemon saturated, so its accept latency is mostly
+queueing: by Little's law the mean is 50 / throughput.  To show the accept
+path itself, the same daemon is then driven by an open loop: requests sent at
+a fixed rate whatever the answers (``--paced``: 25%, 50% and 75% of the
+closed loop's rate), each latency timed from when its request was due.
+
 Prints accept latency p50/p99 (time to the 202), completed actions/s and
 list latency.  Run: ``.venv/bin/python scripts/bench/api.py``
 """
@@ -102,6 +108,46 @@ async def http_cycles(session: aiohttp.ClientSession, base: str, uuids: list[str
     for uuid in uuids if wait else []:
         await wait_idle(session, base, uuid)
     elapsed = time.perf_counter() - start
+    if refused:
+        print(f"refused (409, server still busy): {refused}")
+    return len(accept) / elapsed, accept
+
+
+async def paced_cycles(session: aiohttp.ClientSession, base: str, uuids: list[str],
+                       rate: float, actions: int) -> tuple[float, list[float]]:
+    """An open loop: ``actions`` requests sent at a fixed ``rate`` per second,
+    whatever the answers, pausing then unpausing the servers in turn (each is
+    next asked ``len(uuids) / rate`` seconds later).  The session's connector
+    caps requests in flight at the client count.  Each latency runs from the
+    moment its request was due, so one slow answer that holds back the next
+    requests is counted against them too.  Returns the achieved rate and
+    accept latencies."""
+    accept: list[float] = []
+    refused = 0
+
+    async def one(due: float, uuid: str, action: str) -> None:
+        nonlocal refused
+        async with session.post(f"{base}/compute/v2.1/servers/{uuid}/action",
+                                json={action: None}) as resp:
+            await resp.read()
+            if resp.status == 202:
+                accept.append(time.perf_counter() - due)
+            else:
+                refused += 1
+
+    start = time.perf_counter()
+    sent: list[asyncio.Task[None]] = []
+    for n in range(actions):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        action = ("pause", "unpause")[n // len(uuids) % 2]
+        sent.append(asyncio.create_task(one(due, uuids[n % len(uuids)], action)))
+    await asyncio.gather(*sent)
+    elapsed = time.perf_counter() - start
+    for uuid in uuids:
+        await wait_idle(session, base, uuid)
     if refused:
         print(f"refused (409, server still busy): {refused}")
     return len(accept) / elapsed, accept
@@ -254,9 +300,13 @@ async def measure_service(tmp: Path, count: int, clients: int, cycles: int) -> f
         return await service_cycles(node, uuids, clients, cycles)
 
 
+Paced = list[tuple[float, float, list[float]]]
+
+
 async def measure_http(tmp: Path, args: argparse.Namespace
-                       ) -> tuple[float, list[float], list[float], int]:
-    """Actions/s, accept latencies and list latencies against a separate daemon."""
+                       ) -> tuple[float, list[float], Paced, list[float], int]:
+    """Actions/s and accept latencies (closed loop, then paced at fractions of
+    the closed loop's rate) and list latencies against a separate daemon."""
     proc, base = await start_daemon(tmp)
     try:
         password = _password(tmp / "state" / "clouds.yaml")
@@ -266,6 +316,12 @@ async def measure_http(tmp: Path, args: argparse.Namespace
             image = await upload_image(session, base)
             uuids = await boot_http(session, base, image, args.servers)
             rate, accept = await http_cycles(session, base, uuids, args.clients, args.cycles)
+            paced: Paced = []
+            for share in args.paced:
+                offered = share * rate
+                achieved, latencies = await paced_cycles(session, base, uuids, offered,
+                                                         args.paced_actions)
+                paced.append((offered, achieved, latencies))
             await boot_http(session, base, image, args.listed - args.servers)
             listing = []
             for _ in range(50):
@@ -278,7 +334,7 @@ async def measure_http(tmp: Path, args: argparse.Namespace
     finally:
         proc.terminate()
         await proc.wait()
-    return rate, accept, listing, listed
+    return rate, accept, paced, listing, listed
 
 
 def main() -> None:
@@ -287,6 +343,12 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--listed", type=int, default=1000)
     parser.add_argument("--cycles", type=int, default=2)
+    parser.add_argument("--paced", type=lambda v: [float(x) for x in v.split(",")],
+                        default=[0.25, 0.5, 0.75],
+                        help="offered rates for the open loop, as shares of the closed "
+                             "loop's completed actions/s")
+    parser.add_argument("--paced-actions", type=int, default=1600,
+                        help="requests sent at each paced rate")
     parser.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_server:
@@ -301,7 +363,7 @@ async def measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         service_rate = await measure_service(Path(tmp), args.servers, args.clients, args.cycles)
         floor = await measure_floor(args)
-        rate, accept, listing, listed = await measure_http(Path(tmp), args)
+        rate, accept, paced, listing, listed = await measure_http(Path(tmp), args)
     print(f"servers={args.servers} clients={args.clients} actions={len(accept)}")
     print(f"service layer (in-process, no HTTP): completed actions/s={service_rate:.0f}")
     print(f"http: completed actions/s={rate:.0f} (ratio to service {rate / service_rate:.2f}) "
@@ -309,6 +371,10 @@ async def measure(args: argparse.Namespace) -> None:
     print(f"http floor (bare aiohttp, 202 only): accept p50={pct(floor, .5):.2f}ms "
           f"p99={pct(floor, .99):.2f}ms; novad/floor p50 {pct(accept, .5) / pct(floor, .5):.1f}x "
           f"p99 {pct(accept, .99) / pct(floor, .99):.1f}x")
+    for offered, achieved, latencies in paced:
+        print(f"http paced at {offered:.0f}/s ({offered / rate:.0%} of the closed loop; "
+              f"achieved {achieved:.0f}/s): accept p50={pct(latencies, .5):.2f}ms "
+              f"p99={pct(latencies, .99):.2f}ms")
     print(f"GET /servers/detail with {listed} servers: p50={pct(listing, .5):.1f}ms "
           f"p99={pct(listing, .99):.1f}ms")
 
