@@ -28,6 +28,7 @@ from novad.compute.periodic import PeriodicJobs
 from novad.compute.power_sync import PowerSync
 from novad.compute.recovery import StartupRecovery
 from novad.compute.service import ComputeService
+from novad.compute.service_record import ServiceRecord
 from novad.config import Config
 from novad.console.proxy import ConsoleProxy
 from novad.console.service import ConsoleService, proxy_listen
@@ -67,6 +68,7 @@ class Node:
     started_at: float
     ready: bool = False
     consoles: ConsoleService | None = None
+    service: ServiceRecord | None = None
 
     @property
     def host(self) -> str:
@@ -121,12 +123,16 @@ async def start_node(config: Config, driver: Driver | None = None,
     supervisor = Supervisor()
     await supervisor.start()
     consoles = ConsoleService(config, store, TokenStore(db), driver.get_console, config.host)
+    service = ServiceRecord(store, config.host)
+    await service.load()
     compute, power_sync = build_compute(config, store, driver, images, supervisor,
                                         stopped_event_delay, on_finish=consoles.on_action_finished,
                                         console_url=consoles.console_url,
-                                        project_exists=identity.project_exists)
+                                        project_exists=identity.project_exists, record=service)
     node = Node(config, db, store, driver, identity, images, compute, power_sync, supervisor,
-                time.time(), consoles=consoles)
+                time.time(), consoles=consoles, service=service)
+    await service.auto_enable()  # libvirt answered: a disable for its loss is over
+    driver.watch_connection(service.auto_disable, service.auto_enable)
     await _first_start(node)
     if wants_demo(config.libvirt.connection_uri):
         await _register_demo(node)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from novad.api.common import json_response
+from novad.compute.service_record import ServiceRecord
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
 from novad.errors import NotAuthenticated, NovadError
@@ -41,6 +42,7 @@ class StaticNode:
 
     host: str = "node-1"
     used: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    service: ServiceRecord | None = None
 
     async def usage(self, project_id: str) -> tuple[int, int, int]:
         return self.used.get(project_id, (0, 0, 0))

@@ -30,6 +30,7 @@ from novad.api.compute import routes as compute_routes
 from novad.compute.flavors import FlavorService
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import KeypairService
+from novad.compute.service_record import ServiceRecord
 from novad.config import Config, load
 from novad.store import COMPUTE, Database, Store
 
@@ -51,8 +52,11 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 @pytest.fixture
-def node() -> StaticNode:
-    return StaticNode()
+async def node(store: Store) -> StaticNode:
+    """This node, with a real nova-compute record in the store."""
+    service = ServiceRecord(store, "node-1")
+    await service.load()
+    return StaticNode(service=service)
 
 
 @pytest.fixture

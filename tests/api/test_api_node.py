@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp.test_utils import TestClient
+import pytest
 from api_helpers import StaticNode, headers
+
+from novad.store import Store
 
 Client = TestClient[Any, Any]
 C = "/compute/v2.1"
@@ -88,3 +91,73 @@ async def test_hypervisor_uptime_and_aggregates(client: Client) -> None:
     assert await (await client.get(f"{C}/os-aggregates", headers=admin)).json() == {
         "aggregates": []}
     assert (await client.get(f"{C}/os-aggregates", headers=headers())).status == 403
+
+
+async def test_an_admin_disables_and_enables_the_compute_service(
+        client: Client, node: StaticNode, store: Store) -> None:
+    admin = headers("admin-token")
+    body = {"host": "node-1", "binary": "nova-compute", "disabled_reason": "new disks"}
+    resp = await client.put(f"{C}/os-services/disable-log-reason", json=body, headers=headers())
+    assert resp.status == 403
+    assert node.service is not None and not node.service.row.disabled
+
+    resp = await client.put(f"{C}/os-services/disable-log-reason", json=body, headers=admin)
+    assert resp.status == 200
+    assert await resp.json() == {"service": {"host": "node-1", "binary": "nova-compute",
+                                             "status": "disabled",
+                                             "disabled_reason": "new disks"}}
+    (service,) = (await (await client.get(f"{C}/os-services", headers=admin)).json())["services"]
+    assert (service["status"], service["state"], service["disabled_reason"]) == (
+        "disabled", "up", "new disks")
+    (hyp,) = (await (await client.get(f"{C}/os-hypervisors/detail",
+                                      headers=admin)).json())["hypervisors"]
+    assert (hyp["status"], hyp["service"]["disabled_reason"]) == ("disabled", "new disks")
+    zones = await (await client.get(f"{C}/os-availability-zone", headers=headers())).json()
+    assert zones["availabilityZoneInfo"][0]["zoneState"] == {"available": False}
+    detail = await (await client.get(f"{C}/os-availability-zone/detail", headers=admin)).json()
+    assert detail["availabilityZoneInfo"][0]["hosts"]["node-1"]["nova-compute"]["active"] \
+        is False
+    stored = await store.get_service("node-1", "nova-compute")
+    assert stored is not None and (stored.disabled, stored.disabled_reason) == (
+        True, "new disks")
+
+    resp = await client.put(f"{C}/os-services/enable",
+                            json={"host": "node-1", "binary": "nova-compute"}, headers=admin)
+    assert await resp.json() == {"service": {"host": "node-1", "binary": "nova-compute",
+                                             "status": "enabled"}}
+    (service,) = (await (await client.get(f"{C}/os-services", headers=admin)).json())["services"]
+    assert (service["status"], service["disabled_reason"]) == ("enabled", None)
+
+    resp = await client.put(f"{C}/os-services/disable",
+                            json={"host": "node-1", "binary": "nova-compute"}, headers=admin)
+    assert (await resp.json())["service"] == {"host": "node-1", "binary": "nova-compute",
+                                              "status": "disabled"}
+    stored = await store.get_service("node-1", "nova-compute")
+    assert stored is not None and (stored.disabled, stored.disabled_reason) == (True, None)
+
+
+@pytest.mark.parametrize(("action", "body", "status", "message"), [
+    ("reboot", {"host": "node-1", "binary": "nova-compute"}, 404, "Unknown action"),
+    ("disable", {"host": "node-9", "binary": "nova-compute"}, 404,
+     "Compute host node-9 with binary nova-compute could not be found."),
+    ("enable", {"host": "node-1", "binary": "nova-scheduler"}, 404,
+     "Compute host node-1 with binary nova-scheduler could not be found."),
+    ("disable-log-reason", {"host": "node-1", "binary": "nova-compute"}, 400,
+     "Missing disabled reason field"),
+    ("disable-log-reason", {"host": "node-1", "binary": "nova-compute",
+                            "disabled_reason": "x" * 256}, 400, None),
+    ("disable", {"host": "node-1"}, 400, None),
+    ("disable", {"host": "node-1", "binary": "nova-compute", "zone": "nova"}, 400, None),
+])
+async def test_service_updates_nova_refuses(client: Client, node: StaticNode, action: str,
+                                            body: dict[str, Any], status: int,
+                                            message: str | None) -> None:
+    resp = await client.put(f"{C}/os-services/{action}", json=body,
+                            headers=headers("admin-token"))
+    assert resp.status == status
+    error = await resp.json()
+    (shape,) = error.values()
+    assert shape["code"] == status
+    if message is not None:
+        assert shape["message"] == message
+    assert node.service is not None and not node.service.row.disabled

@@ -19,6 +19,7 @@ from novad import config as config_mod
 from novad.compute.build import DEFAULT_FLAVORS, build_compute
 from novad.compute.power_sync import PowerSync
 from novad.compute.service import ComputeService
+from novad.compute.service_record import ServiceRecord
 from novad.context import RequestContext
 from novad.drivers.libvirt import LibvirtDriver
 from novad.images.schema import IMAGES
@@ -50,6 +51,7 @@ class Stack:
     supervisor: Supervisor
     compute: ComputeService
     power_sync: PowerSync
+    service: ServiceRecord
 
     async def settle(self) -> None:
         """Wait for every background operation to finish."""
@@ -105,8 +107,11 @@ async def build_stack(state: Path, seed: bool = True, **defaults: Any) -> Stack:
     await driver.start()
     supervisor = Supervisor()
     await supervisor.start()
-    compute, power_sync = build_compute(config, store, driver, images, supervisor, 0.0)
-    return Stack(config, db, store, driver, images, supervisor, compute, power_sync)
+    service = ServiceRecord(store, config.host)
+    await service.load()
+    compute, power_sync = build_compute(config, store, driver, images, supervisor, 0.0,
+                                        record=service)
+    return Stack(config, db, store, driver, images, supervisor, compute, power_sync, service)
 
 
 async def close_stack(stack: Stack) -> None:

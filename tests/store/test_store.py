@@ -761,7 +761,41 @@ async def test_a_v1_compute_database_gains_the_quota_table(tmp_path: Path) -> No
     await db.migrate([Component("compute", COMPUTE.migrations[:1])])
     assert await db.versions() == {"compute": 1}
     await db.migrate([COMPUTE])
-    assert await db.versions() == {"compute": 2}
+    assert await db.versions() == {"compute": COMPUTE.latest}
     await Store(db).set_project_quotas("p", {"instances": 1})
+    assert await Store(db).project_quotas("p") == {"instances": 1}
+    await db.close()
+
+
+async def test_service_records_round_trip_and_survive_reopen(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "s.db")
+    await db.migrate([COMPUTE])
+    store = Store(db)
+    assert await store.get_service("node1", "nova-compute") is None
+    await store.set_service("node1", "nova-compute", True, "new disks")
+    await store.set_service("node2", "nova-compute", False, None)
+    await db.close()
+
+    db = await Database.open(tmp_path / "s.db")
+    await db.migrate([COMPUTE])
+    store = Store(db)
+    row = await store.get_service("node1", "nova-compute")
+    assert row is not None and (row.disabled, row.disabled_reason) == (True, "new disks")
+    await store.set_service("node1", "nova-compute", False, None)
+    row = await store.get_service("node1", "nova-compute")
+    assert row is not None and (row.disabled, row.disabled_reason) == (False, None)
+    other = await store.get_service("node2", "nova-compute")
+    assert other is not None and not other.disabled
+    await db.close()
+
+
+async def test_a_v2_compute_database_gains_the_services_table(tmp_path: Path) -> None:
+    db = await Database.open(tmp_path / "v2.db")
+    await db.migrate([Component("compute", COMPUTE.migrations[:2])])
+    await Store(db).set_project_quotas("p", {"instances": 1})
+    await db.migrate([COMPUTE])
+    assert await db.versions() == {"compute": 3}
+    await Store(db).set_service("n", "nova-compute", True, "r")
+    assert (await Store(db).get_service("n", "nova-compute")) is not None
     assert await Store(db).project_quotas("p") == {"instances": 1}
     await db.close()

@@ -9,6 +9,7 @@ from novad.compute.power_sync import PowerSync
 from novad.compute.quotas import Quotas
 from novad.compute.runner import FinishHook, Runner
 from novad.compute.service import ComputeService, ConsoleUrlFactory
+from novad.compute.service_record import ServiceRecord
 from novad.compute.specs import ImageStore, SpecBuilder
 from novad.config import Config
 from novad.context import RequestContext
@@ -33,11 +34,13 @@ def build_compute(config: Config, store: Store, driver: Driver, images: ImageSto
              supervisor: Supervisor, stopped_event_delay: float,
              on_finish: FinishHook | None = None,
              console_url: ConsoleUrlFactory | None = None,
-             project_exists: Callable[[str], Awaitable[bool]] | None = None
+             project_exists: Callable[[str], Awaitable[bool]] | None = None,
+             record: ServiceRecord | None = None
              ) -> tuple[ComputeService, PowerSync]:
     """The compute service and its power sync for one node.  ``on_finish``
     runs after each action's successful end; ``console_url`` makes console URLs;
-    ``project_exists`` checks project ids given to os-quota-sets."""
+    ``project_exists`` checks project ids given to os-quota-sets; ``record``
+    (loaded) says whether new instances may be placed here (None: always)."""
     host = config.host
     specs = SpecBuilder(store, images, config.state_dir, host)
 
@@ -47,7 +50,8 @@ def build_compute(config: Config, store: Store, driver: Driver, images: ImageSto
     ops = Operations(specs, config.DEFAULT.shutdown_timeout,
                      config.compute.shutdown_retry_interval,
                      config.libvirt.wait_soft_reboot_seconds,
-                     config.DEFAULT.shelved_offload_time, other_hosts)
+                     config.DEFAULT.shelved_offload_time, other_hosts,
+                     record.schedulable if record is not None else lambda: True)
     runner = Runner(store, driver, Lifecycle(), host, ops.table(), on_finish)
     compute = ComputeService(config, store, runner, specs, supervisor,
                              host_is_up=lambda h: h == host, console_url_factory=console_url,

@@ -7,6 +7,7 @@ state before acting and treats "already done" as done.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -27,13 +28,21 @@ class Operations:
 
     def __init__(self, specs: SpecBuilder, shutdown_timeout: float, retry_interval: float,
                  soft_reboot_timeout: float, shelved_offload_time: int,
-                 other_hosts: Any) -> None:
+                 other_hosts: Any, schedulable: Callable[[], bool] = lambda: True) -> None:
         self.specs = specs
         self.shutdown_timeout = shutdown_timeout
         self.retry_interval = retry_interval
         self.soft_reboot_timeout = soft_reboot_timeout
         self.shelved_offload_time = shelved_offload_time
         self.other_hosts = other_hosts
+        self.schedulable = schedulable
+
+    def _place(self, op: Op, scheduling: T) -> None:
+        """Nova's ComputeFilter for work that needs a host: NoValidHost when
+        this node's compute service is disabled.  Only while ``op`` is still
+        at ``scheduling``: work that got past it (a recovered boot) goes on."""
+        if op.task is scheduling and not self.schedulable():
+            raise NoValidHost()
 
     def table(self) -> dict[str, OperationFn]:
         """Every action of the table that has work to run."""
@@ -59,6 +68,7 @@ class Operations:
     # -- create and delete -------------------------------------------------
     async def boot(self, r: Runner, op: Op) -> Outcome:
         """Build: NETWORKING → BLOCK_DEVICE_MAPPING → SPAWNING → spawn."""
+        self._place(op, T.SCHEDULING)
         for task in op.spec.steps:
             await r.step(op, task)
         spec = await self.specs.build(op.instance)
@@ -167,6 +177,7 @@ class Operations:
     # -- resize --------------------------------------------------------------
     async def resize(self, r: Runner, op: Op) -> Outcome:
         """RESIZE_MIGRATING → RESIZE_MIGRATED → RESIZE_FINISH on this host."""
+        self._place(op, T.RESIZE_PREP)
         new_flavor = await self.specs.flavor(op.params["flavor_id"])
         old_vm = op.origin_vm
         meta = {**op.instance.system_metadata, "old_vm_state": old_vm.value}
@@ -254,6 +265,7 @@ class Operations:
             await r.step(op, T.POWERING_ON)
             await r.driver.power_on(await self.specs.build(op.instance))
         else:
+            self._place(op, T.UNSHELVING)
             await r.step(op, T.SPAWNING)
             spec = await self.specs.build(op.instance, image_id=meta.get("shelved_image_id"))
             await r.driver.destroy(op.uuid, spec.instance_dir)

@@ -116,8 +116,10 @@ class Runner:
                 await self._close_event(op, "Error", f"Preempted: {exc.message}")
                 return exc
             except NoValidHost as exc:
+                # Nova: a build nowhere to go is ERROR; a move keeps its vm_state.
                 bound.info("no valid host")
-                await self._fail(op, exc, OnFailure.REVERT_TASK)
+                await self._fail(op, exc, OnFailure.ERROR if op.spec.name == "boot"
+                                 else OnFailure.REVERT_TASK)
                 return exc
             except asyncio.CancelledError:
                 bound.warning("action interrupted by shutdown; recovery finishes it")

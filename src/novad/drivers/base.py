@@ -254,3 +254,9 @@ class Driver(Protocol):
     def events(self) -> AsyncIterator[GuestEvent]:
         """Lifecycle events of managed guests, for as long as the driver runs."""
         ...
+
+    def watch_connection(self, on_lost: Callable[[str], Awaitable[None]],
+                         on_back: Callable[[], Awaitable[None]]) -> None:
+        """Have ``on_lost(why)`` run when the hypervisor becomes unreachable
+        and ``on_back()`` when it answers again (each as its own task; a
+        failure is logged)."""

@@ -217,3 +217,14 @@ class Keypair:
     public_key: str
     fingerprint: str
     created_at: str
+
+
+@dataclass(frozen=True)
+class ServiceRow:
+    """A service record: whether ``binary`` on ``host`` takes new work."""
+
+    host: str
+    binary: str
+    disabled: bool
+    disabled_reason: str | None
+    updated_at: str

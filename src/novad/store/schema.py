@@ -150,5 +150,19 @@ CREATE TABLE project_quotas (
 """v2: per-project quota limits set through os-quota-sets; a project
 without a row for a resource has the ``[quota]`` default."""
 
-COMPUTE = Component("compute", [(1, _V1), (2, _V2)])
+_V3 = """
+CREATE TABLE services (
+    host            TEXT NOT NULL,
+    binary          TEXT NOT NULL,
+    disabled        INTEGER NOT NULL DEFAULT 0,
+    disabled_reason TEXT,
+    updated_at      TEXT NOT NULL,
+    PRIMARY KEY (host, binary)
+);
+"""
+"""v3: whether a node's nova-compute takes new instances (os-services
+enable/disable, and the automatic disable while libvirt is unreachable);
+a node without a row is enabled."""
+
+COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""

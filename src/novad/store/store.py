@@ -9,10 +9,11 @@ from novad.store.instances import InstancesMixin
 from novad.store.keypairs import KeypairsMixin
 from novad.store.migrations import MigrationsMixin
 from novad.store.quotas import QuotasMixin
+from novad.store.services import ServicesMixin
 
 
 class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, MigrationsMixin,
-            QuotasMixin):
+            QuotasMixin, ServicesMixin):
     """The compute data access object over a migrated :class:`Database`
     (``await db.migrate([COMPUTE])`` first).
 
@@ -20,7 +21,7 @@ class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, Migration
     group-committed transaction each, see :mod:`novad.store.db`); each
     method's docstring lists what it raises.  One module per concern:
     instances (and the compare-and-swap write), actions/events/faults,
-    flavors, key pairs, migration records, project quotas.
+    flavors, key pairs, migration records, project quotas, service records.
     """
 
     def __init__(self, db: Database) -> None:

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from novad.api.common import Route, base_url, context, json_response
 from novad.api.compute.protocols import ImageLookup, NodeInfo
-from novad.api.compute.parsing import limit_param
+from novad.api.compute import schemas
+from novad.api.compute.parsing import limit_param, read_body
 from novad.api.compute.servers import MAX_METADATA_ITEMS
 from novad.api.compute.views import action_view, event_view, now_micro
 from novad.compute.interface import ComputeAPI
@@ -24,7 +25,8 @@ from novad.compute.quotas import QuotaAPI
 from novad.config import Config
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
-from novad.errors import Forbidden, NotFound
+from novad.compute.service_record import BINARY
+from novad.errors import Forbidden, Invalid, NotFound
 
 ZONE = "nova"
 HYPERVISOR_ID = "1"
@@ -51,10 +53,18 @@ def absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[
     }
 
 
-def hypervisor_view(host: str, res: HostResources, detail: bool) -> dict[str, Any]:
+def service_status(node: NodeInfo) -> tuple[str, str | None]:
+    """This node's nova-compute ``status`` and ``disabled_reason``."""
+    if node.service is None or not node.service.row.disabled:
+        return "enabled", None
+    return "disabled", node.service.row.disabled_reason
+
+
+def hypervisor_view(node: NodeInfo, res: HostResources, detail: bool) -> dict[str, Any]:
     """One hypervisor at 2.1 (integer-like id, ``cpu_info`` as a JSON string)."""
+    status, reason = service_status(node)
     body: dict[str, Any] = {"id": int(HYPERVISOR_ID), "hypervisor_hostname":
-                            res.hypervisor_hostname, "state": "up", "status": "enabled"}
+                            res.hypervisor_hostname, "state": "up", "status": status}
     if not detail:
         return body
     free_disk = res.local_gb - res.local_gb_used
@@ -67,7 +77,7 @@ def hypervisor_view(host: str, res: HostResources, detail: bool) -> dict[str, An
         "hypervisor_type": res.hypervisor_type,
         "hypervisor_version": getattr(res, "hypervisor_version", 0),
         "host_ip": getattr(res, "host_ip", ""), "cpu_info": getattr(res, "cpu_info", "{}"),
-        "service": {"id": 1, "host": host, "disabled_reason": None},
+        "service": {"id": 1, "host": node.host, "disabled_reason": reason},
     })
     return body
 
@@ -106,17 +116,20 @@ class NodeHandlers:
         self.quotas = quotas
 
     async def zones(self, request: web.Request) -> web.StreamResponse:
-        """List availability zones."""
+        """List availability zones (not available while its only compute
+        service is disabled, as Nova lists a zone of disabled services)."""
         context(request)
+        enabled = service_status(self.node)[0] == "enabled"
         return json_response({"availabilityZoneInfo": [
-            {"zoneName": ZONE, "zoneState": {"available": True}, "hosts": None}]})
+            {"zoneName": ZONE, "zoneState": {"available": enabled}, "hosts": None}]})
 
     async def zones_detail(self, request: web.Request) -> web.StreamResponse:
         """List availability zones with their hosts and services (admin)."""
         require_admin(context(request), "os-availability-zone:detail")
-        service = {"available": True, "active": True, "updated_at": now_micro()}
+        enabled = service_status(self.node)[0] == "enabled"
+        service = {"available": True, "active": enabled, "updated_at": now_micro()}
         return json_response({"availabilityZoneInfo": [
-            {"zoneName": ZONE, "zoneState": {"available": True},
+            {"zoneName": ZONE, "zoneState": {"available": enabled},
              "hosts": {self.node.host: {"nova-compute": service}}}]})
 
     async def limits(self, request: web.Request) -> web.StreamResponse:
@@ -136,24 +149,49 @@ class NodeHandlers:
     async def services(self, request: web.Request) -> web.StreamResponse:
         """List compute services (admin): this node's nova-compute."""
         require_admin(context(request), "os-services:list")
-        service = {"id": 1, "binary": "nova-compute", "host": self.node.host, "zone": ZONE,
-                   "status": "enabled", "state": "up", "updated_at": now_micro(),
-                   "disabled_reason": None}
+        status, reason = service_status(self.node)
+        service = {"id": 1, "binary": BINARY, "host": self.node.host, "zone": ZONE,
+                   "status": status, "state": "up", "updated_at": now_micro(),
+                   "disabled_reason": reason}
         query = request.query
         wanted = all(query.get(k) in (None, service[k]) for k in ("host", "binary"))
         return json_response({"services": [service] if wanted else []})
+
+    async def update_service(self, request: web.Request) -> web.StreamResponse:
+        """Enable or disable this node's nova-compute (admin): ``enable``,
+        ``disable`` and ``disable-log-reason``, as at 2.1."""
+        require_admin(context(request), "os-services:update")
+        body = await read_body(request, self.config.DEFAULT.max_request_body_size,
+                               schemas.SERVICE_UPDATE)
+        action = request.match_info["action"]
+        if action not in ("enable", "disable", "disable-log-reason"):
+            raise NotFound("Unknown action")
+        reason = body.get("disabled_reason")
+        if action == "disable-log-reason" and reason is None:
+            raise Invalid("Missing disabled reason field")
+        if body["host"] != self.node.host or body["binary"] != BINARY \
+                or self.node.service is None:
+            raise NotFound(f"Compute host {body['host']} with binary {body['binary']} "
+                           "could not be found.")
+        disabled = action != "enable"
+        await self.node.service.set(disabled, reason if action == "disable-log-reason" else None)
+        shown: dict[str, Any] = {"host": body["host"], "binary": BINARY,
+                                 "status": "disabled" if disabled else "enabled"}
+        if action == "disable-log-reason":
+            shown["disabled_reason"] = reason
+        return json_response({"service": shown})
 
     async def hypervisors(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors (admin)."""
         require_admin(context(request), "os-hypervisors:list")
         res = await self.node.resources()
-        return json_response({"hypervisors": [hypervisor_view(self.node.host, res, False)]})
+        return json_response({"hypervisors": [hypervisor_view(self.node, res, False)]})
 
     async def hypervisors_detail(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors with details (admin)."""
         require_admin(context(request), "os-hypervisors:list-detail")
         res = await self.node.resources()
-        return json_response({"hypervisors": [hypervisor_view(self.node.host, res, True)]})
+        return json_response({"hypervisors": [hypervisor_view(self.node, res, True)]})
 
     async def hypervisor(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor (admin)."""
@@ -162,7 +200,7 @@ class NodeHandlers:
         if ident != HYPERVISOR_ID:
             raise NotFound(f"Hypervisor with ID '{ident}' could not be found.")
         res = await self.node.resources()
-        return json_response({"hypervisor": hypervisor_view(self.node.host, res, True)})
+        return json_response({"hypervisor": hypervisor_view(self.node, res, True)})
 
     async def hypervisor_uptime(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor's uptime line (admin; ``hypervisor show`` below 2.88)."""
@@ -170,7 +208,7 @@ class NodeHandlers:
         ident = request.match_info["hypervisor_id"]
         if ident != HYPERVISOR_ID:
             raise NotFound(f"Hypervisor with ID '{ident}' could not be found.")
-        body = hypervisor_view(self.node.host, await self.node.resources(), False)
+        body = hypervisor_view(self.node, await self.node.resources(), False)
         body["uptime"] = uptime_line()
         return json_response({"hypervisor": body})
 
@@ -193,6 +231,9 @@ class NodeHandlers:
                   tag="availability zones"),
             Route("GET", "/limits", self.limits, tag="limits"),
             Route("GET", "/os-services", self.services, tag="services"),
+            Route("PUT", "/os-services/{action}", self.update_service,
+                  schema=schemas.SERVICE_UPDATE, tag="services",
+                  summary="Enable or disable this node's compute service (admin)"),
             Route("GET", hyp, self.hypervisors, tag="hypervisors"),
             Route("GET", hyp + "/detail", self.hypervisors_detail, tag="hypervisors"),
             Route("GET", hyp + "/statistics", self.hypervisor_statistics, tag="hypervisors"),

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
+from novad.store.models import ServiceRow
 
 
 class NodeInfo(Protocol):
@@ -27,6 +28,22 @@ class NodeInfo(Protocol):
 
     async def resources(self) -> HostResources:
         """This node's capacity and use, from the driver."""
+
+    @property
+    def service(self) -> ServiceSwitch | None:
+        """This node's nova-compute record; None: always enabled."""
+
+
+class ServiceSwitch(Protocol):
+    """Whether this node's nova-compute takes new instances
+    (:class:`novad.compute.service_record.ServiceRecord` fits as it is)."""
+
+    @property
+    def row(self) -> ServiceRow:
+        """The current record."""
+
+    async def set(self, disabled: bool, reason: str | None = None) -> ServiceRow:
+        """Enable, or disable with an optional reason; durable on return."""
 
 
 class ApiImage(Protocol):

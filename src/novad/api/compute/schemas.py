@@ -251,3 +251,11 @@ QUOTA_KEYS: tuple[str, ...] = (
 QUOTA_SET_UPDATE: Schema = envelope("quota_set", strict(
     {**{key: QUOTA_VALUE for key in QUOTA_KEYS}, "force": BOOLEAN}))
 
+
+
+# -- os-services --------------------------------------------------------------------
+SERVICE_UPDATE: Schema = strict({
+    "host": HOSTNAME, "binary": {"type": "string"},
+    "disabled_reason": {"type": "string", "minLength": 1, "maxLength": 255},
+}, required=["host", "binary"])
+"""``PUT /os-services/{enable,disable,disable-log-reason}`` at 2.1."""

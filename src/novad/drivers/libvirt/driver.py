@@ -27,7 +27,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -113,6 +113,10 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
+_CLOSE_REASONS: Final = {0: "error", 1: "eof", 2: "keepalive", 3: "client"}
+"""libvirt's VIR_CONNECT_CLOSE_REASON_* codes, named in the disable reason."""
+
+
 class LibvirtDriver:
     """Drives guests through libvirt; see :class:`novad.drivers.base.Driver`.
 
@@ -141,8 +145,10 @@ class LibvirtDriver:
         self._undefine_nvram = True
         self._cache_users = 0
         self._cache_sweep: asyncio.Future[None] | None = None
-        self._link = Link(uri, workers, on_lost=self._domains.clear,
-                          on_reconnected=self._announce_states)
+        self._link = Link(uri, workers, on_lost=self._lost, on_reconnected=self._reconnected)
+        self._watchers: list[tuple[Callable[[str], Awaitable[None]],
+                                   Callable[[], Awaitable[None]]]] = []
+        self._notices: set[asyncio.Task[None]] = set()
 
     # -- connection -------------------------------------------------------
 
@@ -162,6 +168,34 @@ class LibvirtDriver:
         listened (since :meth:`start`) go to the next iteration first."""
         async for event in self._link.events():
             yield event
+
+    def watch_connection(self, on_lost: Callable[[str], Awaitable[None]],
+                         on_back: Callable[[], Awaitable[None]]) -> None:
+        """See :meth:`novad.drivers.base.Driver.watch_connection`."""
+        self._watchers.append((on_lost, on_back))
+
+    def _lost(self, reason: int) -> None:
+        """The link lost libvirtd: forget its domain handles, tell the watchers."""
+        self._domains.clear()
+        why = f"Connection to libvirt lost: {_CLOSE_REASONS.get(reason, reason)}"
+        for on_lost, _on_back in self._watchers:
+            self._notify(on_lost(why))
+
+    async def _reconnected(self) -> None:
+        await self._announce_states()
+        for _on_lost, on_back in self._watchers:
+            self._notify(on_back())
+
+    def _notify(self, call: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await call
+            except Exception:
+                log.exception("libvirt connection watcher failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._notices.add(task)
+        task.add_done_callback(self._notices.discard)
 
     async def _announce_states(self) -> None:
         """After reconnecting: one lifecycle event per managed guest, from

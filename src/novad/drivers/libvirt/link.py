@@ -41,7 +41,7 @@ class Link:
     """A libvirt connection that comes back by itself."""
 
     def __init__(self, uri: str, workers: int,
-                 on_lost: Callable[[], None],
+                 on_lost: Callable[[int], None],
                  on_reconnected: Callable[[], Awaitable[None]]) -> None:
         self.uri = uri
         self._workers = workers
@@ -157,7 +157,7 @@ class Link:
         if conn is not self._conn or self._reconnecting is not None:
             return  # closed by us, or already being replaced
         log.warning("libvirt connection lost; reconnecting", uri=self.uri, reason=reason)
-        self._on_lost()
+        self._on_lost(reason)
         self._reconnecting = asyncio.get_running_loop().create_task(
             self._reconnect(conn), name="libvirt-reconnect")
 

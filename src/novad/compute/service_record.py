@@ -1,0 +1,84 @@
+"""This node's nova-compute service record: whether it takes new instances.
+
+An admin disables a node (``openstack compute service set --disable``) to
+drain it for maintenance: what runs there keeps running and every action on
+it still works, but nothing new is placed on it.  Nova's ComputeFilter skips
+a disabled host, so a boot, the unshelve of an offloaded server and a resize
+end with NoValidHost (see :mod:`novad.compute.operations`).
+
+As Nova's libvirt driver does, the node disables itself while libvirt is
+unreachable, with a reason starting ``AUTO: ``, and enables itself again
+when the connection is back -- but only if the disable is still its own, so
+an admin's disable is never undone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+import structlog
+
+from novad.store import Store
+from novad.store.models import ServiceRow
+
+log = structlog.get_logger("novad.compute")
+
+BINARY: Final = "nova-compute"
+AUTO_PREFIX: Final = "AUTO: "
+"""Nova's mark on a disable the service made itself."""
+
+
+class ServiceRecord:
+    """The durable enabled/disabled state of this node's nova-compute."""
+
+    def __init__(self, store: Store, host: str) -> None:
+        self.store = store
+        self.host = host
+        self._row = ServiceRow(host=host, binary=BINARY, disabled=False,
+                               disabled_reason=None, updated_at="")
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        """Read the stored record (none written yet: enabled)."""
+        row = await self.store.get_service(self.host, BINARY)
+        if row is not None:
+            self._row = row
+
+    @property
+    def row(self) -> ServiceRow:
+        """The current record."""
+        return self._row
+
+    @property
+    def disabled(self) -> bool:
+        return self._row.disabled
+
+    def schedulable(self) -> bool:
+        """Whether new instances may be placed here (Nova's ComputeFilter)."""
+        return not self._row.disabled
+
+    async def set(self, disabled: bool, reason: str | None = None) -> ServiceRow:
+        """An admin's enable or disable; enabling clears the reason."""
+        async with self._lock:
+            return await self._write(disabled, reason if disabled else None)
+
+    async def auto_disable(self, why: str) -> None:
+        """Disable because the hypervisor is unreachable, unless already disabled."""
+        async with self._lock:
+            if not self._row.disabled:
+                log.warning("compute service disabled", reason=AUTO_PREFIX + why)
+                await self._write(True, AUTO_PREFIX + why)
+
+    async def auto_enable(self) -> None:
+        """Undo :meth:`auto_disable` once the hypervisor is back; an admin's
+        disable (any reason not starting ``AUTO: ``) stays."""
+        async with self._lock:
+            reason = self._row.disabled_reason or ""
+            if self._row.disabled and reason.startswith(AUTO_PREFIX):
+                log.info("compute service enabled again", was=reason)
+                await self._write(False, None)
+
+    async def _write(self, disabled: bool, reason: str | None) -> ServiceRow:
+        self._row = await self.store.set_service(self.host, BINARY, disabled, reason)
+        return self._row
