@@ -218,7 +218,8 @@ def build_app(node: Node) -> web.Application:
     routes += image_routes(node.images, node.config)
     routes += compute_routes(node.compute, node.config, node.images, node,
                              flavors=FlavorService(node.store), keypairs=KeypairService(node.store),
-                             consoles=node.consoles, quotas=node.compute.quotas)
+                             consoles=node.consoles, quotas=node.compute.quotas,
+                             usage=node.store)
     return build_api(node.config, routes, node.identity.validate_token, _error_body)
 
 

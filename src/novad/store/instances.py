@@ -335,6 +335,22 @@ class InstancesMixin:
             raise ValueError("vm_state/task_state change only through Store.write")
         return await self.write(uuid, Expect(), changes)
 
+    async def instances_in_window(self, begin: str, end: str,
+                                  project_id: str | None = None) -> list[Instance]:
+        """Instances that may have run between ``begin`` and ``end`` (store
+        timestamps), deleted ones included, oldest first: not terminated
+        before ``begin`` and not launched after ``end`` (never-launched ones
+        too), as Nova selects them for os-simple-tenant-usage."""
+        sql = (f"SELECT {INSTANCE_COLUMNS} FROM instances"
+               " WHERE (terminated_at IS NULL OR terminated_at > ?)"
+               " AND (launched_at IS NULL OR launched_at < ?)")
+        params: list[Any] = [begin, end]
+        if project_id is not None:
+            sql += " AND project_id = ?"
+            params.append(project_id)
+        rows = await self._db.fetch(sql + " ORDER BY created_at, uuid", params)
+        return [decode_instance(tuple(r)) for r in rows]
+
     async def count_usage(self, project_id: str) -> tuple[int, int, int]:
         """(instances, vcpus, ram MB) of the project's live instances, for
         quotas.  Soft-deleted instances count, as in Nova."""

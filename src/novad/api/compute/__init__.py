@@ -19,11 +19,13 @@ from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHa
 from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute.quotas import QuotaHandlers
 from novad.api.compute.servers import ServerHandlers
+from novad.api.compute.usage import UsageHandlers
 from novad.api.compute.versions import VersionHandlers
 from novad.compute.flavors import FlavorAPI
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import KeypairAPI
 from novad.compute.quotas import QuotaAPI
+from novad.compute.usage import UsageSource
 from novad.config import Config
 
 MOUNTS = ("/compute/v2.1", "/v2.1")
@@ -35,14 +37,16 @@ __all__ = ["MOUNTS", "ImageLookup", "NodeInfo", "routes"]
 def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node: NodeInfo,
            *, flavors: FlavorAPI, keypairs: KeypairAPI,
            consoles: ConsoleTokenLookup | None = None,
-           quotas: QuotaAPI | None = None) -> list[Route]:
+           quotas: QuotaAPI | None = None,
+           usage: UsageSource | None = None) -> list[Route]:
     """Every Compute API route, ready for :func:`novad.api.app.build_api`.
 
     ``images`` adds Glance-shaped ``/images`` look-ups under the compute
     mounts (for clients pointed at the compute endpoint alone); None leaves
     them out.  ``consoles`` adds the admin ``/os-console-auth-tokens`` look-up.
     ``quotas`` adds ``/os-quota-sets`` and gives ``/limits`` each project's own
-    limits; None leaves ``/limits`` at the ``[quota]`` defaults.
+    limits; None leaves ``/limits`` at the ``[quota]`` defaults.  ``usage``
+    adds ``/os-simple-tenant-usage``.
     """
     versions = VersionHandlers(config)
     relative = [
@@ -56,6 +60,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
     ]
     if quotas is not None:
         relative.extend(QuotaHandlers(quotas, config).routes())
+    if usage is not None:
+        relative.extend(UsageHandlers(usage).routes())
     if images is not None:
         relative.extend(ImageHandlers(images, config).routes())
     if consoles is not None:
