@@ -219,7 +219,7 @@ def build_app(node: Node) -> web.Application:
     routes += compute_routes(node.compute, node.config, node.images, node,
                              flavors=FlavorService(node.store), keypairs=KeypairService(node.store),
                              consoles=node.consoles, quotas=node.compute.quotas,
-                             usage=node.store)
+                             usage=node.store, migrations=node.store)
     return build_api(node.config, routes, node.identity.validate_token, _error_body)
 
 

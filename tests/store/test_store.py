@@ -27,6 +27,7 @@ from novad.store.models import (
     Fault,
     Flavor,
     Instance,
+    Migration,
 )
 
 TINY = Flavor("1", "m1.tiny", vcpus=1, memory_mb=512, root_gb=1, extra_specs={"hw:x": "1"})
@@ -799,3 +800,24 @@ async def test_a_v2_compute_database_gains_the_services_table(tmp_path: Path) ->
     assert (await Store(db).get_service("n", "nova-compute")) is not None
     assert await Store(db).project_quotas("p") == {"instances": 1}
     await db.close()
+
+
+async def test_search_migrations_filters(store: Store) -> None:
+    a = await store.create_instance(make("a"))
+    b = await store.create_instance(make("b"))
+    resize = await store.create_migration(a.uuid, "resize", "finished", "node1", "node1",
+                                          "42", "1")
+    moved = await store.create_migration(b.uuid, "migration", "error", "node1", None)
+    evac = await store.create_migration(b.uuid, "evacuation", "done", "node2", "node3")
+
+    def ids(found: list[Migration]) -> list[int]:
+        return [m.id for m in found]
+
+    assert ids(await store.search_migrations()) == [resize.id, moved.id, evac.id]
+    assert ids(await store.search_migrations(status="error")) == [moved.id]
+    assert ids(await store.search_migrations(instance_uuid=b.uuid)) == [moved.id, evac.id]
+    assert ids(await store.search_migrations(host="node3")) == [evac.id]
+    assert ids(await store.search_migrations(host="node1")) == [resize.id, moved.id]
+    assert ids(await store.search_migrations(source_compute="node2")) == [evac.id]
+    assert ids(await store.search_migrations(migration_type="resize", host="node1")) == [
+        resize.id]

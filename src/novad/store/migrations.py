@@ -108,3 +108,26 @@ class MigrationsMixin:
             params.append(older_than)
         rows = await self._db.fetch(sql + " ORDER BY id", params)
         return [Migration(*r) for r in rows]
+
+    async def search_migrations(self, *, status: str | None = None,
+                                instance_uuid: str | None = None, host: str | None = None,
+                                source_compute: str | None = None,
+                                migration_type: str | None = None) -> list[Migration]:
+        """Every migration matching the given filters, oldest first (Nova's
+        os-migrations filters; ``host`` matches the source or the destination)."""
+        where: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("status = ?", status), ("instance_uuid = ?", instance_uuid),
+                              ("source_compute = ?", source_compute),
+                              ("migration_type = ?", migration_type)):
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        if host is not None:
+            where.append("(source_compute = ? OR dest_compute = ?)")
+            params.extend((host, host))
+        sql = f"SELECT {_COLUMNS} FROM migrations"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = await self._db.fetch(sql + " ORDER BY id", params)
+        return [Migration(*r) for r in rows]

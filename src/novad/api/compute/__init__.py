@@ -15,6 +15,7 @@ from novad.api.compute.actions import ActionHandlers
 from novad.api.compute.consoles import ConsoleTokenHandlers, ConsoleTokenLookup
 from novad.api.compute.flavors import FlavorHandlers
 from novad.api.compute.keypairs import KeypairHandlers
+from novad.api.compute.migrations import MigrationHandlers, MigrationSource
 from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHandlers
 from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute.quotas import QuotaHandlers
@@ -38,7 +39,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
            *, flavors: FlavorAPI, keypairs: KeypairAPI,
            consoles: ConsoleTokenLookup | None = None,
            quotas: QuotaAPI | None = None,
-           usage: UsageSource | None = None) -> list[Route]:
+           usage: UsageSource | None = None,
+           migrations: MigrationSource | None = None) -> list[Route]:
     """Every Compute API route, ready for :func:`novad.api.app.build_api`.
 
     ``images`` adds Glance-shaped ``/images`` look-ups under the compute
@@ -46,7 +48,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
     them out.  ``consoles`` adds the admin ``/os-console-auth-tokens`` look-up.
     ``quotas`` adds ``/os-quota-sets`` and gives ``/limits`` each project's own
     limits; None leaves ``/limits`` at the ``[quota]`` defaults.  ``usage``
-    adds ``/os-simple-tenant-usage``.
+    adds ``/os-simple-tenant-usage`` and ``migrations`` ``/os-migrations``.
     """
     versions = VersionHandlers(config)
     relative = [
@@ -62,6 +64,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         relative.extend(QuotaHandlers(quotas, config).routes())
     if usage is not None:
         relative.extend(UsageHandlers(usage).routes())
+    if migrations is not None:
+        relative.extend(MigrationHandlers(migrations).routes())
     if images is not None:
         relative.extend(ImageHandlers(images, config).routes())
     if consoles is not None:

@@ -1,0 +1,61 @@
+"""os-migrations at microversion 2.1 (admin): the resize, migration and
+evacuation records (``openstack server migration list``).
+
+Filters as in Nova below 2.23: ``status``, ``instance_uuid``,
+``source_compute``, ``migration_type`` and ``host`` (source or destination);
+other query parameters are ignored, as Nova's 2.1 schema allows them.  Nova
+reports its flavors' internal integer ids as ``old_instance_type_id`` and
+``new_instance_type_id``; novad has no such ids and reports the flavor ids
+the API uses.  The nodes are the computes (one hypervisor per node), and
+``dest_host`` (a destination's IP in Nova) is null.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from novad.api.common import Route, context, json_response
+from novad.api.compute.misc import require_admin
+from novad.store.models import Migration
+
+FILTERS = ("status", "instance_uuid", "host", "source_compute", "migration_type")
+
+
+class MigrationSource(Protocol):
+    """Where migration records come from (:class:`novad.store.Store` fits)."""
+
+    async def search_migrations(self, *, status: str | None = None,
+                                instance_uuid: str | None = None, host: str | None = None,
+                                source_compute: str | None = None,
+                                migration_type: str | None = None) -> list[Migration]:
+        """Every migration matching the filters, oldest first."""
+
+
+def migration_view(m: Migration) -> dict[str, Any]:
+    """One migration in the 2.1 shape."""
+    return {"id": m.id, "instance_uuid": m.instance_uuid, "status": m.status,
+            "source_compute": m.source_compute, "source_node": m.source_compute,
+            "dest_compute": m.dest_compute, "dest_node": m.dest_compute, "dest_host": None,
+            "old_instance_type_id": m.old_flavor_id, "new_instance_type_id": m.new_flavor_id,
+            "created_at": m.created_at, "updated_at": m.updated_at}
+
+
+class MigrationHandlers:
+    """``GET /os-migrations``."""
+
+    def __init__(self, source: MigrationSource) -> None:
+        self.source = source
+
+    async def index(self, request: web.Request) -> web.StreamResponse:
+        """List migrations (admin)."""
+        require_admin(context(request), "os-migrations:index")
+        filters = {key: request.query[key] for key in FILTERS if request.query.get(key)}
+        found = await self.source.search_migrations(**filters)
+        return json_response({"migrations": [migration_view(m) for m in found]})
+
+    def routes(self) -> list[Route]:
+        """The migration routes, relative to a versioned mount."""
+        return [Route("GET", "/os-migrations", self.index, tag="migrations",
+                      summary="List resize, migration and evacuation records (admin)")]
