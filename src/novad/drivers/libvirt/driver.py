@@ -149,6 +149,7 @@ class LibvirtDriver:
         self._watchers: list[tuple[Callable[[str], Awaitable[None]],
                                    Callable[[], Awaitable[None]]]] = []
         self._notices: set[asyncio.Task[None]] = set()
+        self._last_notice: asyncio.Task[None] | None = None
 
     # -- connection -------------------------------------------------------
 
@@ -187,7 +188,13 @@ class LibvirtDriver:
             self._notify(on_back())
 
     def _notify(self, call: Awaitable[None]) -> None:
+        """Run a watcher's call as a task, after the one before it: a quick
+        reconnect's "back" must not overtake its "lost"."""
+        before = self._last_notice
+
         async def run() -> None:
+            if before is not None:
+                await asyncio.wait([before])
             try:
                 await call
             except Exception:
@@ -196,6 +203,7 @@ class LibvirtDriver:
         task = asyncio.get_running_loop().create_task(run())
         self._notices.add(task)
         task.add_done_callback(self._notices.discard)
+        self._last_notice = task
 
     async def _announce_states(self) -> None:
         """After reconnecting: one lifecycle event per managed guest, from
