@@ -50,10 +50,6 @@ class ServiceRecord:
         """The current record."""
         return self._row
 
-    @property
-    def disabled(self) -> bool:
-        return self._row.disabled
-
     def schedulable(self) -> bool:
         """Whether new instances may be placed here (Nova's ComputeFilter)."""
         return not self._row.disabled

@@ -60,6 +60,11 @@ def service_status(node: NodeInfo) -> tuple[str, str | None]:
     return "disabled", node.service.row.disabled_reason
 
 
+def service_enabled(node: NodeInfo) -> bool:
+    """Whether this node's nova-compute takes new instances."""
+    return service_status(node)[0] == "enabled"
+
+
 def hypervisor_view(node: NodeInfo, res: HostResources, detail: bool) -> dict[str, Any]:
     """One hypervisor at 2.1 (integer-like id, ``cpu_info`` as a JSON string)."""
     status, reason = service_status(node)
@@ -119,14 +124,14 @@ class NodeHandlers:
         """List availability zones (not available while its only compute
         service is disabled, as Nova lists a zone of disabled services)."""
         context(request)
-        enabled = service_status(self.node)[0] == "enabled"
+        enabled = service_enabled(self.node)
         return json_response({"availabilityZoneInfo": [
             {"zoneName": ZONE, "zoneState": {"available": enabled}, "hosts": None}]})
 
     async def zones_detail(self, request: web.Request) -> web.StreamResponse:
         """List availability zones with their hosts and services (admin)."""
         require_admin(context(request), "os-availability-zone:detail")
-        enabled = service_status(self.node)[0] == "enabled"
+        enabled = service_enabled(self.node)
         service = {"available": True, "active": enabled, "updated_at": now_micro()}
         return json_response({"availabilityZoneInfo": [
             {"zoneName": ZONE, "zoneState": {"available": enabled},
