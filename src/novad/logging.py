@@ -100,3 +100,8 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # ``transitions`` logs every trigger at INFO.  The lifecycle machine is
+    # only asked for verdicts (and those are memoised), so its lines would
+    # read as state changes that did not happen, for the first instance
+    # that asks each question.  "action finished" says what did happen.
+    logging.getLogger("transitions").setLevel(max(level, logging.WARNING))
