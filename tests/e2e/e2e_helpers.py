@@ -123,6 +123,21 @@ class Daemon:
             except ValueError:
                 return resp.status, raw.decode(errors="replace")
 
+    async def add_user(self, name: str, project: str, role: str = "member") -> Path:
+        """User ``name`` (password ``pw-<name>``) with ``role`` on ``project``,
+        made by the admin through the CLI; the path of its clouds.yaml."""
+        password = f"pw-{name}"
+        await self.cli("user", "create", "--project", project, "--password", password, name)
+        await self.cli("role", "add", "--user", name, "--project", project, role)
+        return self.write_clouds_yaml(name, name, password, project)
+
+    async def upload_image(self, name: str, *, public: bool = False) -> None:
+        """Image ``name`` from :func:`make_disk`, uploaded through the CLI."""
+        path, disk_format = make_disk(self.home)
+        await self.cli("image", "create", *(("--public",) if public else ()), "--file",
+                       path.name, "--disk-format", disk_format, "--container-format", "bare",
+                       name)
+
     def write_clouds_yaml(self, name: str, user: str, password: str, project: str) -> Path:
         """A clouds.yaml with one cloud ``novad`` for another user; its path."""
         data = yaml.safe_load(self.clouds_yaml.read_text())

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from e2e_helpers import OPENSTACK, Daemon, make_disk, wait_settled
+from e2e_helpers import OPENSTACK, Daemon, wait_settled
 
 pytestmark = [
     pytest.mark.cli,
@@ -24,9 +24,7 @@ pytestmark = [
 async def server(novad: Daemon) -> AsyncIterator[str]:
     """A server resized from m1.nano to m1.tiny and confirmed, then asked to
     migrate (no other host: the migration ends in error)."""
-    path, disk_format = make_disk(novad.home)
-    await novad.cli("image", "create", "--file", path.name, "--disk-format", disk_format,
-                    "--container-format", "bare", "img")
+    await novad.upload_image("img")
     created = await novad.cli_json("server", "create", "--flavor", "m1.nano", "--image", "img",
                                    "--wait", "mig")
     await novad.cli("server", "resize", "--flavor", "m1.tiny", "--wait", "mig")
@@ -71,9 +69,7 @@ async def test_filters(novad: Daemon, server: str) -> None:
 
 async def test_a_member_is_refused(novad: Daemon, server: str) -> None:
     await novad.cli("project", "create", "pm")
-    await novad.cli("user", "create", "--project", "pm", "--password", "pw-um", "um")
-    await novad.cli("role", "add", "--user", "um", "--project", "pm", "member")
-    member = novad.write_clouds_yaml("um", "um", "pw-um", "pm")
+    member = await novad.add_user("um", "pm")
     result = await novad.cli("server", "migration", "list", clouds_yaml=member, check=False)
     assert result.returncode != 0
     assert "os-migrations:index" in result.stderr

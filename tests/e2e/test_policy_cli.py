@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from e2e_helpers import OPENSTACK, CliResult, Daemon, make_disk, states, wait_settled
+from e2e_helpers import OPENSTACK, CliResult, Daemon, states, wait_settled
 
 pytestmark = [
     pytest.mark.cli,
@@ -56,11 +56,8 @@ class Cloud:
 
 async def add_user(novad: Daemon, name: str, project: str, role: str) -> User:
     """A user with ``role`` on ``project``, created by the admin through the CLI."""
-    password = f"pw-{name}"
-    await novad.cli("user", "create", "--project", project, "--password", password, name)
-    await novad.cli("role", "add", "--user", name, "--project", project, role)
-    return User(name, password, project,
-                novad.write_clouds_yaml(name, name, password, project))
+    clouds_yaml = await novad.add_user(name, project, role)
+    return User(name, f"pw-{name}", project, clouds_yaml)
 
 
 async def as_user(novad: Daemon, user: User, *args: str, check: bool = True) -> CliResult:
@@ -76,9 +73,7 @@ async def cloud(novad: Daemon) -> AsyncIterator[Cloud]:
     member_a = await add_user(novad, "ua", "pa", "member")
     reader_a = await add_user(novad, "ra", "pa", "reader")
     member_b = await add_user(novad, "ub", "pb", "member")
-    path, disk_format = make_disk(novad.home)
-    await novad.cli("image", "create", "--public", "--file", path.name, "--disk-format",
-                    disk_format, "--container-format", "bare", "pub")
+    await novad.upload_image("pub", public=True)
     created = (await as_user(novad, member_a, "server", "create", "--flavor", "m1.nano",
                              "--image", "pub", "vmA", "-f", "json")).json()
     shown = await wait_settled(novad, created["id"], clouds_yaml=member_a.clouds_yaml)

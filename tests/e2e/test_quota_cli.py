@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from e2e_helpers import OPENSTACK, Daemon, make_disk, states, wait_settled
+from e2e_helpers import OPENSTACK, Daemon, states, wait_settled
 
 pytestmark = [
     pytest.mark.cli,
@@ -38,12 +38,9 @@ class Project:
 async def project(novad: Daemon) -> AsyncIterator[Project]:
     """Project ``pq`` with member ``uq``, and a public image to boot."""
     created = await novad.cli_json("project", "create", "pq")
-    await novad.cli("user", "create", "--project", "pq", "--password", "pw-uq", "uq")
-    await novad.cli("role", "add", "--user", "uq", "--project", "pq", "member")
-    path, disk_format = make_disk(novad.home)
-    await novad.cli("image", "create", "--public", "--file", path.name, "--disk-format",
-                    disk_format, "--container-format", "bare", "pub")
-    yield Project(created["id"], novad.write_clouds_yaml("uq", "uq", "pw-uq", "pq"), "pw-uq")
+    member_yaml = await novad.add_user("uq", "pq")
+    await novad.upload_image("pub", public=True)
+    yield Project(created["id"], member_yaml, "pw-uq")
 
 
 def compute_quotas(shown: object) -> dict[str, int]:

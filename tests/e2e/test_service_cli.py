@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from e2e_helpers import OPENSTACK, Daemon, make_disk, states, wait_settled
+from e2e_helpers import OPENSTACK, Daemon, states, wait_settled
 
 pytestmark = [
     pytest.mark.cli,
@@ -26,9 +26,7 @@ NO_HOST = "No valid host was found. There are not enough hosts available."
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def running(novad: Daemon) -> AsyncIterator[str]:
     """An image, and a server booted while the node is enabled (its id)."""
-    path, disk_format = make_disk(novad.home)
-    await novad.cli("image", "create", "--file", path.name, "--disk-format", disk_format,
-                    "--container-format", "bare", "img")
+    await novad.upload_image("img")
     created = await novad.cli_json("server", "create", "--flavor", "m1.nano", "--image", "img",
                                    "--wait", "before")
     yield str(created["id"])
@@ -83,9 +81,7 @@ async def test_enable_lets_boots_through_again(novad: Daemon, running: str) -> N
 
 async def test_only_an_admin_may_disable(novad: Daemon, running: str) -> None:
     await novad.cli("project", "create", "ps")
-    await novad.cli("user", "create", "--project", "ps", "--password", "pw-us", "us")
-    await novad.cli("role", "add", "--user", "us", "--project", "ps", "member")
-    member = novad.write_clouds_yaml("us", "us", "pw-us", "ps")
+    member = await novad.add_user("us", "ps")
     result = await novad.cli("compute", "service", "set", "--disable", novad.node.host,
                              "nova-compute", clouds_yaml=member, check=False)
     assert result.returncode != 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from e2e_helpers import OPENSTACK, Daemon, make_disk
+from e2e_helpers import OPENSTACK, Daemon
 
 pytestmark = [
     pytest.mark.cli,
@@ -35,17 +35,13 @@ class Member:
 async def member(novad: Daemon) -> AsyncIterator[Member]:
     """Two admin servers (one deleted again), and project ``pu`` with one
     server of its member's."""
-    path, disk_format = make_disk(novad.home)
-    await novad.cli("image", "create", "--public", "--file", path.name, "--disk-format",
-                    disk_format, "--container-format", "bare", "img")
+    await novad.upload_image("img", public=True)
     for name in ("u1", "u2"):
         await novad.cli("server", "create", "--flavor", "m1.nano", "--image", "img", "--wait",
                         name)
     await novad.cli("server", "delete", "--wait", "u2")
     project = await novad.cli_json("project", "create", "pu")
-    await novad.cli("user", "create", "--project", "pu", "--password", "pw-uu", "uu")
-    await novad.cli("role", "add", "--user", "uu", "--project", "pu", "member")
-    yaml_path = novad.write_clouds_yaml("uu", "uu", "pw-uu", "pu")
+    yaml_path = await novad.add_user("uu", "pu")
     await novad.cli("server", "create", "--flavor", "m1.nano", "--image", "img", "--wait",
                     "u3", clouds_yaml=yaml_path)
     yield Member(project["id"], yaml_path)
