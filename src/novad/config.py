@@ -51,6 +51,18 @@ class DefaultSection:
     default_ephemeral_format: str = _opt("", "filesystem of new ephemeral disks (ext2, ext3, "
                                          "ext4, xfs, vfat, ntfs); empty = by the image's "
                                          "os_type as Nova: linux ext4, windows ntfs, else vfat")
+    default_availability_zone: str = _opt("nova", "availability zone of this node's compute "
+                                          "service (Nova's name for the zone of a host in no "
+                                          "aggregate)")
+    cpu_allocation_ratio: float = _opt(4.0, "virtual CPUs the scheduler places per physical "
+                                       "CPU (Nova's initial_cpu_allocation_ratio)")
+    ram_allocation_ratio: float = _opt(1.0, "virtual RAM per physical RAM the scheduler "
+                                       "places (Nova's initial_ram_allocation_ratio)")
+    disk_allocation_ratio: float = _opt(1.0, "virtual disk per physical disk the scheduler "
+                                        "places (Nova's initial_disk_allocation_ratio)")
+    reserved_host_memory_mb: int = _opt(512, "MiB of RAM kept for the host, never placed")
+    reserved_host_disk_mb: int = _opt(0, "MiB of disk kept for the host, never placed")
+    reserved_host_cpus: int = _opt(0, "physical CPUs kept for the host, never placed")
 
 
 @dataclass(frozen=True)
@@ -146,6 +158,66 @@ class SecurityComplianceSection:
 
 
 @dataclass(frozen=True)
+class ClusterSection:
+    """``[cluster]``: membership (SWIM with Lifeguard, as HashiCorp memberlist)
+    and the node-to-node channel under ``/cluster/v1/`` on the API port.
+
+    The timers default to memberlist's LAN profile scaled to half: a probe
+    every 0.5 s (memberlist 1 s) so that a dead node of a small cluster is
+    seen within about 3 s (see ``scripts/bench/gossip.py``)."""
+
+    seeds: tuple[str, ...] = _list_opt("HOST:PORT API addresses of members to join; empty = "
+                                       "a single node")
+    key_file: str = _opt("", "the cluster key (32 bytes, mode 0600) every member shares; "
+                         "empty = <state_dir>/cluster.key")
+    advertise_address: str = _opt("", "HOST:PORT other members reach this node's API at; "
+                                  "empty = listen")
+    probe_interval: float = _opt(0.5, "seconds between failure-detection probes")
+    probe_timeout: float = _opt(0.25, "seconds to wait for a direct probe's ack before "
+                                "probing indirectly")
+    indirect_checks: int = _opt(3, "members asked to probe a node that did not answer")
+    suspicion_mult: int = _opt(4, "suspicion timeout = mult * log10(max(1, N)) * "
+                               "probe_interval, at least mult * probe_interval")
+    suspicion_max_timeout_mult: int = _opt(6, "Lifeguard: a suspicion starts at this many "
+                                           "times the minimum and shrinks with confirmations")
+    retransmit_mult: int = _opt(4, "each update is piggybacked mult * log10(N + 1) times")
+    gossip_interval: float = _opt(0.2, "seconds between gossip rounds")
+    gossip_nodes: int = _opt(3, "members each gossip round sends updates to")
+    push_pull_interval: float = _opt(30.0, "seconds between full state syncs with a random "
+                                     "member (anti-entropy); 0 = never")
+    awareness_max_multiplier: int = _opt(8, "Lifeguard: a node that misses acks slows its "
+                                         "probes up to this many times")
+    dead_node_reclaim_time: float = _opt(3600.0, "seconds a dead or left member stays listed "
+                                         "before it is forgotten")
+    max_message_size: int = _opt(4194304, "largest node-to-node message accepted, bytes")
+    max_clock_skew: float = _opt(30.0, "node-to-node messages older or newer than this many "
+                                 "seconds are refused")
+
+
+@dataclass(frozen=True)
+class FilterSchedulerSection:
+    """``[filter_scheduler]``: Nova's filter scheduler, run by every node."""
+
+    enabled_filters: tuple[str, ...] = field(default_factory=lambda: (
+        "RetryFilter", "AvailabilityZoneFilter", "ComputeFilter", "ComputeCapabilitiesFilter",
+        "ImagePropertiesFilter", "CoreFilter", "RamFilter", "DiskFilter",
+        "ServerGroupAntiAffinityFilter", "ServerGroupAffinityFilter", "SameHostFilter",
+        "DifferentHostFilter"), metadata={"doc": "filters every candidate host must pass, in order"})
+    ram_weight_multiplier: float = _opt(1.0, "weight of free RAM; negative stacks instead of "
+                                        "spreading")
+    disk_weight_multiplier: float = _opt(1.0, "weight of free disk")
+    cpu_weight_multiplier: float = _opt(1.0, "weight of free vCPUs")
+    host_subset_size: int = _opt(1, "pick at random among this many best-weighed hosts")
+
+
+@dataclass(frozen=True)
+class SchedulerSection:
+    """``[scheduler]``."""
+
+    max_attempts: int = _opt(3, "hosts a boot is tried on (claim failures) before NoValidHost")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration tree; TOML section names map to fields."""
 
@@ -161,6 +233,9 @@ class Config:
     security_compliance: SecurityComplianceSection = field(
         default_factory=SecurityComplianceSection)
     image_cache: ImageCacheSection = field(default_factory=ImageCacheSection)
+    cluster: ClusterSection = field(default_factory=ClusterSection)
+    filter_scheduler: FilterSchedulerSection = field(default_factory=FilterSchedulerSection)
+    scheduler: SchedulerSection = field(default_factory=SchedulerSection)
 
     @property
     def host(self) -> str:
@@ -183,6 +258,13 @@ class Config:
     def listen_addr(self) -> tuple[str, int]:
         """``listen`` split into host and port."""
         return parse_listen(self.DEFAULT.listen)
+
+    @property
+    def cluster_key_path(self) -> Path:
+        """The cluster key file (``[cluster] key_file``, else in the state directory)."""
+        if self.cluster.key_file:
+            return Path(self.cluster.key_file).resolve()
+        return self.state_dir / "cluster.key"
 
 
 T = TypeVar("T")
@@ -224,6 +306,29 @@ _VALIDATORS: dict[str, Any] = {
     "image_cache.manager_interval": lambda v: v >= 0,
     "image_cache.remove_unused_original_minimum_age_seconds": lambda v: v >= 0,
     "security_compliance.lockout_duration": lambda v: v > 0,
+    "DEFAULT.cpu_allocation_ratio": lambda v: v > 0,
+    "DEFAULT.ram_allocation_ratio": lambda v: v > 0,
+    "DEFAULT.disk_allocation_ratio": lambda v: v > 0,
+    "DEFAULT.reserved_host_memory_mb": lambda v: v >= 0,
+    "DEFAULT.reserved_host_disk_mb": lambda v: v >= 0,
+    "DEFAULT.reserved_host_cpus": lambda v: v >= 0,
+    "cluster.seeds": lambda v: all(_is_listen(s) for s in v),
+    "cluster.advertise_address": lambda v: v == "" or _is_listen(v),
+    "cluster.probe_interval": lambda v: v > 0,
+    "cluster.probe_timeout": lambda v: v > 0,
+    "cluster.indirect_checks": lambda v: v >= 0,
+    "cluster.suspicion_mult": lambda v: v >= 1,
+    "cluster.suspicion_max_timeout_mult": lambda v: v >= 1,
+    "cluster.retransmit_mult": lambda v: v >= 1,
+    "cluster.gossip_interval": lambda v: v > 0,
+    "cluster.gossip_nodes": lambda v: v >= 1,
+    "cluster.push_pull_interval": lambda v: v >= 0,
+    "cluster.awareness_max_multiplier": lambda v: v >= 1,
+    "cluster.dead_node_reclaim_time": lambda v: v > 0,
+    "cluster.max_message_size": lambda v: v >= 65536,
+    "cluster.max_clock_skew": lambda v: v > 0,
+    "filter_scheduler.host_subset_size": lambda v: v >= 1,
+    "scheduler.max_attempts": lambda v: v >= 1,
     "quota.instances": lambda v: v >= -1,
     "quota.cores": lambda v: v >= -1,
     "quota.ram": lambda v: v >= -1,
@@ -239,6 +344,10 @@ def _coerce(path: str, hint: Any, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int):
             raise ConfigError(f"{path}: expected an integer, got {value!r}")
         return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{path}: expected a number, got {value!r}")
+        return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {value!r}")
@@ -301,6 +410,11 @@ def describe() -> list[tuple[str, str, Any, str]]:
     for sec in dataclasses.fields(Config):
         section_cls = get_type_hints(Config)[sec.name]
         for opt in dataclasses.fields(section_cls):
-            default = opt.default if opt.default is not dataclasses.MISSING else []
+            if opt.default is not dataclasses.MISSING:
+                default = opt.default
+            elif opt.default_factory is not dataclasses.MISSING:
+                default = list(opt.default_factory())
+            else:
+                default = []
             rows.append((sec.name, opt.name, default, opt.metadata.get("doc", "")))
     return rows
