@@ -6,7 +6,10 @@ pause/unpause on their share.  A transition counts when its work has ended
 (final compare-and-swap written).  Measured in the same run:
 
 * **direct libvirt**: the same suspend/resume calls, straight to libvirt,
-  same 50 workers on the same kind of executor;
+  same 50 workers on the same kind of executor, on the bench's own
+  connection to the stack's URI (the driver shares none: no libvirt object
+  leaves it).  The test driver keeps one in-memory state per process, so
+  that connection sees the very guests the stack booted;
 * **SQLite ceiling**: bare commits per second on a SQLite file with the
   store's settings (WAL, synchronous=FULL).  A transition needs at least two
   durable writes, so commits/s ÷ 2 is its ceiling.
@@ -32,9 +35,14 @@ from typing import Any
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
 
+import libvirt  # noqa: E402
 import structlog  # noqa: E402
 
 from compute.conftest import build_stack, close_stack, owner  # noqa: E402
+
+URI = "test:///default"
+"""The URI ``build_stack`` gives its driver: the baseline opens its own
+connection there."""
 
 
 def sqlite_commits_per_second(path: Path, seconds: float = 2.0) -> float:
@@ -116,10 +124,16 @@ async def main() -> None:
             uuids = []
             for i in range(args.instances):
                 uuids.append((await stack.boot(f"bench{i}")).uuid)
-            domains = [stack.driver._conn.lookupByUUIDString(u) for u in uuids]  # noqa: SLF001
             commits = statistics.median(sqlite_commits_per_second(Path(tmp) / f"c{i}.db", 1.0)
                                         for i in range(3))
-            direct_rate, direct_lat = await direct_libvirt(domains, args.workers, args.cycles)
+            conn = libvirt.open(URI)
+            try:
+                # Raises if this connection did not see the stack's guests.
+                domains = [conn.lookupByUUIDString(u) for u in uuids]
+                direct_rate, direct_lat = await direct_libvirt(domains, args.workers,
+                                                               args.cycles)
+            finally:
+                conn.close()
             rate, lat = await through_novad(stack, uuids, args.workers, args.cycles)
         finally:
             await close_stack(stack)
