@@ -29,7 +29,10 @@ The client (:class:`Client`) receives into one preallocated buffer, unwraps
 websocket frames in place and counts pixels without copying them, so that it
 is not the bottleneck it would otherwise be.
 
-Run: ``.venv/bin/python scripts/bench/console.py [--rounds 5]``
+Run: ``.venv/bin/python scripts/bench/console.py [--rounds 5]``; the size
+flags (``--guest-updates``, ``--replay-updates``, ``--small-updates``,
+``--echo-mib``) shrink a round for a smoke run, their defaults are the
+figures' sizes.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -65,7 +69,7 @@ GUEST_UPDATES = 20
 """QEMU paces its VNC updates with its refresh timer (~150 ms for a still screen)."""
 REPLAY_UPDATES = 200
 SMALL_UPDATES = 500
-ECHO_BYTES = 512 * 1024 * 1024
+ECHO_MIB = 512
 ECHO_BLOCK = 256 * 1024
 
 
@@ -498,7 +502,8 @@ async def connect(path: tuple[str, str]) -> AsyncIterator[Client]:
         transport.close()
 
 
-async def framebuffer(path: tuple[str, str], updates: int) -> dict[str, float]:
+async def framebuffer(path: tuple[str, str], updates: int, small_updates: int
+                      ) -> dict[str, float]:
     """Full-screen raw updates one after another (MB/s, p50 ms), then 16x16
     updates (p50 ms: what a proxy adds to an RFB round trip)."""
     async with connect(path) as client:
@@ -514,7 +519,7 @@ async def framebuffer(path: tuple[str, str], updates: int) -> dict[str, float]:
             full.append(time.perf_counter() - t0)
         elapsed = time.perf_counter() - started
         small = []
-        for i in range(SMALL_UPDATES if updates >= REPLAY_UPDATES else updates):
+        for i in range(small_updates):
             t0 = time.perf_counter()
             await client.update(16, 16, x=(i * 16) % (init.width - 16))
             small.append(time.perf_counter() - t0)
@@ -522,19 +527,19 @@ async def framebuffer(path: tuple[str, str], updates: int) -> dict[str, float]:
             "small_ms": statistics.median(small) * 1e3, "frame_mb": moved / updates / 1e6}
 
 
-async def echo(path: tuple[str, str]) -> dict[str, float]:
+async def echo(path: tuple[str, str], nbytes: int) -> dict[str, float]:
     """Bytes through the relay and back, both directions at once; MB/s each way."""
     block = os.urandom(ECHO_BLOCK)
     async with connect(path) as client:
         await rfb.authenticate_to_server(client, None)
 
         async def send() -> None:
-            for _ in range(ECHO_BYTES // ECHO_BLOCK):
+            for _ in range(nbytes // ECHO_BLOCK):
                 await client.write(block)
 
         started = time.perf_counter()
-        await asyncio.gather(send(), client.count(ECHO_BYTES))
-        return {"mbps": ECHO_BYTES / (time.perf_counter() - started) / 1e6}
+        await asyncio.gather(send(), client.count(nbytes))
+        return {"mbps": nbytes / (time.perf_counter() - started) / 1e6}
 
 
 # -- the run ------------------------------------------------------------------------------
@@ -594,13 +599,27 @@ def _processes() -> Any:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-async def _measure(workload: str, path: tuple[str, str]) -> dict[str, float]:
+@dataclass(frozen=True)
+class Sizes:
+    """How much each workload does in one round (the defaults are the figures')."""
+
+    guest_updates: int = GUEST_UPDATES
+    """Full-screen updates from the guest, then as many 16x16 ones."""
+    replay_updates: int = REPLAY_UPDATES
+    small_updates: int = SMALL_UPDATES
+    """16x16 updates from the replay server."""
+    echo_mib: int = ECHO_MIB
+
+
+async def _measure(workload: str, path: tuple[str, str], sizes: Sizes) -> dict[str, float]:
     if workload == "echo":
-        return await echo(path)
-    return await framebuffer(path, GUEST_UPDATES if workload == "guest" else REPLAY_UPDATES)
+        return await echo(path, sizes.echo_mib * 1024 * 1024)
+    if workload == "guest":
+        return await framebuffer(path, sizes.guest_updates, sizes.guest_updates)
+    return await framebuffer(path, sizes.replay_updates, sizes.small_updates)
 
 
-async def _rounds(paths: dict[str, dict[str, tuple[str, str]]], rounds: int
+async def _rounds(paths: dict[str, dict[str, tuple[str, str]]], rounds: int, sizes: Sizes
                   ) -> dict[str, dict[str, dict[str, float]]]:
     """Medians per workload and path; the paths' order rotates every round."""
     rows: dict[str, dict[str, list[dict[str, float]]]] = {
@@ -609,7 +628,7 @@ async def _rounds(paths: dict[str, dict[str, tuple[str, str]]], rounds: int
         order = PATHS[r % 3:] + PATHS[:r % 3]
         for workload in WORKLOADS:
             for name in order:
-                result = await _measure(workload, paths[workload][name])
+                result = await _measure(workload, paths[workload][name], sizes)
                 rows[workload][name].append(result)
                 print(f"round {r + 1} {workload:6s} {name:10s} "
                       + " ".join(f"{k}={v:.3f}" for k, v in result.items()), file=sys.stderr)
@@ -641,6 +660,14 @@ def main() -> None:
     """Parse arguments; run the benchmark or one of its helper processes."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--guest-updates", type=int, default=GUEST_UPDATES,
+                        help="full-screen (then 16x16) updates from the guest a round")
+    parser.add_argument("--replay-updates", type=int, default=REPLAY_UPDATES,
+                        help="full-screen updates from the replay server a round")
+    parser.add_argument("--small-updates", type=int, default=SMALL_UPDATES,
+                        help="16x16 updates from the replay server a round")
+    parser.add_argument("--echo-mib", type=int, default=ECHO_MIB,
+                        help="MiB echoed each way a round")
     parser.add_argument("--echo-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--replay-server", help=argparse.SUPPRESS)
     parser.add_argument("--proxy-host", nargs="+", help=argparse.SUPPRESS)
@@ -654,7 +681,9 @@ def main() -> None:
     else:
         rounds = max(args.rounds, 1)
         with _processes() as paths:
-            report(asyncio.run(_rounds(paths, rounds)), rounds)
+            sizes = Sizes(max(args.guest_updates, 1), max(args.replay_updates, 1),
+                          max(args.small_updates, 1), max(args.echo_mib, 1))
+            report(asyncio.run(_rounds(paths, rounds, sizes)), rounds)
 
 
 if __name__ == "__main__":
