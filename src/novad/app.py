@@ -21,6 +21,7 @@ from novad import systemd
 from novad.api.app import build_api
 from novad.api.common import Route, json_response
 from novad.api.compute import routes as compute_routes
+from novad.cluster.replication import CLUSTER
 from novad.compute.build import DEFAULT_FLAVORS, build_compute
 from novad.compute.flavors import FlavorService
 from novad.compute.keypairs import KeypairService
@@ -103,7 +104,7 @@ async def connect_driver(config: Config) -> Driver:
     return driver
 
 
-SCHEMAS = (COMPUTE, IDENTITY, IMAGES, CONSOLE)
+SCHEMAS = (COMPUTE, IDENTITY, IMAGES, CONSOLE, CLUSTER)
 """Every component's schema in the node's one database."""
 
 
