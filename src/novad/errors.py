@@ -253,9 +253,24 @@ class NotImplementedByDriver(NovadError):
 
 
 class NoValidHost(NovadError):
-    """The scheduler found no host; ends an operation without an error state."""
+    """The scheduler found no host; ends an operation without an error state.
+
+    The message stays Nova's; ``detail`` (and ``filter_name``, the filter
+    that removed the last hosts) says why, for logs and the fault's
+    details, which only admins see."""
 
     default_message = "No valid host was found. There are not enough hosts available."
+
+    def __init__(self, message: str | None = None, *, filter_name: str | None = None,
+                 detail: str | None = None) -> None:
+        super().__init__(message)
+        self.filter_name = filter_name
+        if detail is None and filter_name is not None:
+            detail = f"Filter {filter_name} returned 0 hosts"
+        self.detail = detail
+
+    def __str__(self) -> str:
+        return self.message if self.detail is None else f"{self.message} ({self.detail})"
 
 
 class DriverError(NovadError):
