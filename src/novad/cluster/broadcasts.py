@@ -1,0 +1,95 @@
+"""The transmit-limited broadcast queue (memberlist's
+``TransmitLimitedQueue``): updates waiting to be piggybacked.
+
+Each update is sent at most ``retransmit_limit(mult, N)`` times, which grows
+as log10 of the cluster size, so that with high probability every member
+hears it while the traffic per member stays constant.  A newer update about
+the same member replaces the queued one; the fewest-transmitted updates go
+first (newest first among equals), so fresh news is never starved by old.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+def retransmit_limit(mult: int, n: int) -> int:
+    """How many times one update is sent in a cluster of ``n`` members:
+    ``mult * ceil(log10(n + 1))`` (memberlist's ``retransmitLimit``)."""
+    return mult * math.ceil(math.log10(n + 1))
+
+
+@dataclass(slots=True)
+class _Entry:
+    key: str
+    update: dict[str, Any]
+    size: int
+    transmits: int = 0
+
+
+class BroadcastQueue:
+    """Updates keyed by what they are about; not thread-safe (sans-IO)."""
+
+    def __init__(self) -> None:
+        self._by_key: dict[str, _Entry] = {}
+        # transmits -> entries in insertion order (newest last)
+        self._buckets: dict[int, dict[str, _Entry]] = {}
+        self._unique = 0
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def queue(self, update: dict[str, Any], key: str | None = None) -> None:
+        """Queue ``update``; it replaces any queued update with the same key
+        (None: a key of its own, nothing replaces it)."""
+        if key is None:
+            self._unique += 1
+            key = f"\x00{self._unique}"
+        old = self._by_key.pop(key, None)
+        if old is not None:
+            self._bucket(old.transmits).pop(key, None)
+        entry = _Entry(key, update, len(json.dumps(update, separators=(",", ":"))))
+        self._by_key[key] = entry
+        self._bucket(0)[key] = entry
+
+    def take(self, budget: int, limit: int, max_count: int) -> list[dict[str, Any]]:
+        """Updates whose encoded sizes fit in ``budget`` bytes (at most
+        ``max_count``), each counted as transmitted once more; those that
+        reach ``limit`` transmissions leave the queue."""
+        chosen: list[_Entry] = []
+        for transmits in sorted(self._buckets):
+            if len(chosen) >= max_count or budget <= 0:
+                break
+            for entry in reversed(self._buckets[transmits].values()):
+                if len(chosen) >= max_count or budget <= 0:
+                    break
+                if entry.size <= budget:
+                    chosen.append(entry)
+                    budget -= entry.size
+        for entry in chosen:
+            self._bucket(entry.transmits).pop(entry.key)
+            entry.transmits += 1
+            if entry.transmits >= limit:
+                del self._by_key[entry.key]
+            else:
+                self._bucket(entry.transmits)[entry.key] = entry
+        for transmits in [t for t, b in self._buckets.items() if not b]:
+            del self._buckets[transmits]
+        return [entry.update for entry in chosen]
+
+    def _bucket(self, transmits: int) -> dict[str, _Entry]:
+        bucket = self._buckets.get(transmits)
+        if bucket is None:
+            bucket = self._buckets[transmits] = {}
+        return bucket
+
+    def transmits(self, key: str) -> int | None:
+        """How often the update queued under ``key`` went out; None if none is."""
+        entry = self._by_key.get(key)
+        return None if entry is None else entry.transmits
