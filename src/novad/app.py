@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import time
 from collections.abc import AsyncIterator
@@ -21,13 +22,17 @@ from novad import systemd
 from novad.api.app import build_api
 from novad.api.common import Route, json_response
 from novad.api.compute import routes as compute_routes
+from novad.api import cluster as cluster_api
+from novad.cluster.auth import KeyFileError, load_key
 from novad.cluster.replication import CLUSTER
+from novad.cluster.service import ClusterService, JoinFailed, JoinRefused
 from novad.compute.build import DEFAULT_FLAVORS, build_compute
 from novad.compute.flavors import FlavorService
 from novad.compute.keypairs import KeypairService
 from novad.compute.periodic import PeriodicJobs
 from novad.compute.power_sync import PowerSync
 from novad.compute.recovery import StartupRecovery
+from novad.compute.server_groups import ServerGroupService
 from novad.compute.service import ComputeService
 from novad.compute.service_record import ServiceRecord
 from novad.config import Config
@@ -43,7 +48,6 @@ from novad.errors import NovadError
 from novad.identity import routes as identity_routes
 from novad.identity.schema import IDENTITY
 from novad.identity.service import IdentityService
-from novad.identity.tokens import load_or_create_cluster_key
 from novad.images.routes import routes as image_routes
 from novad.images.schema import IMAGES
 from novad.images.service import ImageService
@@ -70,6 +74,7 @@ class Node:
     ready: bool = False
     consoles: ConsoleService | None = None
     service: ServiceRecord | None = None
+    cluster: ClusterService | None = None
 
     @property
     def host(self) -> str:
@@ -115,10 +120,13 @@ async def start_node(config: Config, driver: Driver | None = None,
     state = config.state_dir
     state.mkdir(parents=True, exist_ok=True)
     save_node_id(state)
+    key = _cluster_key(config)
     db = await Database.open(state / "novad.sqlite")
     await db.migrate(SCHEMAS)
     store = Store(db)
-    identity = IdentityService(db, config, load_or_create_cluster_key(state))
+    cluster = ClusterService(config, db, node_id(state), key)
+    await cluster.start()
+    identity = IdentityService(db, config, key)
     images = ImageService(db, state / "images")
     await images.start()
     supervisor = Supervisor()
@@ -131,7 +139,12 @@ async def start_node(config: Config, driver: Driver | None = None,
                                         console_url=consoles.console_url,
                                         project_exists=identity.project_exists, record=service)
     node = Node(config, db, store, driver, identity, images, compute, power_sync, supervisor,
-                time.time(), consoles=consoles, service=service)
+                time.time(), consoles=consoles, service=service, cluster=cluster)
+    if cluster.clustered:
+        # A node that never synced waits for the cluster's records: it must
+        # create no admin, flavors or demo images of its own.
+        fresh = not await identity.has_users()
+        await cluster.catch_up(wait=fresh)
     await service.auto_enable()  # libvirt answered: a disable for its loss is over
     driver.watch_connection(service.auto_disable, service.auto_enable)
     await _first_start(node)
@@ -140,8 +153,48 @@ async def start_node(config: Config, driver: Driver | None = None,
     done = await StartupRecovery(store, compute.runner, compute.specs, compute.host).run()
     log.info("recovery finished", instances=len(done))
     _schedule(node)
-    node.ready = True
     return node
+
+
+def _cluster_key(config: Config) -> bytes:
+    """The cluster key; a joiner must have been given it (NovadError otherwise)."""
+    try:
+        return load_key(config.cluster_key_path, create=not config.cluster.seeds)
+    except KeyFileError as exc:
+        raise NovadError(f"cluster key: {exc}") from None
+
+
+async def join_cluster(node: Node) -> None:
+    """Start membership once the API serves (peers answer on it), then
+    the cluster's background jobs; the node is ready afterwards."""
+    cluster = node.cluster
+    if cluster is not None:
+        try:
+            await cluster.join()
+        except JoinRefused as exc:
+            raise NovadError(f"cannot join the cluster: {exc}") from None
+        except JoinFailed as exc:
+            log.warning("no seed answered the join; membership keeps trying", why=str(exc))
+        cluster.schedule(node.supervisor.every, node.supervisor.run_forever)
+        node.supervisor.every("cluster-meta", 2.0, functools.partial(_gossip_meta, node))
+    node.ready = True
+
+
+async def _gossip_meta(node: Node) -> None:
+    """What other members schedule with: resources, zone, service state."""
+    if node.cluster is None:
+        return
+    res = await node.driver.host_resources()
+    service = node.service
+    node.cluster.update_meta({
+        "az": node.config.DEFAULT.default_availability_zone,
+        "hypervisor_type": res.hypervisor_type,
+        "enabled": service.schedulable() if service is not None else True,
+        "resources": {"vcpus": res.vcpus, "vcpus_used": res.vcpus_used,
+                      "memory_mb": res.memory_mb, "memory_mb_used": res.memory_mb_used,
+                      "local_gb": res.local_gb, "local_gb_used": res.local_gb_used,
+                      "running_vms": res.running_vms},
+    })
 
 
 async def _first_start(node: Node) -> None:
@@ -195,6 +248,8 @@ def _schedule(node: Node) -> None:
 async def stop_node(node: Node) -> None:
     """Stop jobs (operations get a grace period), close store and driver."""
     node.ready = False
+    if node.cluster is not None:
+        await node.cluster.stop()
     await node.supervisor.stop()
     await node.db.close()
     await node.driver.close()
@@ -220,7 +275,10 @@ def build_app(node: Node) -> web.Application:
     routes += compute_routes(node.compute, node.config, node.images, node,
                              flavors=FlavorService(node.store), keypairs=KeypairService(node.store),
                              consoles=node.consoles, quotas=node.compute.quotas,
-                             usage=node.store, migrations=node.store)
+                             usage=node.store, migrations=node.store,
+                             server_groups=ServerGroupService(node.store))
+    if node.cluster is not None:
+        routes += cluster_api.routes(node.cluster)
     return build_api(node.config, routes, node.identity.validate_token, _error_body)
 
 
@@ -239,6 +297,7 @@ async def running(config: Config, driver: Driver | None = None,
     await site.start()
     bound = runner.addresses[0][1] if runner.addresses else port
     try:
+        await join_cluster(node)
         async with _console_proxy(node):
             yield node, f"http://{host}:{bound}"
     finally:

@@ -1,4 +1,9 @@
-"""``novad`` command line: ``novad serve [--config FILE] [--state-dir DIR] [--listen HOST:PORT]``."""
+"""``novad`` command line.
+
+``novad serve [--config FILE] [--state-dir DIR] [--listen HOST:PORT]`` runs the daemon;
+``novad cluster init-key FILE`` writes a new cluster key;
+``novad cluster members [--json]`` asks the local node for the member list.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", help="state directory (default: ./var)")
     serve.add_argument("--listen", help="HOST:PORT of the API (default: 127.0.0.1:8774)")
     sub.add_parser("diagram", help="print the state diagram (Mermaid) generated from the table")
+    cluster = sub.add_parser("cluster", help="cluster key and membership")
+    csub = cluster.add_subparsers(dest="cluster_command", required=True)
+    init = csub.add_parser("init-key", help="write a new random cluster key (mode 0600)")
+    init.add_argument("file", type=Path)
+    members = csub.add_parser("members", help="the members this node knows")
+    members.add_argument("--config", type=Path, help="the node's TOML file")
+    members.add_argument("--state-dir", help="the node's state directory (default: ./var)")
+    members.add_argument("--listen", help="the node's HOST:PORT (default: from the config)")
+    members.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -30,15 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         from novad.states.diagram import mermaid
         print(mermaid())
         return 0
-    overrides: dict[str, dict[str, object]] = {"DEFAULT": {}}
-    if args.state_dir:
-        overrides["DEFAULT"]["state_dir"] = args.state_dir
-    if args.listen:
-        overrides["DEFAULT"]["listen"] = args.listen
-    try:
-        config = config_mod.load(args.config, overrides)
-    except config_mod.ConfigError as exc:
-        print(f"novad: configuration error: {exc}", file=sys.stderr)
+    if args.command == "cluster":
+        return _cluster(args)
+    config = _load(args)
+    if config is None:
         return 2
     configure_logging(config.DEFAULT.log_format)
     from novad.app import serve
@@ -52,6 +61,42 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 0
+    return 0
+
+
+def _load(args: argparse.Namespace) -> config_mod.Config | None:
+    """The configuration the flags name; None (after printing why) if bad."""
+    overrides: dict[str, dict[str, object]] = {"DEFAULT": {}}
+    if args.state_dir:
+        overrides["DEFAULT"]["state_dir"] = args.state_dir
+    if args.listen:
+        overrides["DEFAULT"]["listen"] = args.listen
+    try:
+        return config_mod.load(args.config, overrides)
+    except config_mod.ConfigError as exc:
+        print(f"novad: configuration error: {exc}", file=sys.stderr)
+        return None
+
+
+def _cluster(args: argparse.Namespace) -> int:
+    from novad.cluster import cli as cluster_cli
+    from novad.cluster.auth import KeyFileError
+    if args.cluster_command == "init-key":
+        try:
+            cluster_cli.init_key(args.file)
+        except KeyFileError as exc:
+            print(f"novad: {exc}", file=sys.stderr)
+            return 1
+        print(f"novad: cluster key written to {args.file}; copy it to every member")
+        return 0
+    config = _load(args)
+    if config is None:
+        return 2
+    try:
+        print(asyncio.run(cluster_cli.members(config, as_json=args.json)))
+    except (KeyFileError, cluster_cli.PeerError) as exc:
+        print(f"novad: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

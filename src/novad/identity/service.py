@@ -491,6 +491,11 @@ class IdentityService:
             raise missing("project", project_id)
         return Project.from_row(rows[0])
 
+    async def has_users(self) -> bool:
+        """Whether any user exists (false only before bootstrap or the
+        first sync from the cluster)."""
+        return bool(await self._rows("SELECT 1 FROM users LIMIT 1"))
+
     async def project_exists(self, project_id: str) -> bool:
         """Whether ``project_id`` names a project (no policy check: for the
         compute service's own look-ups, such as os-quota-sets)."""

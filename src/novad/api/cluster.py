@@ -1,0 +1,105 @@
+"""Node-to-node routes under ``/cluster/v1/`` on the API port.
+
+They take no API token: each request must be signed with the cluster key
+(:mod:`novad.cluster.auth`), and each answer is signed for its request.  A
+request is read only up to ``[cluster] max_message_size`` (413 past it);
+an unsigned, forged, stale or replayed one is 401; a body that is not JSON
+or not the message it claims to be is 400.  Nothing changes for any of
+them, and none is ever a 5xx.
+
+* ``POST /cluster/v1/gossip``: a membership datagram (204).
+* ``POST /cluster/v1/sync``: a peer's ``have`` vector; answers the records it lacks.
+* ``POST /cluster/v1/records``: records a peer pushes as it writes them (204).
+* ``POST /cluster/v1/members``: the member list (for ``novad cluster members``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from novad.api.common import Route
+from novad.cluster.auth import NONCE, AuthFailed
+from novad.cluster.http import PREFIX, encode
+from novad.cluster.membership import BadMessage
+from novad.cluster.service import ClusterService, member_view
+from novad.errors import BodyTooLarge, Invalid, NotAuthenticated
+
+Answer = Callable[[ClusterService, Any], Awaitable[Any]]
+
+
+def routes(cluster: ClusterService) -> list[Route]:
+    """The node-to-node routes, bound to this node's cluster service."""
+    limit = cluster.config.cluster.max_message_size
+
+    def endpoint(answer: Answer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+        async def handle(request: web.Request) -> web.StreamResponse:
+            body = await _read(request, limit)
+            peer = request.remote or "?"
+            try:
+                cluster.auth.verify(request.method, request.path, request.headers, body, peer)
+            except AuthFailed as exc:
+                raise NotAuthenticated(f"Node-to-node message refused: {exc.reason}") from None
+            try:
+                message = json.loads(body) if body else None
+                result = await answer(cluster, message)
+            except (ValueError, BadMessage) as exc:
+                raise Invalid(f"Malformed node-to-node message: {str(exc)[:200]}") from None
+            if result is None:
+                return web.Response(status=204)
+            raw = encode(result)
+            headers = cluster.auth.sign_response(request.headers[NONCE], 200, raw)
+            return web.Response(body=raw, status=200, headers=headers,
+                                content_type="application/json")
+        handle.__doc__ = answer.__doc__
+        return handle
+
+    def route(path: str, answer: Answer) -> Route:
+        return Route("POST", f"{PREFIX}/{path}", endpoint(answer), public=True, streaming=True,
+                     tag="cluster", summary=(answer.__doc__ or "").strip().splitlines()[0],
+                     responses={200: "Answer", 204: "Accepted", 400: "Malformed",
+                                401: "Not signed with the cluster key", 413: "Too large"})
+
+    return [route("gossip", _gossip), route("sync", _sync), route("records", _records),
+            route("members", _members)]
+
+
+async def _read(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge()
+    raw = bytearray()
+    while len(raw) <= limit:
+        chunk = await request.content.read(limit + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    if len(raw) > limit:
+        raise BodyTooLarge()
+    return bytes(raw)
+
+
+async def _gossip(cluster: ClusterService, message: Any) -> None:
+    """A membership datagram (SWIM ping, ack, gossip, push-pull)."""
+    cluster.receive_gossip(message)
+
+
+async def _sync(cluster: ClusterService, message: Any) -> Any:
+    """The records a peer's have vector lacks (anti-entropy pull)."""
+    return await cluster.answer_sync(message)
+
+
+async def _records(cluster: ClusterService, message: Any) -> None:
+    """Records a peer pushes as it writes them."""
+    await cluster.accept_push(message)
+
+
+async def _members(cluster: ClusterService, message: Any) -> Any:
+    """Every member this node knows, with state, incarnation and resources."""
+    if message not in (None, {}):
+        raise ValueError("members: expected an empty body")
+    now = time.monotonic()
+    return {"members": [member_view(m, now) for m in cluster.members()]}

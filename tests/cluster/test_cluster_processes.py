@@ -1,0 +1,202 @@
+"""Five real novad processes clustered on loopback (issue 14, item 1).
+
+Node 1 starts alone; nodes 2-5 name it as their seed.  The tests run in
+order on the same cluster: what one node creates is used on another, one
+node is killed and restarted, and nodes with a wrong key or a taken name
+are refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+
+from cluster_helpers import NOVAD, Api, Proc, eventually, free_port, token
+from novad.cluster.auth import init_key
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+NODES = 5
+
+
+@pytest.fixture(scope="module")
+def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Proc]]:
+    root = tmp_path_factory.mktemp("cluster")
+    key = root / "cluster.key"
+    init_key(key)
+    first = Proc("node1", root / "node1", free_port(), key, [])
+    nodes = [first] + [Proc(f"node{i}", root / f"node{i}", free_port(), key, [first.address])
+                       for i in range(2, NODES + 1)]
+    try:
+        first.start()
+        for proc in nodes[1:]:
+            proc.start()
+        yield nodes
+    finally:
+        for proc in nodes:
+            proc.terminate()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def cluster(procs: list[Proc], session: aiohttp.ClientSession) -> list[Proc]:
+    for proc in procs:
+        await eventually(lambda p=proc: p.ready(session), 90, f"{proc.name} ready")
+    names = {p.name for p in procs}
+
+    async def all_alive() -> bool:
+        return all({n for n, s in p.states().items() if s == "alive"} == names for p in procs)
+    await eventually(all_alive, 30, "every node sees every other alive")
+    return procs
+
+
+async def admin(session: aiohttp.ClientSession, issuer: Proc, user: Proc) -> Api:
+    """An admin API client on ``user`` with a token ``issuer`` issued."""
+    password = issuer.admin_password() if (issuer.state_dir / "clouds.yaml").exists() else ""
+    return Api(session, user, await token(session, issuer, "admin", password))
+
+
+async def test_only_the_first_node_bootstrapped(cluster: list[Proc]) -> None:
+    assert (cluster[0].state_dir / "clouds.yaml").exists()
+    for proc in cluster[1:]:
+        assert not (proc.state_dir / "clouds.yaml").exists(), proc.name
+
+
+async def test_a_token_issued_by_node1_works_on_node4(cluster: list[Proc],
+                                                      session: aiohttp.ClientSession) -> None:
+    tok = await token(session, cluster[0], "admin", cluster[0].admin_password())
+    status, body = await Api(session, cluster[3], tok).call("GET", "/compute/v2.1/flavors")
+    assert status == 200, body
+    assert {f["name"] for f in body["flavors"]} >= {"m1.tiny", "m1.small"}
+    # and node 4 issues tokens for the same admin (the password hash travelled)
+    assert await token(session, cluster[3], "admin", cluster[0].admin_password())
+
+
+async def test_objects_created_on_node2_are_usable_on_node5(
+        cluster: list[Proc], session: aiohttp.ClientSession) -> None:
+    on2 = Api(session, cluster[1], await token(session, cluster[1], "admin",
+                                               cluster[0].admin_password()))
+    on5 = Api(session, cluster[4], on2.token)
+    status, body = await on2.call("POST", "/compute/v2.1/flavors", {"flavor": {
+        "name": "c1.replicated", "ram": 128, "vcpus": 1, "disk": 1, "id": "c1r"}})
+    assert status == 200, body
+    status, body = await on2.call("POST", "/compute/v2.1/os-keypairs", {"keypair": {
+        "name": "k-replicated"}})
+    assert status == 200, body
+    status, image = await on2.call("POST", "/image/v2/images", {
+        "name": "img-replicated", "disk_format": "raw", "container_format": "bare"})
+    assert status == 201, image
+    data = os.urandom(4096)
+    status, body = await on2.call("PUT", f"/image/v2/images/{image['id']}/file", data=data,
+                                  ctype="application/octet-stream")
+    assert status == 204, body
+
+    async def on_node5() -> bool:
+        flavor, _ = await on5.call("GET", "/compute/v2.1/flavors/c1r")
+        key, _ = await on5.call("GET", "/compute/v2.1/os-keypairs/k-replicated")
+        img_status, img = await on5.call("GET", f"/image/v2/images/{image['id']}")
+        return flavor == 200 and key == 200 and img_status == 200 and img["status"] == "active"
+    await eventually(on_node5, 15, "flavor, key pair and image visible on node 5")
+    _, img = await on5.call("GET", f"/image/v2/images/{image['id']}")
+    assert img["checksum"] == hashlib.md5(data).hexdigest()  # noqa: S324 - Glance's checksum
+
+
+async def test_sigkill_is_seen_as_dead_by_all_others(cluster: list[Proc]) -> None:
+    victim, others = cluster[2], [p for i, p in enumerate(cluster) if i != 2]
+    victim.kill()
+    started = time.monotonic()
+
+    async def everyone_sees_it_dead() -> bool:
+        return all(p.states().get(victim.name) == "dead" for p in others)
+    await eventually(everyone_sees_it_dead, 30, f"{victim.name} dead everywhere")
+    print(f"{victim.name} seen dead by all {len(others)} others after "
+          f"{time.monotonic() - started:.1f} s (bench: scripts/bench/gossip.py --real)")
+
+
+async def test_a_restarted_node_rejoins_and_catches_up(
+        cluster: list[Proc], session: aiohttp.ClientSession) -> None:
+    victim = cluster[2]
+    on1 = Api(session, cluster[0], await token(session, cluster[0], "admin",
+                                               cluster[0].admin_password()))
+    status, body = await on1.call("POST", "/compute/v2.1/flavors", {"flavor": {
+        "name": "made-while-down", "ram": 64, "vcpus": 1, "disk": 0, "id": "mwd"}})
+    assert status == 200, body
+    victim.start()
+    await eventually(lambda: victim.ready(session), 60, "restarted node ready")
+
+    async def alive_everywhere() -> bool:
+        return all(p.states().get(victim.name) == "alive" for p in cluster)
+    await eventually(alive_everywhere, 30, "restarted node alive everywhere")
+    on3 = Api(session, victim, on1.token)
+
+    async def caught_up() -> bool:
+        status, _ = await on3.call("GET", "/compute/v2.1/flavors/mwd")
+        return status == 200
+    await eventually(caught_up, 15, "flavor made while down reached the restarted node")
+
+
+async def test_a_node_with_the_wrong_key_is_refused(
+        cluster: list[Proc], session: aiohttp.ClientSession, tmp_path: Path) -> None:
+    wrong_key = tmp_path / "wrong.key"
+    init_key(wrong_key)
+    stranger = Proc("stranger", tmp_path / "stranger", free_port(), wrong_key,
+                    [cluster[0].address])
+    stranger.start()
+    try:
+        time.sleep(3)
+        assert not await stranger.ready(session), "a node with another key never becomes ready"
+        for proc in cluster:
+            assert "stranger" not in proc.states(), proc.name
+        assert "forged" in cluster[0].log(), "the refusal is logged with its reason"
+    finally:
+        stranger.terminate()
+
+
+async def test_a_second_node_with_a_taken_name_is_refused(
+        cluster: list[Proc], tmp_path: Path) -> None:
+    twin = Proc("node2", tmp_path / "twin", free_port(), cluster[0].key_file,
+                [cluster[0].address])
+    twin.start()
+    assert twin.process is not None
+    code = twin.process.wait(60)
+    assert code != 0
+    assert "node name 'node2' is taken" in twin.log(), twin.log()[-2000:]
+    for proc in cluster:
+        assert {m["address"] for m in proc.members() if m["name"] == "node2"} \
+            == {cluster[1].address}
+
+
+async def test_members_command_prints_a_table(cluster: list[Proc]) -> None:
+    out = subprocess.run([*NOVAD, "cluster", "members", "--config", str(cluster[0].config_file)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    header, *rows = out.stdout.splitlines()
+    assert header.split()[:4] == ["NAME", "ADDRESS", "STATE", "INC"]
+    assert {r.split()[0] for r in rows} == {p.name for p in cluster}
+
+
+async def test_members_needs_the_cluster_key(cluster: list[Proc], tmp_path: Path) -> None:
+    wrong = tmp_path / "k"
+    init_key(wrong)
+    conf = tmp_path / "n.toml"
+    conf.write_text(cluster[0].config_file.read_text().replace(str(cluster[0].key_file),
+                                                              str(wrong)))
+    out = subprocess.run([*NOVAD, "cluster", "members", "--config", str(conf)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 1
+    assert "401" in out.stderr or "not signed" in out.stderr
