@@ -55,6 +55,7 @@ ALIVE, SUSPECT, DEAD, LEFT = (MemberState.ALIVE, MemberState.SUSPECT, MemberStat
                               MemberState.LEFT)
 _LIVE = (ALIVE, SUSPECT)
 _PUSH_PULL_SCALE_THRESHOLD = 32
+_EPSILON = 1e-9
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class Membership:
         self.config = config
         self._rng = rng
         self._delegate = delegate
+        self._now = now
         self._members: dict[str, Member] = {}
         self._names: list[str] = []
         self._counts = {state: 0 for state in MemberState}
@@ -228,6 +230,11 @@ class Membership:
         return self._awareness.score
 
     @property
+    def pending_broadcasts(self) -> int:
+        """Updates waiting in the broadcast queue."""
+        return len(self._queue)
+
+    @property
     def has_left(self) -> bool:
         """Whether :meth:`leave` was called."""
         return self._left
@@ -248,6 +255,7 @@ class Membership:
     def join(self, seeds: Sequence[str], now: float) -> list[Out]:
         """A push-pull to every seed (our address skipped).  The first reply
         merges the cluster's state; a refusal sets :attr:`join_refused`."""
+        self._now = max(self._now, now)
         self.join_refused = None
         self._join_pending = True
         message = self._push_pull_message("push-pull", join=True)
@@ -257,13 +265,14 @@ class Membership:
         """Handle one inbound message.  Raises :class:`BadMessage` (and
         changes nothing) when it does not match the schema."""
         kind = validate(message)
+        self._now = max(self._now, now)
         sender = message["from"]
         if kind == "push-pull" and message["join"]:
             refusal = self._refuse_join(sender, message["addr"])
             if refusal is not None:
                 return [refusal]
-        if sender == self.name:
-            return []
+        if sender == self.name and kind != "join-refused":
+            return []  # a node with our name: only its refusal of our join matters
         self._self.last_seen = now
         member = self._members.get(sender)
         if member is not None and member.address == message["addr"]:
@@ -275,15 +284,17 @@ class Membership:
     def tick(self, now: float) -> list[Out]:
         """Run every timer that is due; harmless when none is."""
         out: list[Out] = []
+        self._now = max(self._now, now)
         self._self.last_seen = now
         self._poll_user()
         self._expire_suspicions(now)
         self._expire_relays(now, out)
         self._advance_probe(now, out)
-        if now >= self._gossip_at:
+        if now >= self._gossip_at - _EPSILON:
+            interval = self.config.gossip_interval
+            beats = math.floor((now - self._gossip_at) / interval + _EPSILON) + 1
+            self._gossip_at += beats * interval
             self._gossip(now, out)
-            skipped = math.floor((now - self._gossip_at) / self.config.gossip_interval)
-            self._gossip_at += (skipped + 1) * self.config.gossip_interval
         if not self._left:
             self._maybe_push_pull(now, out)
             self._maybe_reconnect(now, out)
@@ -300,10 +311,19 @@ class Membership:
         for suspicion in self._suspicions.values():
             deadline = min(deadline, suspicion.deadline)
         if self._queue:
-            deadline = min(deadline, self._gossip_at)
+            deadline = min(deadline, self._next_gossip())
         if not self._left and self._counts[DEAD]:
             deadline = min(deadline, self._reconnect_at)
         return deadline
+
+    def _next_gossip(self) -> float:
+        """The gossip ticker's next beat at or after the latest ``now`` seen:
+        news queued while idle waits for it, as with memberlist's ticker."""
+        late = self._now - self._gossip_at
+        if late <= 0:
+            return self._gossip_at
+        interval = self.config.gossip_interval
+        return self._gossip_at + math.ceil(late / interval - _EPSILON) * interval
 
     def leave(self, now: float) -> list[Out]:
         """Leave gracefully: declare ourselves LEFT (others record LEFT, not
@@ -311,6 +331,7 @@ class Membership:
         ticking until :attr:`leave_finished`.  Idempotent."""
         if self._left:
             return []
+        self._now = max(self._now, now)
         self._left = True
         self._on_dead(self.name, self._self.incarnation, self.name, now)
         out: list[Out] = []
@@ -322,6 +343,7 @@ class Membership:
         Ignored after :meth:`leave`."""
         if self._left:
             return
+        self._now = max(self._now, now)
         self._self.meta = dict(meta)
         self._self.incarnation += 1
         self._queue_alive(self._self)
