@@ -11,16 +11,19 @@ import asyncio
 import contextlib
 import functools
 import gc
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from novad import systemd
 from novad.api.app import build_api
-from novad.api.common import Route, json_response
+from novad.api import forward
+from novad.api.common import Route, context, json_response
 from novad.api.compute import routes as compute_routes
 from novad.api import cluster as cluster_api
 from novad.cluster.auth import KeyFileError, load_key
@@ -30,6 +33,7 @@ from novad.compute.build import DEFAULT_FLAVORS, build_compute
 from novad.compute.flavors import FlavorService
 from novad.compute.keypairs import KeypairService
 from novad.compute.periodic import PeriodicJobs
+from novad.compute.placement import Placement, owner_of
 from novad.compute.power_sync import PowerSync
 from novad.compute.recovery import StartupRecovery
 from novad.compute.server_groups import ServerGroupService
@@ -44,7 +48,7 @@ from novad.context import RequestContext
 from novad.demo import register_demo_images, wants_demo
 from novad.drivers.base import Driver, HostResources
 from novad.drivers.libvirt import LibvirtDriver
-from novad.errors import NovadError
+from novad.errors import NoValidHost, NovadError
 from novad.identity import routes as identity_routes
 from novad.identity.schema import IDENTITY
 from novad.identity.service import IdentityService
@@ -128,6 +132,7 @@ async def start_node(config: Config, driver: Driver | None = None,
     await cluster.start()
     identity = IdentityService(db, config, key)
     images = ImageService(db, state / "images")
+    images.peer_data = cluster.image_data  # a no-op while no peer is alive
     await images.start()
     supervisor = Supervisor()
     await supervisor.start()
@@ -186,10 +191,16 @@ async def _gossip_meta(node: Node) -> None:
         return
     res = await node.driver.host_resources()
     service = node.service
+    d = node.config.DEFAULT
     node.cluster.update_meta({
         "az": node.config.DEFAULT.default_availability_zone,
         "hypervisor_type": res.hypervisor_type,
         "enabled": service.schedulable() if service is not None else True,
+        "ratios": {"cpu": d.cpu_allocation_ratio, "ram": d.ram_allocation_ratio,
+                   "disk": d.disk_allocation_ratio,
+                   "reserved_host_memory_mb": d.reserved_host_memory_mb,
+                   "reserved_host_disk_mb": d.reserved_host_disk_mb,
+                   "reserved_host_cpus": d.reserved_host_cpus},
         "resources": {"vcpus": res.vcpus, "vcpus_used": res.vcpus_used,
                       "memory_mb": res.memory_mb, "memory_mb_used": res.memory_mb_used,
                       "local_gb": res.local_gb, "local_gb_used": res.local_gb_used,
@@ -277,9 +288,26 @@ def build_app(node: Node) -> web.Application:
                              consoles=node.consoles, quotas=node.compute.quotas,
                              usage=node.store, migrations=node.store,
                              server_groups=ServerGroupService(node.store))
+    inner = []
     if node.cluster is not None:
-        routes += cluster_api.routes(node.cluster)
-    return build_api(node.config, routes, node.identity.validate_token, _error_body)
+        routes += cluster_api.routes(node.cluster, node.images)
+        inner.append(_forwarding(node, node.cluster))
+    return build_api(node.config, routes, node.identity.validate_token, _error_body, inner)
+
+
+def _forwarding(node: Node, cluster: ClusterService) -> Middleware:
+    """Requests about other nodes' instances go to their owner; creates go
+    where the scheduler says."""
+    placement = Placement(node.config, node.store, node.images)
+
+    async def place(request: web.Request, body: bytes) -> list[str]:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            raise NoValidHost("unreadable create request") from None
+        return await placement.candidates(context(request), parsed, cluster.members())
+
+    return forward.middleware(cluster, functools.partial(owner_of, node.store), place)
 
 
 @contextlib.asynccontextmanager

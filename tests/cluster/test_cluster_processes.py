@@ -36,6 +36,8 @@ def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Proc]]:
     first = Proc("node1", root / "node1", free_port(), key, [])
     nodes = [first] + [Proc(f"node{i}", root / f"node{i}", free_port(), key, [first.address])
                        for i in range(2, NODES + 1)]
+    # node 5 alone is in zone "edge": a boot asking for that zone must land there
+    nodes[-1].extra = {"DEFAULT": {"default_availability_zone": "edge"}}
     try:
         first.start()
         for proc in nodes[1:]:
@@ -114,6 +116,61 @@ async def test_objects_created_on_node2_are_usable_on_node5(
     await eventually(on_node5, 15, "flavor, key pair and image visible on node 5")
     _, img = await on5.call("GET", f"/image/v2/images/{image['id']}")
     assert img["checksum"] == hashlib.md5(data).hexdigest()  # noqa: S324 - Glance's checksum
+
+
+async def wait_status(api: Api, server: str, status: str) -> dict[str, object]:
+    seen: dict[str, object] = {}
+
+    async def reached() -> bool:
+        code, body = await api.call("GET", f"/compute/v2.1/servers/{server}")
+        assert code == 200, body
+        seen.update(body["server"])
+        assert body["server"]["status"] != "ERROR", body["server"].get("fault")
+        return bool(body["server"]["status"] == status and
+                    body["server"]["OS-EXT-STS:task_state"] is None)
+    await eventually(reached, 60, f"server {status} via {api.proc.name}")
+    return seen
+
+
+ACTIONS = [  # (action body, status after), each sent to the next node in turn
+    ({"os-stop": None}, "SHUTOFF"), ({"os-start": None}, "ACTIVE"),
+    ({"pause": None}, "PAUSED"), ({"unpause": None}, "ACTIVE"),
+    ({"suspend": None}, "SUSPENDED"), ({"resume": None}, "ACTIVE"),
+    ({"reboot": {"type": "HARD"}}, "ACTIVE"), ({"reboot": {"type": "SOFT"}}, "ACTIVE"),
+    ({"lock": None}, "ACTIVE"), ({"unlock": None}, "ACTIVE"),
+    ({"rescue": None}, "RESCUE"), ({"unrescue": None}, "ACTIVE"),
+    ({"shelve": None}, "SHELVED_OFFLOADED"), ({"unshelve": None}, "ACTIVE"),
+]
+
+
+async def test_a_server_created_via_node3_lands_where_the_filters_say_and_obeys_every_node(
+        cluster: list[Proc], session: aiohttp.ClientSession) -> None:
+    tok = await token(session, cluster[0], "admin", cluster[0].admin_password())
+    apis = [Api(session, p, tok) for p in cluster]
+    _, images = await apis[2].call("GET", "/image/v2/images?name=img-replicated")
+    [image] = images["images"]
+    status, body = await apis[2].call("POST", "/compute/v2.1/servers", {"server": {
+        "name": "roamer", "flavorRef": "c1r", "imageRef": image["id"],
+        "key_name": "k-replicated", "availability_zone": "edge"}})
+    assert status == 202, body
+    server = body["server"]["id"]
+    shown = await wait_status(apis[0], server, "ACTIVE")
+    assert shown["OS-EXT-SRV-ATTR:host"] == "node5", "AvailabilityZoneFilter: only node5 is edge"
+    assert shown["key_name"] == "k-replicated"
+    for i, (action, after) in enumerate(ACTIONS):
+        api = apis[i % len(apis)]
+        code, answer = await api.call("POST", f"/compute/v2.1/servers/{server}/action", action)
+        assert code in (200, 202), (api.proc.name, action, answer)
+        await wait_status(apis[(i + 1) % len(apis)], server, after)
+    code, events = await apis[1].call("GET", f"/compute/v2.1/servers/{server}/os-instance-actions")
+    assert code == 200 and len(events["instanceActions"]) >= len(ACTIONS) + 1
+    code, answer = await apis[3].call("DELETE", f"/compute/v2.1/servers/{server}")
+    assert code == 204, answer
+
+    async def gone() -> bool:
+        code, _ = await apis[0].call("GET", f"/compute/v2.1/servers/{server}")
+        return code == 404
+    await eventually(gone, 60, "server deleted")
 
 
 async def test_sigkill_is_seen_as_dead_by_all_others(cluster: list[Proc]) -> None:

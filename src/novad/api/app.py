@@ -83,11 +83,13 @@ _HTTP_MESSAGES: dict[int, str] = {
 
 def build_api(config: Config, routes: Sequence[Route],
               validate_token: TokenValidator,
-              error_body: ErrorBody | None = None) -> web.Application:
+              error_body: ErrorBody | None = None,
+              inner: Sequence[Middleware] = ()) -> web.Application:
     """The aiohttp application serving ``routes`` plus ``GET /openapi.json``.
 
     ``validate_token`` is awaited for every non-public route; ``error_body``
-    (when given) renders error bodies instead of ``NovadError.body()``.
+    (when given) renders error bodies instead of ``NovadError.body()``;
+    ``inner`` middlewares run after authentication (cluster forwarding).
     Raises ValueError when two routes share a method and path.
     """
     all_routes = [*routes, _openapi_route(routes)]
@@ -96,7 +98,7 @@ def build_api(config: Config, routes: Sequence[Route],
         client_max_size=STREAM_MAX,
         middlewares=[_request_id_middleware(),
                      _error_middleware(error_body),
-                     _gate_middleware(config, table, validate_token)])
+                     _gate_middleware(config, table, validate_token), *inner])
     _register(app, all_routes, table)
     app.on_response_prepare.append(_stamp_headers)
     return app

@@ -11,6 +11,8 @@ them, and none is ever a 5xx.
 * ``POST /cluster/v1/sync``: a peer's ``have`` vector; answers the records it lacks.
 * ``POST /cluster/v1/records``: records a peer pushes as it writes them (204).
 * ``POST /cluster/v1/members``: the member list (for ``novad cluster members``).
+* ``POST /cluster/v1/image-data``: an image's data, streamed (checked by the receiver
+  against the image record's checksums).
 """
 
 from __future__ import annotations
@@ -27,14 +29,35 @@ from novad.cluster.auth import NONCE, AuthFailed
 from novad.cluster.http import PREFIX, encode
 from novad.cluster.membership import BadMessage
 from novad.cluster.service import ClusterService, member_view
-from novad.errors import BodyTooLarge, Invalid, NotAuthenticated
+from novad.errors import BodyTooLarge, ImageNotFound, Invalid, NotAuthenticated
+from novad.images.service import ImageService
 
 Answer = Callable[[ClusterService, Any], Awaitable[Any]]
 
 
-def routes(cluster: ClusterService) -> list[Route]:
+def routes(cluster: ClusterService, images: ImageService) -> list[Route]:
     """The node-to-node routes, bound to this node's cluster service."""
     limit = cluster.config.cluster.max_message_size
+
+    async def image_data(request: web.Request) -> web.StreamResponse:
+        """An image's data, streamed to a node that has only its record."""
+        body = await _read(request, 4096)
+        try:
+            cluster.auth.verify(request.method, request.path, request.headers, body,
+                                request.remote or "?")
+        except AuthFailed as exc:
+            raise NotAuthenticated(f"Node-to-node message refused: {exc.reason}") from None
+        try:
+            message = json.loads(body)
+            image_id = message["id"]
+            if not isinstance(image_id, str) or set(message) != {"id"}:
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            raise Invalid("Malformed node-to-node message: expected {id}") from None
+        path = images.files.path(image_id) if "/" not in image_id else None
+        if path is None or not path.is_file():
+            raise ImageNotFound(image_id)
+        return web.FileResponse(path, headers={"Content-Type": "application/octet-stream"})
 
     def endpoint(answer: Answer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
@@ -65,7 +88,10 @@ def routes(cluster: ClusterService) -> list[Route]:
                                 401: "Not signed with the cluster key", 413: "Too large"})
 
     return [route("gossip", _gossip), route("sync", _sync), route("records", _records),
-            route("members", _members)]
+            route("members", _members),
+            Route("POST", f"{PREFIX}/image-data", image_data, public=True, streaming=True,
+                  tag="cluster", summary="An image's data, for a node that has its record",
+                  responses={200: "The data", 401: "Not signed", 404: "Not here"})]
 
 
 async def _read(request: web.Request, limit: int) -> bytes:

@@ -64,6 +64,10 @@ def context(request: web.Request) -> RequestContext:
     return ctx
 
 
+RAW_BODY: web.RequestKey[bytes] = web.RequestKey("novad.raw_body", bytes)
+"""A body a middleware already read (cluster forwarding); read_json uses it."""
+
+
 async def read_json(request: web.Request, max_size: int, *, required: bool = True) -> Any:
     """The request body parsed as JSON, with Nova's errors.
 
@@ -80,8 +84,8 @@ async def read_json(request: web.Request, max_size: int, *, required: bool = Tru
         raise UnsupportedMediaType(f"Unsupported Content-Type {ctype}")
     # StreamReader.read(n) returns whatever is buffered (up to n), not n
     # bytes: keep reading until EOF or just past the limit.
-    raw = bytearray()
-    while len(raw) <= max_size:
+    raw = bytearray(request.get(RAW_BODY, b""))
+    while RAW_BODY not in request and len(raw) <= max_size:
         chunk = await request.content.read(max_size + 1 - len(raw))
         if not chunk:
             break

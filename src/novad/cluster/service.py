@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import aiohttp
 import structlog
 
 from novad.cluster.auth import MessageAuth
-from novad.cluster.http import PREFIX, ClusterClient, HttpTransport, PeerError
+from novad.cluster.http import PREFIX, ClusterClient, HttpTransport, PeerError, encode
 from novad.cluster.membership import BadMessage, GossipConfig, Member, Membership, MemberState
 from novad.cluster.replication import Record, Replicator, parse_records
 from novad.cluster.runner import GossipRunner, JoinFailed, JoinRefused
@@ -36,6 +37,7 @@ log = structlog.get_logger("novad.cluster")
 
 SYNC_PATH = f"{PREFIX}/sync"
 RECORDS_PATH = f"{PREFIX}/records"
+IMAGE_DATA_PATH = f"{PREFIX}/image-data"
 PAGE = 2000
 """Records per sync answer (a page is well under the message size limit)."""
 
@@ -170,6 +172,17 @@ class ClusterService:
         except PeerError as exc:
             log.debug("anti-entropy pull failed", peer=peer.name, why=str(exc))
 
+    async def pull_from_all(self, timeout: float = 2.0) -> None:
+        """Pull from every live member at once (an instance id nobody here
+        knows may have been created elsewhere a moment ago)."""
+        async def one(peer: Member) -> None:
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._pull(peer.address)
+            except (PeerError, TimeoutError) as exc:
+                log.debug("pull failed", peer=peer.name, why=str(exc))
+        await asyncio.gather(*(one(p) for p in self.alive_peers()))
+
     async def push(self) -> None:
         """Send this node's records written since the last push to every
         live member (best effort: anti-entropy repairs a loss)."""
@@ -220,6 +233,23 @@ class ClusterService:
             raise ValueError("records: a push carries its sender's own records only")
         have = (await self.replicator.have()).get(origin, 0)
         await self.replicator.apply(records, {origin: end} if have >= start else None)
+
+    def image_data(self, image_id: str) -> Iterator[tuple[str, AsyncIterator[bytes]]]:
+        """For each live peer, a stream of ``image_id``'s data from it (the
+        caller checks it against the image record's checksums)."""
+        for peer in self.alive_peers():
+            yield peer.name, self._stream_image(peer.address, image_id)
+
+    async def _stream_image(self, address: str, image_id: str) -> AsyncIterator[bytes]:
+        body = encode({"id": image_id})
+        headers = self.auth.sign("POST", IMAGE_DATA_PATH, body)
+        wait = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=60)
+        async with self.client.session.post(f"http://{address}{IMAGE_DATA_PATH}", data=body,
+                                            headers=headers, timeout=wait) as resp:
+            if resp.status != 200:
+                raise PeerError(address, f"image data: {resp.status}", resp.status)
+            async for chunk in resp.content.iter_chunked(1 << 20):
+                yield chunk
 
     def receive_gossip(self, message: Any) -> None:
         """An authenticated membership datagram; BadMessage when malformed."""

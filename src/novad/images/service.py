@@ -30,7 +30,7 @@ import builtins
 import sqlite3
 import uuid
 from functools import partial
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,9 @@ from novad.images.rules import apply_patch, check_policy, split_create_body
 from novad.store.db import Database, utcnow
 
 log = structlog.get_logger(__name__)
+
+PeerData = Callable[[str], Iterable[tuple[str, AsyncIterator[bytes]]]]
+"""For an image id: (node name, stream of its data) for each node to try."""
 
 SORT_KEYS = frozenset({"created_at", "updated_at", "name", "id", "status", "size",
                        "disk_format", "container_format", "visibility", "min_disk", "min_ram"})
@@ -110,6 +113,9 @@ class ImageService:
     def __init__(self, db: Database, images_dir: Path) -> None:
         self.db = db
         self.files = ImageFiles(images_dir)
+        self.peer_data: PeerData | None = None
+        """In a cluster: where to stream an image's data from (see path_of)."""
+        self._fetching: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
         """Repair what a crash left behind.  Idempotent; call before serving.
@@ -477,9 +483,41 @@ class ImageService:
 
     async def path_of(self, image_id: str) -> Path | None:
         """The data file of an active or deactivated image; None when the
-        image is missing or has no data."""
+        image is missing or has no data.  In a cluster, an image whose
+        record came from another node is fetched from a node that has its
+        data first (streamed, checked against the record's checksums)."""
         image = await self._fetch(image_id)
-        return None if image is None else self.path_of_image(image)
+        if image is None:
+            return None
+        path = self.path_of_image(image)
+        if path is None and image.has_data and self.peer_data is not None:
+            path = await self._fetch_from_peers(image)
+        return path
+
+    async def _fetch_from_peers(self, image: Image) -> Path | None:
+        lock = self._fetching.setdefault(image.id, asyncio.Lock())
+        async with lock:
+            path = self.path_of_image(image)
+            if path is not None or self.peer_data is None:
+                return path
+            for peer, chunks in self.peer_data(image.id):
+                try:
+                    digest = await self.files.receive(image.id, chunks, 1 << 42,
+                                                      image.disk_format)
+                except Exception as exc:  # an unreachable or failing peer: try the next
+                    log.info("image data not fetched", image_id=image.id, peer=peer,
+                             why=f"{type(exc).__name__}: {exc}")
+                    continue
+                if digest.md5 != image.checksum or (image.os_hash_value
+                                                    and digest.sha512 != image.os_hash_value):
+                    log.warning("image data from a peer fails its checksum", image_id=image.id,
+                                peer=peer)
+                    self.files.part(image.id).unlink(missing_ok=True)
+                    continue
+                await self.files.place(image.id)
+                log.info("image data fetched", image_id=image.id, peer=peer, size=digest.size)
+                return self.path_of_image(image)
+        return None
 
     async def delete_internal(self, image_id: str, *, missing_ok: bool = True) -> None:
         """Delete the image row and its data, whoever owns it.

@@ -1,0 +1,138 @@
+"""Any node serves any request: requests about an instance another node owns
+are forwarded to that node, and a new server is placed where the scheduler
+says, then created by that node.
+
+The forwarded request is the client's own (method, path, query, token,
+body), plus a signature of this node (:mod:`novad.cluster.auth`) that marks
+it as forwarded, so the owner serves it itself and never forwards it again.
+The owner's status, body and headers come back unchanged, except for the
+hop-by-hop headers and the request id, which stays the one this node gave
+the client.  While the owner is not alive, a request about one of its
+instances is 409 with a message that names the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import structlog
+from aiohttp import web
+from aiohttp.typedefs import Middleware
+
+from novad.api.common import RAW_BODY
+from novad.cluster.auth import AuthFailed
+from novad.cluster.service import ClusterService
+from novad.errors import Conflict, NotAuthenticated, NoValidHost
+
+log = structlog.get_logger("novad.api.forward")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Placer = Callable[[web.Request, bytes], Awaitable[list[str]]]
+"""Candidate hosts for a create request, best first (NoValidHost if none)."""
+
+FORWARDED = "X-Novad-Forwarded"
+_SERVER = re.compile(r"^/(?:compute/)?v2\.1/servers/([0-9a-fA-F-]{36})(?:/.*)?$")
+_CREATE = re.compile(r"^/(?:compute/)?v2\.1/servers/?$")
+_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
+                  "content-encoding", "host", "x-openstack-request-id", "x-compute-request-id",
+                  "date", "server"})
+
+
+class OwnerUnreachable(Conflict):
+    """409: the instance's node is not alive; the message names it."""
+
+
+def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str | None]],
+               place: Placer) -> Middleware:
+    """The forwarding middleware; ``owner_of(uuid)`` names the node that
+    owns an instance (None: no node is known to)."""
+
+    @web.middleware
+    async def forward(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if len(cluster.members()) <= 1:
+            return await handler(request)
+        if FORWARDED in request.headers:
+            await _check_forwarded(cluster, request)
+            return await handler(request)
+        match = _SERVER.match(request.path)
+        if match is not None:
+            uuid = match.group(1).lower()
+            host = await owner_of(uuid)
+            if host is None:  # perhaps created a moment ago elsewhere: ask the others
+                await cluster.pull_from_all()
+                host = await owner_of(uuid)
+            if host is None or host == cluster.name:
+                return await handler(request)
+            return await _to_owner(cluster, request, host, await _body(request))
+        if request.method == "POST" and _CREATE.match(request.path):
+            return await _create(cluster, request, handler, place)
+        return await handler(request)
+
+    return forward
+
+
+async def _body(request: web.Request) -> bytes:
+    """The body, read once and kept for the handler (``RAW_BODY``)."""
+    body = await request.read()
+    request[RAW_BODY] = body
+    return body
+
+
+async def _check_forwarded(cluster: ClusterService, request: web.Request) -> None:
+    body = await _body(request)
+    headers = {k[len(FORWARDED) + 1:]: v for k, v in request.headers.items()
+               if k.startswith(FORWARDED + "-")}
+    try:
+        cluster.auth.verify(request.method, request.path_qs, headers, body,
+                            request.remote or "?")
+    except AuthFailed as exc:
+        raise NotAuthenticated(f"Forwarded request refused: {exc.reason}") from None
+
+
+async def _create(cluster: ClusterService, request: web.Request, handler: Handler,
+                  place: Placer) -> web.StreamResponse:
+    body = await _body(request)
+    try:
+        hosts = await place(request, body)
+    except NoValidHost:
+        return await handler(request)  # the local boot records NoValidHost as Nova does
+    tried: list[str] = []
+    for host in hosts:
+        if host == cluster.name:
+            return await handler(request)
+        try:
+            return await _to_owner(cluster, request, host, body)
+        except OwnerUnreachable:
+            tried.append(host)
+    log.warning("no candidate host answered; booting here", tried=tried)
+    return await handler(request)
+
+
+async def _to_owner(cluster: ClusterService, request: web.Request, host: str,
+                    body: bytes) -> web.StreamResponse:
+    member = cluster.member(host)
+    if member is None or str(member.state) != "alive":
+        state = "unknown" if member is None else str(member.state)
+        raise OwnerUnreachable(f"Node {host} that owns this instance is {state}; "
+                               "try again when it is back")
+    signature = cluster.auth.sign(request.method, request.path_qs, body)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
+    headers.update({f"{FORWARDED}-{k}": v for k, v in signature.items()})
+    headers[FORWARDED] = cluster.name
+    timeout = aiohttp.ClientTimeout(total=120)
+    try:
+        async with cluster.client.session.request(
+                request.method, f"http://{member.address}{request.path_qs}", data=body,
+                headers=headers, timeout=timeout) as resp:
+            raw = await resp.read()
+            answer = web.Response(body=raw, status=resp.status)
+            for key, value in resp.headers.items():
+                if key.lower() not in _HOP:
+                    answer.headers.add(key, value)
+            return answer
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        raise OwnerUnreachable(f"Node {host} that owns this instance did not answer: "
+                               f"{type(exc).__name__}") from None

@@ -1,0 +1,112 @@
+"""Where a new server goes: Nova's filter scheduler over what gossip says
+about every live member.
+
+Each node gossips its resources, zone, service state and allocation
+ratios (``app._gossip_meta``); :class:`Placement` turns the members into
+:class:`~novad.cluster.scheduler.HostState` values, the create request
+into a :class:`~novad.cluster.scheduler.RequestSpec`, and asks the
+scheduler for candidates, best first.  The chosen node creates the server
+itself (the request is forwarded to it, see :mod:`novad.api.forward`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from novad.cluster.members import Member, MemberState
+from novad.cluster.scheduler import FilterScheduler, Flavor, HostState, RequestSpec
+from novad.config import Config
+from novad.context import RequestContext
+from novad.errors import FlavorNotFound, ImageNotFound, NoValidHost
+from novad.images.service import ImageService
+from novad.store import Store
+
+
+def host_state(member: Member, instances: Iterable[str] = ()) -> HostState:
+    """One member as the scheduler sees it (unknown resources count as none)."""
+    meta = member.meta
+    res: Mapping[str, Any] = meta.get("resources") or {}
+    ratios: Mapping[str, Any] = meta.get("ratios") or {}
+    uuids = frozenset(instances)
+    return HostState(
+        name=member.name, availability_zone=str(meta.get("az", "")),
+        enabled=bool(meta.get("enabled", True)), up=member.state is MemberState.ALIVE,
+        forced_down=bool(meta.get("forced_down", False)),
+        hypervisor_type=str(meta.get("hypervisor_type", "QEMU")),
+        vcpus=int(res.get("vcpus", 0)), vcpus_used=int(res.get("vcpus_used", 0)),
+        memory_mb=int(res.get("memory_mb", 0)), memory_mb_used=int(res.get("memory_mb_used", 0)),
+        local_gb=int(res.get("local_gb", 0)), local_gb_used=int(res.get("local_gb_used", 0)),
+        cpu_allocation_ratio=float(ratios.get("cpu", 4.0)),
+        ram_allocation_ratio=float(ratios.get("ram", 1.0)),
+        disk_allocation_ratio=float(ratios.get("disk", 1.0)),
+        reserved_host_memory_mb=int(ratios.get("reserved_host_memory_mb", 0)),
+        reserved_host_disk_mb=int(ratios.get("reserved_host_disk_mb", 0)),
+        reserved_host_cpus=int(ratios.get("reserved_host_cpus", 0)),
+        num_instances=len(uuids), instance_uuids=uuids)
+
+
+class Placement:
+    """Candidates for a create request (see the module docstring)."""
+
+    def __init__(self, config: Config, store: Store, images: ImageService) -> None:
+        self.scheduler = FilterScheduler(config)
+        self.store = store
+        self.images = images
+
+    async def candidates(self, ctx: RequestContext, body: Any,
+                         members: list[Member]) -> list[str]:
+        """Host names, best first; NoValidHost when none passes (or when the
+        body is not one this can read: the local create then answers it)."""
+        server = body.get("server") if isinstance(body, dict) else None
+        if not isinstance(server, dict):
+            raise NoValidHost("unreadable create request")
+        spec = await self._spec(ctx, server, body)
+        hosts = [host_state(m, await self._instances_on(m.name)) for m in members
+                 if m.state is MemberState.ALIVE]
+        return [h.name for h in self.scheduler.select_destinations(hosts, spec)]
+
+    async def _spec(self, ctx: RequestContext, server: Mapping[str, Any],
+                    body: Mapping[str, Any]) -> RequestSpec:
+        flavor_ref = str(server.get("flavorRef", "")).rstrip("/").rsplit("/", 1)[-1]
+        try:
+            row = await self.store.get_flavor(flavor_ref)
+        except FlavorNotFound:
+            raise NoValidHost("unknown flavor") from None
+        image_ref = str(server.get("imageRef") or "").rstrip("/").rsplit("/", 1)[-1]
+        props: dict[str, Any] = {}
+        if image_ref:
+            try:
+                props = dict((await self.images.get(ctx, image_ref)).properties)
+            except ImageNotFound:
+                raise NoValidHost("unknown image") from None
+        hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+        zone = server.get("availability_zone") or None
+        return RequestSpec(
+            instance_uuid=str(uuid.uuid4()),
+            flavor=Flavor(vcpus=row.vcpus, memory_mb=row.memory_mb, root_gb=row.root_gb,
+                          ephemeral_gb=row.ephemeral_gb, swap=row.swap,
+                          extra_specs=dict(row.extra_specs)),
+            image_properties=props, scheduler_hints=dict(hints) if isinstance(hints, dict) else {},
+            availability_zone=str(zone).split(":", 1)[0] if zone else None)
+
+    async def _instances_on(self, host: str) -> list[str]:
+        rows = await self.store.db.fetch(
+            "SELECT uuid FROM instances WHERE host = ? AND deleted = 0"
+            " UNION SELECT uuid FROM cluster_instances WHERE host = ? AND deleted = 0",
+            (host, host))
+        return [str(r[0]) for r in rows]
+
+
+async def owner_of(store: Store, instance_id: str) -> str | None:
+    """The node that owns ``instance_id``: this node's name when it is here,
+    None when no node is known to have it."""
+    rows = await store.db.fetch("SELECT host FROM instances WHERE uuid = ?", (instance_id,))
+    if not rows:
+        rows = await store.db.fetch("SELECT host FROM cluster_instances WHERE uuid = ?",
+                                    (instance_id,))
+    return str(rows[0][0]) if rows else None
+
+
+__all__ = ["Placement", "host_state", "owner_of"]
