@@ -220,6 +220,21 @@ class Keypair:
 
 
 @dataclass(frozen=True)
+class ServerGroup:
+    """A server group (Nova's ``instance_groups``) with its members' uuids,
+    sorted; members may live on any node."""
+
+    id: str
+    name: str
+    project_id: str
+    user_id: str
+    policy: str  # "affinity" | "anti-affinity" | "soft-affinity" | "soft-anti-affinity"
+    rules: dict[str, int]
+    created_at: str
+    members: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ServiceRow:
     """A service record: whether ``binary`` on ``host`` takes new work."""
 

@@ -1,5 +1,6 @@
 """The compute component's tables (instances, flavors, actions, events,
-faults, migrations, key pairs, project quotas), as versioned migrations.
+faults, migrations, key pairs, project quotas, services, server groups), as
+versioned migrations.
 
 Conventions: timestamps are ISO-8601 UTC text from :func:`novad.store.db.utcnow`;
 booleans are 0/1 integers; dicts and flavors are JSON text; vm_state and
@@ -164,5 +165,28 @@ CREATE TABLE services (
 enable/disable, and the automatic disable while libvirt is unreachable);
 a node without a row is enabled."""
 
-COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3)])
+_V4 = """
+CREATE TABLE server_groups (
+    id          TEXT PRIMARY KEY NOT NULL,       -- the group's uuid
+    name        TEXT NOT NULL,
+    project_id  TEXT NOT NULL,
+    user_id     TEXT NOT NULL,
+    policy      TEXT NOT NULL,                   -- affinity | anti-affinity | soft-*
+    rules       TEXT NOT NULL DEFAULT '{}',      -- JSON, e.g. {"max_server_per_host": 2}
+    created_at  TEXT NOT NULL
+);
+CREATE INDEX server_groups_project ON server_groups(project_id);
+
+CREATE TABLE server_group_members (
+    group_id      TEXT NOT NULL,
+    instance_uuid TEXT NOT NULL,
+    PRIMARY KEY (group_id, instance_uuid)
+);
+CREATE INDEX server_group_members_instance ON server_group_members(instance_uuid);
+"""
+"""v4: server groups (os-server-groups) and their members.  Replicated
+between nodes, so the keys are text and members carry no foreign key:
+a member may be an instance of another node."""
+
+COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""

@@ -9,11 +9,12 @@ from novad.store.instances import InstancesMixin
 from novad.store.keypairs import KeypairsMixin
 from novad.store.migrations import MigrationsMixin
 from novad.store.quotas import QuotasMixin
+from novad.store.server_groups import ServerGroupsMixin
 from novad.store.services import ServicesMixin
 
 
 class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, MigrationsMixin,
-            QuotasMixin, ServicesMixin):
+            QuotasMixin, ServicesMixin, ServerGroupsMixin):
     """The compute data access object over a migrated :class:`Database`
     (``await db.migrate([COMPUTE])`` first).
 
@@ -21,7 +22,8 @@ class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, Migration
     group-committed transaction each, see :mod:`novad.store.db`); each
     method's docstring lists what it raises.  One module per concern:
     instances (and the compare-and-swap write), actions/events/faults,
-    flavors, key pairs, migration records, project quotas, service records.
+    flavors, key pairs, migration records, project quotas, service records,
+    server groups.
     """
 
     def __init__(self, db: Database) -> None:

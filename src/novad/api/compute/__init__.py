@@ -19,6 +19,7 @@ from novad.api.compute.migrations import MigrationHandlers, MigrationSource
 from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHandlers
 from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute.quotas import QuotaHandlers
+from novad.api.compute.server_groups import ServerGroupHandlers
 from novad.api.compute.servers import ServerHandlers
 from novad.api.compute.usage import UsageHandlers
 from novad.api.compute.versions import VersionHandlers
@@ -26,6 +27,7 @@ from novad.compute.flavors import FlavorAPI
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import KeypairAPI
 from novad.compute.quotas import QuotaAPI
+from novad.compute.server_groups import ServerGroupAPI
 from novad.compute.usage import UsageSource
 from novad.config import Config
 
@@ -40,7 +42,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
            consoles: ConsoleTokenLookup | None = None,
            quotas: QuotaAPI | None = None,
            usage: UsageSource | None = None,
-           migrations: MigrationSource | None = None) -> list[Route]:
+           migrations: MigrationSource | None = None,
+           server_groups: ServerGroupAPI | None = None) -> list[Route]:
     """Every Compute API route, ready for :func:`novad.api.app.build_api`.
 
     ``images`` adds Glance-shaped ``/images`` look-ups under the compute
@@ -48,7 +51,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
     them out.  ``consoles`` adds the admin ``/os-console-auth-tokens`` look-up.
     ``quotas`` adds ``/os-quota-sets`` and gives ``/limits`` each project's own
     limits; None leaves ``/limits`` at the ``[quota]`` defaults.  ``usage``
-    adds ``/os-simple-tenant-usage`` and ``migrations`` ``/os-migrations``.
+    adds ``/os-simple-tenant-usage`` and ``migrations`` ``/os-migrations``;
+    ``server_groups`` adds ``/os-server-groups``.
     """
     versions = VersionHandlers(config)
     relative = [
@@ -66,6 +70,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         relative.extend(UsageHandlers(usage).routes())
     if migrations is not None:
         relative.extend(MigrationHandlers(migrations).routes())
+    if server_groups is not None:
+        relative.extend(ServerGroupHandlers(server_groups, config).routes())
     if images is not None:
         relative.extend(ImageHandlers(images, config).routes())
     if consoles is not None:
