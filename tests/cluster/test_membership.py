@@ -227,6 +227,7 @@ def test_a_ping_to_a_suspect_carries_the_suspicion_and_the_ack_refutes() -> None
     net.route(c, [(a.address, {"type": "gossip", "from": "c", "addr": c.address, "updates": [
         {"type": "suspect", "node": "b", "inc": 0, "from": "c"}]})])
     assert state(a, "b") is SUSPECT
+    net.drop = lambda s, d, m: m["type"] == "gossip"  # only the probe can tell b
     ping = net.tick_until(a, lambda s, d, m: is_ping(s, d, m, b.address))
     assert ping["updates"][0] == {"type": "suspect", "node": "b", "inc": 0, "from": "a"}
     assert b.local_member.incarnation == 1
@@ -534,6 +535,20 @@ def test_malformed_message_raises_and_changes_nothing(label: str, message: Any) 
     assert isinstance(BadMessage("x"), ValueError)
 
 
+def test_a_stale_accusation_is_answered_with_the_fresher_alive() -> None:
+    net = Net()
+    a, b, c = net.cluster("a", "b", "c")
+    b.update_meta({"v": 1}, net.now)
+    net.tick_until(b, lambda s, d, m: m["type"] == "gossip" and d == a.address)
+    assert a.member("b").incarnation == 1  # type: ignore[union-attr]
+    # c missed b's new incarnation and gossips an old suspicion of b to a
+    out = a.receive({"type": "gossip", "from": "c", "addr": c.address, "updates": [
+        {"type": "suspect", "node": "b", "inc": 0, "from": "c"}]}, net.now)
+    assert state(a, "b") is ALIVE
+    assert out == [(c.address, {"type": "gossip", "from": "a", "addr": a.address, "updates": [
+        {"type": "alive", "node": "b", "addr": b.address, "inc": 1, "meta": {"v": 1}}]})]
+
+
 def test_valid_versions_of_the_garbage_are_accepted() -> None:
     net = Net()
     a, b = net.cluster("a", "b")
@@ -551,3 +566,13 @@ def test_ping_meant_for_another_name_is_not_acked() -> None:
     a, b = net.cluster("a", "b")
     assert a.receive(_ok("ping", seq=9, node="someone-else", updates=[]), 1.0) == []
     assert a.receive(_ok("ping", seq=9, node="a", updates=[]), 1.0)[0][1]["type"] == "ack"
+
+
+def test_an_update_larger_than_the_budget_still_goes_alone() -> None:
+    q = BroadcastQueue()
+    q.queue({"type": "alive", "node": "big", "meta": {"blob": "x" * 500}}, "big")
+    q.queue({"type": "alive", "node": "small", "meta": {}}, "small")
+    first = q.take(100, 4, 10)
+    assert [u["node"] for u in first] == ["small"]
+    second = q.take(100, 4, 10)
+    assert [u["node"] for u in second] == ["big"]

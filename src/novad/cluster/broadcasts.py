@@ -53,41 +53,45 @@ class BroadcastQueue:
             key = f"\x00{self._unique}"
         old = self._by_key.pop(key, None)
         if old is not None:
-            self._bucket(old.transmits).pop(key, None)
+            bucket = self._buckets[old.transmits]
+            del bucket[key]
+            if not bucket:
+                del self._buckets[old.transmits]
         entry = _Entry(key, update, len(json.dumps(update, separators=(",", ":"))))
         self._by_key[key] = entry
-        self._bucket(0)[key] = entry
+        self._buckets.setdefault(0, {})[key] = entry
 
     def take(self, budget: int, limit: int, max_count: int) -> list[dict[str, Any]]:
         """Updates whose encoded sizes fit in ``budget`` bytes (at most
-        ``max_count``), each counted as transmitted once more; those that
-        reach ``limit`` transmissions leave the queue."""
+        ``max_count``; an update larger than the budget goes alone), each
+        counted as transmitted once more; those that reach ``limit``
+        transmissions leave the queue."""
+        if not self._by_key:
+            return []
+        buckets = self._buckets
         chosen: list[_Entry] = []
-        for transmits in sorted(self._buckets):
-            if len(chosen) >= max_count or budget <= 0:
-                break
-            for entry in reversed(self._buckets[transmits].values()):
-                if len(chosen) >= max_count or budget <= 0:
-                    break
-                if entry.size <= budget:
+        for transmits in sorted(buckets):
+            for entry in reversed(buckets[transmits].values()):
+                # An update larger than the whole budget still goes, alone.
+                if entry.size <= budget or not chosen:
                     chosen.append(entry)
                     budget -= entry.size
+                    if budget <= 0 or len(chosen) >= max_count:
+                        break
+            else:
+                continue
+            break
         for entry in chosen:
-            self._bucket(entry.transmits).pop(entry.key)
+            bucket = buckets[entry.transmits]
+            del bucket[entry.key]
+            if not bucket:
+                del buckets[entry.transmits]
             entry.transmits += 1
             if entry.transmits >= limit:
                 del self._by_key[entry.key]
             else:
-                self._bucket(entry.transmits)[entry.key] = entry
-        for transmits in [t for t, b in self._buckets.items() if not b]:
-            del self._buckets[transmits]
+                buckets.setdefault(entry.transmits, {})[entry.key] = entry
         return [entry.update for entry in chosen]
-
-    def _bucket(self, transmits: int) -> dict[str, _Entry]:
-        bucket = self._buckets.get(transmits)
-        if bucket is None:
-            bucket = self._buckets[transmits] = {}
-        return bucket
 
     def transmits(self, key: str) -> int | None:
         """How often the update queued under ``key`` went out; None if none is."""

@@ -306,10 +306,10 @@ class Membership:
         probe = self._probe
         if probe is not None:
             deadline = min(deadline, probe.deadline if probe.indirect else probe.direct_deadline)
-        for relay in self._relays.values():
-            deadline = min(deadline, relay.deadline)
-        for suspicion in self._suspicions.values():
-            deadline = min(deadline, suspicion.deadline)
+        if self._relays:
+            deadline = min(deadline, min(r.deadline for r in self._relays.values()))
+        if self._suspicions:
+            deadline = min(deadline, min(s.deadline for s in self._suspicions.values()))
         if self._queue:
             deadline = min(deadline, self._next_gossip())
         if not self._left and self._counts[DEAD]:
@@ -461,9 +461,13 @@ class Membership:
         if self._delegate is not None:
             self._delegate.notify_change(member.copy(), old_state)
 
+    @staticmethod
+    def _alive_update(member: Member) -> dict[str, Any]:
+        return {"type": "alive", "node": member.name, "addr": member.address,
+                "inc": member.incarnation, "meta": member.meta}
+
     def _queue_alive(self, member: Member) -> None:
-        self._queue.queue({"type": "alive", "node": member.name, "addr": member.address,
-                           "inc": member.incarnation, "meta": member.meta}, member.name)
+        self._queue.queue(self._alive_update(member), member.name)
 
     def _queue_suspect(self, name: str, incarnation: int, accuser: str) -> None:
         self._queue.queue({"type": "suspect", "node": name, "inc": incarnation,
@@ -492,39 +496,54 @@ class Membership:
         return self._queue.take(self.config.piggyback_bytes if budget is None else budget,
                                 limit, MAX_UPDATES)
 
-    def _apply_updates(self, updates: list[dict[str, Any]], now: float) -> None:
-        for update in updates:
+    def _apply_updates(self, message: dict[str, Any], now: float) -> list[Out]:
+        """Apply piggybacked updates.  A suspect or dead claim older than an
+        alive we hold is answered with that alive, straight to the claimant:
+        a node that missed a refutation learns it before its own suspicion
+        timer declares a live member dead (an addition to memberlist, which
+        leaves such stragglers to the next push-pull)."""
+        stale: list[dict[str, Any]] = []
+        for update in message["updates"]:
             kind = update["type"]
             if kind == "alive":
                 self._on_alive(update["node"], update["addr"], update["inc"], update["meta"],
                                now)
-            elif kind == "suspect":
-                self._on_suspect(update["node"], update["inc"], update["from"], now)
-            elif kind == "dead":
-                self._on_dead(update["node"], update["inc"], update["from"], now)
+            elif kind == "suspect" or kind == "dead":
+                known = self._members.get(update["node"])
+                if (known is not None and known.state is ALIVE
+                        and update["inc"] < known.incarnation and len(stale) < 32):
+                    stale.append(self._alive_update(known))
+                elif kind == "suspect":
+                    self._on_suspect(update["node"], update["inc"], update["from"], now)
+                else:
+                    self._on_dead(update["node"], update["inc"], update["from"], now)
             elif self._delegate is not None:
                 self._delegate.notify_user(update["payload"])
+        if not stale:
+            return []
+        return [(message["addr"], self._message("gossip", updates=stale))]
 
     def _on_ping(self, message: dict[str, Any], now: float) -> list[Out]:
-        self._apply_updates(message["updates"], now)
+        out = self._apply_updates(message, now)
         if message["node"] != self.name:
-            return []  # meant for a node that had our address before us
-        return [(message["addr"], self._message("ack", seq=message["seq"],
-                                                updates=self._piggyback()))]
+            return out  # meant for a node that had our address before us
+        out.append((message["addr"], self._message("ack", seq=message["seq"],
+                                                   updates=self._piggyback())))
+        return out
 
     def _on_ack(self, message: dict[str, Any], now: float) -> list[Out]:
-        self._apply_updates(message["updates"], now)
+        out = self._apply_updates(message, now)
         seq = message["seq"]
         probe = self._probe
         if probe is not None and probe.seq == seq:
             self._awareness.apply(-1)
             self._probe = None
-            return []
+            return out
         relay = self._relays.pop(seq, None)
-        if relay is None:
-            return []
-        return [(relay.origin_addr, self._message("ack", seq=relay.origin_seq,
-                                                  updates=self._piggyback()))]
+        if relay is not None:
+            out.append((relay.origin_addr, self._message("ack", seq=relay.origin_seq,
+                                                         updates=self._piggyback())))
+        return out
 
     def _on_nack(self, message: dict[str, Any], now: float) -> list[Out]:
         probe = self._probe
@@ -533,18 +552,18 @@ class Membership:
         return []
 
     def _on_ping_req(self, message: dict[str, Any], now: float) -> list[Out]:
-        self._apply_updates(message["updates"], now)
+        out = self._apply_updates(message, now)
         if len(self._relays) >= _MAX_RELAYS:
-            return []
+            return out
         self._seq += 1
         self._relays[self._seq] = _Relay(message["addr"], message["seq"],
                                          now + self.config.probe_timeout, message["nack"])
-        return [(message["node_addr"], self._message("ping", seq=self._seq, node=message["node"],
-                                                     updates=self._piggyback()))]
+        out.append((message["node_addr"], self._message(
+            "ping", seq=self._seq, node=message["node"], updates=self._piggyback())))
+        return out
 
     def _on_gossip(self, message: dict[str, Any], now: float) -> list[Out]:
-        self._apply_updates(message["updates"], now)
-        return []
+        return self._apply_updates(message, now)
 
     def _refuse_join(self, name: str, address: str) -> Out | None:
         """A join under a name a live member at another address holds."""
@@ -735,17 +754,20 @@ class Membership:
     def _random_members(self, k: int, accept: Callable[[Member], bool]) -> list[Member]:
         """Up to ``k`` distinct random members that ``accept`` takes."""
         names, members = self._names, self._members
-        if len(names) <= 64:
-            pool = [m for m in (members[n] for n in names) if accept(m)]
+        n = len(names)
+        if n <= 64:
+            pool = [m for m in (members[name] for name in names) if accept(m)]
             return self._rng.sample(pool, min(k, len(pool)))
         picked: list[Member] = []
-        seen: set[str] = set()
-        for _ in range(3 * len(names)):
-            if len(picked) >= k:
-                break
-            name = names[int(self._rng.random() * len(names))]
-            if name not in seen:
-                seen.add(name)
-                if accept(members[name]):
-                    picked.append(members[name])
+        seen: set[int] = set()
+        random = self._rng.random
+        for _ in range(3 * n):
+            i = int(random() * n)
+            if i not in seen:
+                seen.add(i)
+                member = members[names[i]]
+                if accept(member):
+                    picked.append(member)
+                    if len(picked) >= k:
+                        break
         return picked

@@ -79,7 +79,11 @@ class GossipRunner:
         try:
             while True:
                 self._wake.clear()
-                self._send_all(self.membership.tick(loop.time()))
+                try:
+                    self._send_all(self.membership.tick(loop.time()))
+                except Exception:  # a delegate's bug must not end membership
+                    log.exception("membership tick failed")
+                    await asyncio.sleep(self.membership.config.probe_interval)
                 self._pulse()
                 self._sleep_until = self.membership.next_deadline()
                 delay = min(self._sleep_until - loop.time(), _MAX_SLEEP)
