@@ -33,7 +33,7 @@ from novad.compute.build import DEFAULT_FLAVORS, build_compute
 from novad.compute.flavors import FlavorService
 from novad.compute.keypairs import KeypairService
 from novad.compute.periodic import PeriodicJobs
-from novad.compute.placement import Placement, owner_of
+from novad.compute.placement import Decision, Placement, owner_of
 from novad.compute.power_sync import PowerSync
 from novad.compute.recovery import StartupRecovery
 from novad.compute.server_groups import ServerGroupService
@@ -190,9 +190,13 @@ async def _gossip_meta(node: Node) -> None:
     if node.cluster is None:
         return
     res = await node.driver.host_resources()
+    # used as claimed (every live instance's flavor), not as the guests use it
+    vcpus_used, ram_used, disk_used = await node.compute.claims.used() \
+        if node.compute.claims is not None else (res.vcpus_used, res.memory_mb_used,
+                                                 res.local_gb_used)
     service = node.service
     d = node.config.DEFAULT
-    node.cluster.update_meta({
+    meta = {
         "az": node.config.DEFAULT.default_availability_zone,
         "hypervisor_type": res.hypervisor_type,
         "enabled": service.schedulable() if service is not None else True,
@@ -201,11 +205,13 @@ async def _gossip_meta(node: Node) -> None:
                    "reserved_host_memory_mb": d.reserved_host_memory_mb,
                    "reserved_host_disk_mb": d.reserved_host_disk_mb,
                    "reserved_host_cpus": d.reserved_host_cpus},
-        "resources": {"vcpus": res.vcpus, "vcpus_used": res.vcpus_used,
-                      "memory_mb": res.memory_mb, "memory_mb_used": res.memory_mb_used,
-                      "local_gb": res.local_gb, "local_gb_used": res.local_gb_used,
+        "resources": {"vcpus": res.vcpus, "vcpus_used": vcpus_used,
+                      "memory_mb": res.memory_mb, "memory_mb_used": ram_used,
+                      "local_gb": res.local_gb, "local_gb_used": disk_used,
                       "running_vms": res.running_vms},
-    })
+    }
+    if {k: v for k, v in node.cluster.meta.items() if k != "at"} != meta:
+        node.cluster.update_meta({**meta, "at": time.time()})  # when it was sampled
 
 
 async def _first_start(node: Node) -> None:
@@ -300,14 +306,15 @@ def _forwarding(node: Node, cluster: ClusterService) -> Middleware:
     where the scheduler says."""
     placement = Placement(node.config, node.store, node.images)
 
-    async def place(request: web.Request, body: bytes) -> list[str]:
+    async def place(request: web.Request, body: bytes) -> Decision:
         try:
             parsed = json.loads(body)
         except ValueError:
             raise NoValidHost("unreadable create request") from None
         return await placement.candidates(context(request), parsed, cluster.members())
 
-    return forward.middleware(cluster, functools.partial(owner_of, node.store), place)
+    return forward.middleware(cluster, functools.partial(owner_of, node.store), place,
+                              node.config.scheduler.max_attempts)
 
 
 @contextlib.asynccontextmanager

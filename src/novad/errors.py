@@ -26,7 +26,8 @@ build HTTP errors themselves.
     │   │   └── InstanceIsLocked        409  "Instance <uuid> is locked"
     │   ├── UnexpectedTaskState         409  (lost compare-and-swap)
     │   ├── InstanceNotReady            409
-    │   └── ServiceUnavailableForInstance 409
+    │   ├── ServiceUnavailableForInstance 409
+    │   └── ClaimFailed                 409  (the chosen node has no room: try the next)
     ├── BodyTooLarge                    413 overLimit
     ├── UnsupportedMediaType            415 badMediaType
     ├── NotImplementedByDriver          501 notImplemented
@@ -216,6 +217,10 @@ class InstanceNotReady(Conflict):
 
 class ServiceUnavailableForInstance(Conflict):
     """The compute service the action needs is down."""
+
+
+class ClaimFailed(Conflict):
+    """The node the scheduler chose cannot fit the server after all."""
 
 
 class GuestAgentNotEnabled(Conflict):

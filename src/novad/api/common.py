@@ -64,6 +64,19 @@ def context(request: web.Request) -> RequestContext:
     return ctx
 
 
+@dataclass(frozen=True)
+class Placed:
+    """What the cluster's scheduler decided for a create request."""
+
+    claim: bool = False
+    """This node was chosen: claim the resources before creating."""
+    no_valid_host: str | None = None
+    """No node fits (why): the servers go to ERROR with NoValidHost."""
+
+
+PLACED: web.RequestKey[Placed] = web.RequestKey("novad.placed", Placed)
+"""Set by the cluster's forwarding middleware on a create request."""
+
 RAW_BODY: web.RequestKey[bytes] = web.RequestKey("novad.raw_body", bytes)
 """A body a middleware already read (cluster forwarding); read_json uses it."""
 

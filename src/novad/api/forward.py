@@ -14,6 +14,7 @@ instances is 409 with a message that names the node.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import Awaitable, Callable
 
@@ -22,18 +23,21 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from novad.api.common import RAW_BODY
+from novad.api.common import PLACED, RAW_BODY, Placed
 from novad.cluster.auth import AuthFailed
 from novad.cluster.service import ClusterService
-from novad.errors import Conflict, NotAuthenticated, NoValidHost
+from novad.compute.placement import Decision
+from novad.errors import ClaimFailed, Conflict, NotAuthenticated, NoValidHost
 
 log = structlog.get_logger("novad.api.forward")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-Placer = Callable[[web.Request, bytes], Awaitable[list[str]]]
+Placer = Callable[[web.Request, bytes], Awaitable[Decision]]
 """Candidate hosts for a create request, best first (NoValidHost if none)."""
 
 FORWARDED = "X-Novad-Forwarded"
+CLAIM = "X-Novad-Claim"
+_CLAIM_FAILED = b"Claim failed on "
 _SERVER = re.compile(r"^/(?:compute/)?v2\.1/servers/([0-9a-fA-F-]{36})(?:/.*)?$")
 _CREATE = re.compile(r"^/(?:compute/)?v2\.1/servers/?$")
 _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
@@ -46,7 +50,7 @@ class OwnerUnreachable(Conflict):
 
 
 def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str | None]],
-               place: Placer) -> Middleware:
+               place: Placer, attempts: int = 3) -> Middleware:
     """The forwarding middleware; ``owner_of(uuid)`` names the node that
     owns an instance (None: no node is known to)."""
 
@@ -56,6 +60,8 @@ def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str 
             return await handler(request)
         if FORWARDED in request.headers:
             await _check_forwarded(cluster, request)
+            if request.headers.get(CLAIM) == "1":
+                request[PLACED] = Placed(claim=True)
             return await handler(request)
         match = _SERVER.match(request.path)
         if match is not None:
@@ -68,7 +74,7 @@ def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str 
                 return await handler(request)
             return await _to_owner(cluster, request, host, await _body(request))
         if request.method == "POST" and _CREATE.match(request.path):
-            return await _create(cluster, request, handler, place)
+            return await _create(cluster, request, handler, place, attempts)
         return await handler(request)
 
     return forward
@@ -93,26 +99,59 @@ async def _check_forwarded(cluster: ClusterService, request: web.Request) -> Non
 
 
 async def _create(cluster: ClusterService, request: web.Request, handler: Handler,
-                  place: Placer) -> web.StreamResponse:
+                  place: Placer, attempts: int) -> web.StreamResponse:
+    """Claim on the best candidate, then the next, up to ``attempts``;
+    NoValidHost (the servers go to ERROR here) when none has room."""
     body = await _body(request)
     try:
-        hosts = await place(request, body)
-    except NoValidHost:
-        return await handler(request)  # the local boot records NoValidHost as Nova does
-    tried: list[str] = []
-    for host in hosts:
+        decision = await place(request, body)
+    except NoValidHost as exc:
+        request[PLACED] = Placed(no_valid_host=exc.detail or exc.message)
+        return await handler(request)
+    failed: list[str] = []
+    for host in decision.hosts[:attempts]:
+        decision.trying(host)
         if host == cluster.name:
-            return await handler(request)
+            request[PLACED] = Placed(claim=True)
+            try:
+                return await handler(request)
+            except ClaimFailed as exc:
+                decision.failed(host)
+                failed.append(exc.message)
+                continue
         try:
-            return await _to_owner(cluster, request, host, body)
-        except OwnerUnreachable:
-            tried.append(host)
-    log.warning("no candidate host answered; booting here", tried=tried)
+            answer = await _to_owner(cluster, request, host, body, claim=True)
+        except OwnerUnreachable as exc:
+            decision.failed(host)
+            failed.append(exc.message)
+            continue
+        refused = _claim_failure(answer)
+        if refused is not None:
+            decision.failed(host)
+            failed.append(refused)
+            continue
+        if answer.status >= 400:
+            decision.failed(host)
+        return answer
+    log.info("no candidate could claim", tried=failed)
+    request[PLACED] = Placed(no_valid_host="; ".join(failed) or "no candidate host")
     return await handler(request)
 
 
+def _claim_failure(answer: web.Response) -> str | None:
+    """The claim failure an owner answered with, if it was one."""
+    if answer.status != 409 or not isinstance(answer.body, bytes) \
+            or _CLAIM_FAILED not in answer.body:
+        return None
+    try:
+        message = json.loads(answer.body)["conflictingRequest"]["message"]
+    except (ValueError, KeyError, TypeError):
+        return "Claim failed"
+    return str(message)
+
+
 async def _to_owner(cluster: ClusterService, request: web.Request, host: str,
-                    body: bytes) -> web.StreamResponse:
+                    body: bytes, claim: bool = False) -> web.Response:
     member = cluster.member(host)
     if member is None or str(member.state) != "alive":
         state = "unknown" if member is None else str(member.state)
@@ -122,6 +161,8 @@ async def _to_owner(cluster: ClusterService, request: web.Request, host: str,
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
     headers.update({f"{FORWARDED}-{k}": v for k, v in signature.items()})
     headers[FORWARDED] = cluster.name
+    if claim:
+        headers[CLAIM] = "1"
     timeout = aiohttp.ClientTimeout(total=120)
     try:
         async with cluster.client.session.request(

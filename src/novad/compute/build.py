@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from novad.compute.claims import Claims
 from novad.compute.operations import Operations
 from novad.compute.power_sync import PowerSync
 from novad.compute.quotas import Quotas
@@ -55,7 +56,8 @@ def build_compute(config: Config, store: Store, driver: Driver, images: ImageSto
     runner = Runner(store, driver, Lifecycle(), host, ops.table(), on_finish)
     compute = ComputeService(config, store, runner, specs, supervisor,
                              host_is_up=lambda h: h == host, console_url_factory=console_url,
-                             quotas=Quotas(store, config.quota, project_exists))
+                             quotas=Quotas(store, config.quota, project_exists),
+                             claims=Claims(config, store, driver))
 
     async def act(ctx: RequestContext, uuid: str, action: str) -> object:
         return await compute.act(ctx, uuid, action, {})

@@ -30,6 +30,10 @@ class CreateRequest:
     config_drive: bool = False
     availability_zone: str | None = None
     admin_pass: str | None = None
+    claim: bool = False
+    """The cluster's scheduler chose this node: claim the resources first."""
+    no_valid_host: str | None = None
+    """The scheduler found no host (why): the servers go to ERROR, as in Nova."""
 
 
 @dataclass(frozen=True)

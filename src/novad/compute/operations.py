@@ -68,6 +68,8 @@ class Operations:
     # -- create and delete -------------------------------------------------
     async def boot(self, r: Runner, op: Op) -> Outcome:
         """Build: NETWORKING → BLOCK_DEVICE_MAPPING → SPAWNING → spawn."""
+        if op.params.get("no_valid_host"):  # the cluster's scheduler found no host
+            raise NoValidHost(detail=str(op.params["no_valid_host"]))
         self._place(op, T.SCHEDULING)
         for task in op.spec.steps:
             await r.step(op, task)

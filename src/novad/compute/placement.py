@@ -11,6 +11,7 @@ itself (the request is forwarded to it, see :mod:`novad.api.forward`).
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -47,6 +48,36 @@ def host_state(member: Member, instances: Iterable[str] = ()) -> HostState:
         num_instances=len(uuids), instance_uuids=uuids)
 
 
+class Decision:
+    """The scheduler's candidates for one create, best first.
+
+    The node that places a request counts what it has sent to a host until
+    that host's own gossip shows it (as Nova's scheduler consumes from its
+    host state cache), so that concurrent creates arriving here spread out
+    instead of all picking the host that looked emptiest a moment ago."""
+
+    def __init__(self, placement: Placement, hosts: list[str], spec: RequestSpec) -> None:
+        self.hosts = hosts
+        self._placement = placement
+        self._spec = spec
+        self._tried: set[str] = set()
+
+    def trying(self, host: str) -> None:
+        """A claim on ``host`` is about to be asked for (idempotent)."""
+        if host in self._tried:
+            return
+        self._tried.add(host)
+        self._placement.pending.setdefault(host, []).append((time.time(), self._spec))
+
+    def failed(self, host: str) -> None:
+        """The claim on ``host`` failed: it holds nothing of ours."""
+        entries = self._placement.pending.get(host, [])
+        for entry in entries:
+            if entry[1] is self._spec:
+                entries.remove(entry)
+                break
+
+
 class Placement:
     """Candidates for a create request (see the module docstring)."""
 
@@ -54,18 +85,34 @@ class Placement:
         self.scheduler = FilterScheduler(config)
         self.store = store
         self.images = images
+        self.pending: dict[str, list[tuple[float, RequestSpec]]] = {}
 
     async def candidates(self, ctx: RequestContext, body: Any,
-                         members: list[Member]) -> list[str]:
-        """Host names, best first; NoValidHost when none passes (or when the
-        body is not one this can read: the local create then answers it)."""
+                         members: list[Member]) -> Decision:
+        """The candidate hosts, best first; NoValidHost when none passes (or
+        when the body is not one this can read: the local create answers it)."""
         server = body.get("server") if isinstance(body, dict) else None
         if not isinstance(server, dict):
             raise NoValidHost("unreadable create request")
         spec = await self._spec(ctx, server, body)
-        hosts = [host_state(m, await self._instances_on(m.name)) for m in members
-                 if m.state is MemberState.ALIVE]
-        return [h.name for h in self.scheduler.select_destinations(hosts, spec)]
+        alive = [m for m in members if m.state is MemberState.ALIVE]
+        states = [host_state(m, await self._instances_on(m.name)) for m in alive]
+        # From here on nothing awaits: concurrent creates see each other's picks.
+        hosts = [self._with_pending(h, m) for h, m in zip(states, alive)]
+        chosen = self.scheduler.select_destinations(hosts, spec)
+        decision = Decision(self, [h.name for h in chosen], spec)
+        if chosen:
+            decision.trying(chosen[0].name)
+        return decision
+
+    def _with_pending(self, host: HostState, member: Member) -> HostState:
+        """``host`` with what this node sent it since its gossip was sampled."""
+        sampled = float(member.meta.get("at", 0.0))
+        entries = [e for e in self.pending.get(host.name, []) if e[0] >= sampled]
+        self.pending[host.name] = entries
+        for _, spec in entries:
+            host = host.consume(spec)
+        return host
 
     async def _spec(self, ctx: RequestContext, server: Mapping[str, Any],
                     body: Mapping[str, Any]) -> RequestSpec:
@@ -109,4 +156,4 @@ async def owner_of(store: Store, instance_id: str) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-__all__ = ["Placement", "host_state", "owner_of"]
+__all__ = ["Decision", "Placement", "host_state", "owner_of"]

@@ -11,6 +11,7 @@ runner's per-instance work lock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import secrets
@@ -21,6 +22,7 @@ from typing import Any
 import structlog
 
 from novad.compute.console_log import tail_console_log
+from novad.compute.claims import Claims
 from novad.compute.interface import ActionResult, CreateRequest, ListFilters
 from novad.compute.quotas import Quotas
 from novad.compute.runner import Op, Runner
@@ -82,8 +84,9 @@ class ComputeService:
     def __init__(self, config: Config, store: Store, runner: Runner, specs: SpecBuilder,
                  supervisor: Supervisor, host_is_up: Callable[[str], bool],
                  console_url_factory: ConsoleUrlFactory | None = None,
-                 quotas: Quotas | None = None) -> None:
+                 quotas: Quotas | None = None, claims: Claims | None = None) -> None:
         self.config = config
+        self.claims = claims
         self.quotas = quotas or Quotas(store, config.quota)
         self.store = store
         self.runner = runner
@@ -402,7 +405,16 @@ class ComputeService:
             count = req.min_count
             await self._check_quota(ctx, ctx.project_id, flavor, count)
         reservation = f"r-{secrets.token_hex(4)}"
+        claim = (self.claims.claim(flavor, count) if req.claim and self.claims is not None
+                 else contextlib.nullcontext())
+        async with claim:
+            return await self._create_rows(ctx, req, flavor, key_data, reservation, count)
+
+    async def _create_rows(self, ctx: RequestContext, req: CreateRequest, flavor: Flavor,
+                           key_data: str | None, reservation: str, count: int
+                           ) -> list[Instance]:
         spec = BY_NAME["boot"]
+        params = {"no_valid_host": req.no_valid_host} if req.no_valid_host else {}
         created = []
         for index in range(1, count + 1):
             name = req.name if count == 1 else f"{req.name}-{index}"
@@ -410,7 +422,7 @@ class ComputeService:
             inst = await self.store.create_instance(
                 inst, action=self._action_start(spec, ctx, inst),
                 event=EventStart(ctx.request_id, spec.event or "", self.host))
-            op = Op(spec=spec, instance=inst, ctx=ctx, params={}, origin_vm=V.BUILDING,
+            op = Op(spec=spec, instance=inst, ctx=ctx, params=dict(params), origin_vm=V.BUILDING,
                     task=T.SCHEDULING, request_id=ctx.request_id)
             self.supervisor.spawn(f"boot:{inst.uuid}", functools.partial(self.runner.run, op))
             created.append(inst)

@@ -354,16 +354,18 @@ class InstancesMixin:
     async def count_usage(self, project_id: str) -> tuple[int, int, int]:
         """(instances, vcpus, ram MB) of the project's live instances, for
         quotas.  Soft-deleted instances count, as in Nova."""
-        rows = list(
-            await self._db.fetch(
-                "SELECT COUNT(*), COALESCE(SUM(json_extract(flavor, '$.vcpus')), 0),"
-                " COALESCE(SUM(json_extract(flavor, '$.memory_mb')), 0)"
-                " FROM instances WHERE project_id = ? AND deleted = 0",
-                (project_id,),
-            )
-        )
-        count, vcpus, ram = rows[0]
-        return int(count), int(vcpus), int(ram)
+        usage = ("SELECT COUNT(*), COALESCE(SUM(json_extract(flavor, '$.vcpus')), 0),"
+                 " COALESCE(SUM(json_extract(flavor, '$.memory_mb')), 0)"
+                 " FROM {} WHERE project_id = ? AND deleted = 0")
+        tables = ["instances"]
+        if await self._db.fetch("SELECT 1 FROM sqlite_master WHERE type = 'table'"
+                                " AND name = 'cluster_instances'"):
+            tables.append("cluster_instances")  # a cluster's quotas count every node's
+        count = vcpus = ram = 0
+        for table in tables:
+            [(n, cores, mem)] = await self._db.fetch(usage.format(table), (project_id,))
+            count, vcpus, ram = count + int(n), vcpus + int(cores), ram + int(mem)
+        return count, vcpus, ram
 
     async def purge_deleted(self, uuid: str) -> bool:
         """Hard-remove a deleted instance's row with its actions, events,

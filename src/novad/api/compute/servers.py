@@ -8,6 +8,7 @@ the compute service.
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from novad.api.common import Route, context, json_response
+from novad.api.common import PLACED, Route, context, json_response
 from novad.api.compute import schemas
 from novad.api.compute.parsing import (
     bool_param,
@@ -177,6 +178,9 @@ class ServerHandlers:
         ctx = context(request)
         body = await read_body(request, self.max_body, schemas.SERVER_CREATE)
         req = create_request(body["server"])
+        placed = request.get(PLACED)
+        if placed is not None:
+            req = dataclasses.replace(req, claim=placed.claim, no_valid_host=placed.no_valid_host)
         created = await self.compute.create(ctx, req)
         first = created[0]
         if to_bool(body["server"].get("return_reservation_id", False)):
