@@ -69,9 +69,10 @@ def victims(n: int, count: int) -> list[str]:
     return [f"n{1 + (i * 37) % (n - 1):03d}" for i in range(count)]
 
 
-def run_size(n: int, seeds: int, kills: int, joins: int, loss_seconds: float) -> SizeResult:
+def run_size(n: int, seeds: int, kills: int, joins: int, loss_seconds: float,
+             loss_seeds: int) -> SizeResult:
     """Every measurement for ``n`` members."""
-    result = SizeResult(n, loss_seconds=loss_seconds, runs=seeds)
+    result = SizeResult(n, loss_seconds=loss_seconds, runs=loss_seeds)
     for seed in range(seeds):
         sim = Simulation(LAN, seed=seed)
         sim.bootstrap(n)
@@ -86,7 +87,7 @@ def run_size(n: int, seeds: int, kills: int, joins: int, loss_seconds: float) ->
             result.first_suspect.append(times.first_suspect)
             sim.run_for(2.0)
     if loss_seconds > 0:
-        for seed in range(seeds):
+        for seed in range(loss_seeds):
             sim = Simulation(LAN, seed=1000 + seed)
             sim.bootstrap(n)
             sim.loss = 0.10
@@ -131,11 +132,13 @@ def main() -> None:
     parser.add_argument("--joins", type=int, default=2, help="joins measured per run")
     parser.add_argument("--loss-seconds", type=float, default=600.0,
                         help="simulated seconds of 10%% loss per run (0 = skip)")
+    parser.add_argument("--loss-seeds", type=int, default=2,
+                        help="runs of the loss test per size (the slowest part)")
     parser.add_argument("--small", action="store_true",
                         help="10 members, one seed, one minute of loss (smoke tests)")
     args = parser.parse_args()
     if args.small:
-        args.sizes, args.seeds, args.loss_seconds = "10", 1, 60.0
+        args.sizes, args.seeds, args.loss_seconds, args.loss_seeds = "10", 1, 60.0, 1
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     if not sizes or min(sizes) < 3 or args.seeds < 1:
         parser.error("sizes must be at least 3 and seeds at least 1")
@@ -144,8 +147,8 @@ def main() -> None:
           f"{LAN.gossip_nodes}, suspicion mult {LAN.suspicion_mult} "
           f"(max x{LAN.suspicion_max_timeout_mult}); seeds={args.seeds}")
     started = time.perf_counter()
-    results = [run_size(n, args.seeds, args.kills, args.joins, args.loss_seconds)
-               for n in sizes]
+    results = [run_size(n, args.seeds, args.kills, args.joins, args.loss_seconds,
+                        args.loss_seeds) for n in sizes]
     for result in results:
         report(result)
     last = results[-1]

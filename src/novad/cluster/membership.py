@@ -28,6 +28,10 @@ The protocol, as memberlist does it:
   full state exchange with one random member; a join is a push-pull.  Dead
   members are retried now and then (as Serf's reconnect does), so a healed
   partition becomes one cluster again.
+* **one addition** — a suspect or dead claim older than an alive we hold is
+  answered, straight to the claimant, with that alive: a node that missed a
+  refutation (the epidemic's tail) learns it before its own suspicion timer
+  fires, instead of at the next push-pull.
 """
 
 from __future__ import annotations
@@ -197,6 +201,9 @@ class Membership:
             "push-pull": self._on_push_pull, "push-pull-reply": self._on_push_pull_reply,
             "join-refused": self._on_join_refused,
         }
+        # As memberlist does: a newcomer gossips its own alive too, so the
+        # join reaches everyone from two sources, the seed and itself.
+        self._queue_alive(self._self)
         self._notify(self._self, None)
 
     # -- what the daemon asks ---------------------------------------------------------
@@ -310,7 +317,7 @@ class Membership:
             deadline = min(deadline, min(r.deadline for r in self._relays.values()))
         if self._suspicions:
             deadline = min(deadline, min(s.deadline for s in self._suspicions.values()))
-        if self._queue:
+        if self._queue and (self.num_live() > 1 or self._counts[DEAD]):
             deadline = min(deadline, self._next_gossip())
         if not self._left and self._counts[DEAD]:
             deadline = min(deadline, self._reconnect_at)
