@@ -324,6 +324,18 @@ def test_graceful_leave_is_left_not_dead() -> None:
     assert b.leave(net.now) == []
 
 
+def test_leave_in_a_two_member_cluster_still_spreads() -> None:
+    net = Net()
+    a, b = net.cluster("a", "b")
+    net.drop = lambda s, d, m: True  # the immediate round is lost
+    net.route(b, b.leave(net.now))
+    net.drop = lambda s, d, m: False
+    assert not b.leave_finished and b.next_deadline() < math.inf
+    while not b.leave_finished:
+        net.tick(b, b.next_deadline())
+    assert state(a, "b") is LEFT
+
+
 # -- dissemination ----------------------------------------------------------------------
 
 def test_transmit_limited_queue() -> None:

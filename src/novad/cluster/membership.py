@@ -250,8 +250,10 @@ class Membership:
     def leave_finished(self) -> bool:
         """Whether our leave went out as often as any update does, or there is
         nobody left to tell."""
-        others = self.num_live() - (1 if self._self.state in _LIVE else 0)
-        return self._left and (self.name not in self._queue or others == 0)
+        return self._left and (self.name not in self._queue or not self._others_live())
+
+    def _others_live(self) -> int:
+        return self.num_live() - (1 if self._self.state in _LIVE else 0)
 
     def suspicion(self, name: str) -> Suspicion | None:
         """The running suspicion timer of a member (tests, diagnostics)."""
@@ -317,7 +319,7 @@ class Membership:
             deadline = min(deadline, min(r.deadline for r in self._relays.values()))
         if self._suspicions:
             deadline = min(deadline, min(s.deadline for s in self._suspicions.values()))
-        if self._queue and (self.num_live() > 1 or self._counts[DEAD]):
+        if self._queue and (self._others_live() or self._counts[DEAD]):
             deadline = min(deadline, self._next_gossip())
         if not self._left and self._counts[DEAD]:
             deadline = min(deadline, self._reconnect_at)
