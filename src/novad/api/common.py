@@ -77,6 +77,9 @@ class Placed:
 PLACED: web.RequestKey[Placed] = web.RequestKey("novad.placed", Placed)
 """Set by the cluster's forwarding middleware on a create request."""
 
+REPLICA: web.RequestKey[bool] = web.RequestKey("novad.replica", bool)
+"""Show the instance from the replicated record: its node is unreachable."""
+
 RAW_BODY: web.RequestKey[bytes] = web.RequestKey("novad.raw_body", bytes)
 """A body a middleware already read (cluster forwarding); read_json uses it."""
 

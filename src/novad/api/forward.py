@@ -7,8 +7,9 @@ body), plus a signature of this node (:mod:`novad.cluster.auth`) that marks
 it as forwarded, so the owner serves it itself and never forwards it again.
 The owner's status, body and headers come back unchanged, except for the
 hop-by-hop headers and the request id, which stays the one this node gave
-the client.  While the owner is not alive, a request about one of its
-instances is 409 with a message that names the node.
+the client.  While the owner is not alive, showing one of its instances
+answers from the replicated record, and any other request about it is 409
+with a message that names the node.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from novad.api.common import PLACED, RAW_BODY, Placed
+from novad.api.common import PLACED, RAW_BODY, REPLICA, Placed
 from novad.cluster.auth import AuthFailed
 from novad.cluster.service import ClusterService
 from novad.compute.placement import Decision
@@ -39,6 +40,7 @@ FORWARDED = "X-Novad-Forwarded"
 CLAIM = "X-Novad-Claim"
 _CLAIM_FAILED = b"Claim failed on "
 _SERVER = re.compile(r"^/(?:compute/)?v2\.1/servers/([0-9a-fA-F-]{36})(?:/.*)?$")
+_SHOW = re.compile(r"^/(?:compute/)?v2\.1/servers/[0-9a-fA-F-]{36}/?$")
 _CREATE = re.compile(r"^/(?:compute/)?v2\.1/servers/?$")
 _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                   "content-encoding", "host", "x-openstack-request-id", "x-compute-request-id",
@@ -72,7 +74,13 @@ def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str 
                 host = await owner_of(uuid)
             if host is None or host == cluster.name:
                 return await handler(request)
-            return await _to_owner(cluster, request, host, await _body(request))
+            try:
+                return await _to_owner(cluster, request, host, await _body(request))
+            except OwnerUnreachable:
+                if request.method != "GET" or not _SHOW.match(request.path):
+                    raise
+                request[REPLICA] = True  # a read: the record as last replicated
+                return await handler(request)
         if request.method == "POST" and _CREATE.match(request.path):
             return await _create(cluster, request, handler, place, attempts)
         return await handler(request)

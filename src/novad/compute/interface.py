@@ -67,8 +67,10 @@ class ComputeAPI(Protocol):
     async def create(self, ctx: RequestContext, req: CreateRequest) -> list[Instance]:
         """Accept a boot (202): quota-checked, recorded, spawned in the background."""
 
-    async def get(self, ctx: RequestContext, instance_id: str) -> Instance:
-        """One visible instance; another project's is InstanceNotFound (404)."""
+    async def get(self, ctx: RequestContext, instance_id: str, *, replica: bool = False
+                  ) -> Instance:
+        """One visible instance; another project's is InstanceNotFound (404).
+        ``replica``: another node's, as last replicated (its node is down)."""
 
     async def list_servers(self, ctx: RequestContext, filters: ListFilters) -> list[Instance]:
         """Visible instances, newest first."""

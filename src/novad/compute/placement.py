@@ -129,14 +129,15 @@ class Placement:
             except ImageNotFound:
                 raise NoValidHost("unknown image") from None
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
-        zone = server.get("availability_zone") or None
+        zone, _, forced = str(server.get("availability_zone") or "").partition(":")
         return RequestSpec(
             instance_uuid=str(uuid.uuid4()),
             flavor=Flavor(vcpus=row.vcpus, memory_mb=row.memory_mb, root_gb=row.root_gb,
                           ephemeral_gb=row.ephemeral_gb, swap=row.swap,
                           extra_specs=dict(row.extra_specs)),
             image_properties=props, scheduler_hints=dict(hints) if isinstance(hints, dict) else {},
-            availability_zone=str(zone).split(":", 1)[0] if zone else None)
+            availability_zone=zone or None,
+            force_hosts=(forced,) if forced and ctx.is_admin else ())
 
     async def _instances_on(self, host: str) -> list[str]:
         rows = await self.store.db.fetch(

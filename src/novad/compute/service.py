@@ -99,10 +99,13 @@ class ComputeService:
         self._accepting = KeyedLocks()  # one accept at a time per instance
 
     # -- reading -----------------------------------------------------------------
-    async def get(self, ctx: RequestContext, instance_id: str) -> Instance:
-        """One visible instance; another project's is 404, never 403."""
+    async def get(self, ctx: RequestContext, instance_id: str, *, replica: bool = False
+                  ) -> Instance:
+        """One visible instance; another project's is 404, never 403.  With
+        ``replica``, another node's instance as last replicated here."""
         try:
-            inst = await self.store.get_instance(instance_id)
+            inst = await (self.store.get_replica(instance_id) if replica
+                          else self.store.get_instance(instance_id))
         except InstanceNotFound:
             raise InstanceNotFound(instance_id) from None
         if not ctx.is_admin and inst.project_id != ctx.project_id:

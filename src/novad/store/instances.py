@@ -208,6 +208,19 @@ class InstancesMixin:
             raise errors.InstanceNotFound(uuid)
         return decode_instance(tuple(rows[0]))
 
+    async def get_replica(self, uuid: str) -> Instance:
+        """Another node's instance as last replicated here (for reads while
+        that node is unreachable).  Raises InstanceNotFound."""
+        try:
+            rows = list(await self._db.fetch(
+                f"SELECT {INSTANCE_COLUMNS} FROM cluster_instances WHERE uuid = ? AND deleted = 0",
+                (uuid,)))
+        except sqlite3.OperationalError:  # no cluster_instances: never part of a cluster
+            rows = []
+        if not rows:
+            raise errors.InstanceNotFound(uuid)
+        return decode_instance(tuple(rows[0]))
+
     async def list_instances(
         self,
         *,

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
-from novad.api.common import PLACED, Route, context, json_response
+from novad.api.common import PLACED, REPLICA, Route, context, json_response
 from novad.api.compute import schemas
 from novad.api.compute.parsing import (
     bool_param,
@@ -195,9 +195,10 @@ class ServerHandlers:
                              headers={"Location": links.self_href("servers", first.uuid)})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
-        """Show one server."""
+        """Show one server (another node's, while it is down: as last replicated)."""
         ctx = context(request)
-        inst = await self.compute.get(ctx, request.match_info["server_id"])
+        inst = await self.compute.get(ctx, request.match_info["server_id"],
+                                      replica=request.get(REPLICA, False))
         return json_response({"server": await self._detail(request, ctx, inst)})
 
     async def update(self, request: web.Request) -> web.StreamResponse:
