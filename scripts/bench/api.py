@@ -26,6 +26,12 @@ path itself, the same daemon is then driven by an open loop: requests sent at
 a fixed rate whatever the answers (``--paced``: 25%, 50% and 75% of the
 closed loop's rate), each latency timed from when its request was due.
 
+Forwarding: two daemons form a cluster; the same closed loop runs on
+``--forwarded`` servers of one of them, once sent to it directly and once
+sent to the other node, which forwards each request to the owner.  The
+ratio (forwarded / direct accept latency, and the throughputs) is what a
+client pays for not knowing where an instance lives.
+
 Prints accept latency p50/p99 (time to the 202), completed actions/s and
 list latency.  Run: ``.venv/bin/python scripts/bench/api.py``
 """
@@ -266,12 +272,15 @@ async def measure_floor(args: argparse.Namespace) -> list[float]:
     return accept
 
 
-async def start_daemon(tmp: Path) -> tuple[asyncio.subprocess.Process, str]:
-    """``novad serve`` in its own process; returns it and its base URL."""
-    port = free_port()
+async def start_daemon(tmp: Path, cluster: str = "", port: int = 0
+                       ) -> tuple[asyncio.subprocess.Process, str]:
+    """``novad serve`` in its own process; returns it and its base URL.
+    ``cluster`` is extra TOML (a ``[cluster]`` section)."""
+    port = port or free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
     conf = tmp / "novad.toml"
-    conf.write_text('[DEFAULT]\nlog_format = "json"\n[quota]\ninstances = -1\n'
-                    'cores = -1\nram = -1\n')
+    conf.write_text(f'[DEFAULT]\nlog_format = "json"\nhost = "n{port}"\n[quota]\n'
+                    'instances = -1\ncores = -1\nram = -1\n[vnc]\nenabled = false\n' + cluster)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "novad", "serve", "--config", str(conf), "--state-dir",
         str(tmp / "state"), "--listen", f"127.0.0.1:{port}",
@@ -337,6 +346,51 @@ async def measure_http(tmp: Path, args: argparse.Namespace
     return rate, accept, paced, listing, listed
 
 
+async def measure_forwarding(tmp: Path, args: argparse.Namespace
+                             ) -> tuple[tuple[float, list[float]], tuple[float, list[float]]]:
+    """(actions/s, accept latencies) sent to the owner directly, then sent
+    to another member that forwards them, on the same servers."""
+    from novad.cluster.auth import init_key
+    key = tmp / "cluster.key"
+    init_key(key)
+    owner_port = free_port()
+    owner, owner_url = await start_daemon(tmp / "owner", f'[cluster]\nkey_file = "{key}"\n',
+                                          owner_port)
+    other, other_url = await start_daemon(
+        tmp / "other", f'[cluster]\nkey_file = "{key}"\nseeds = ["127.0.0.1:{owner_port}"]\n')
+    try:
+        password = _password(tmp / "owner" / "state" / "clouds.yaml")
+        conn = aiohttp.TCPConnector(limit=args.clients)
+        async with aiohttp.ClientSession(connector=conn) as session:
+            session.headers["X-Auth-Token"] = await token(session, owner_url, password)
+            image = await upload_image(session, owner_url)
+            uuids = await boot_on(session, owner_url, image, args.forwarded, f"n{owner_port}")
+            for uuid in uuids:  # the other node knows where each lives
+                await wait_idle(session, other_url, uuid)
+            direct = await http_cycles(session, owner_url, uuids, args.clients, args.cycles)
+            forwarded = await http_cycles(session, other_url, uuids, args.clients, args.cycles)
+    finally:
+        for proc in (other, owner):
+            proc.terminate()
+            await proc.wait()
+    return direct, forwarded
+
+
+async def boot_on(session: aiohttp.ClientSession, base: str, image: str, count: int,
+                  host: str) -> list[str]:
+    """``count`` servers forced onto ``host`` (admin ``zone:host``), once ACTIVE."""
+    uuids = []
+    for i in range(count):
+        body = {"server": {"name": f"fw{i}", "flavorRef": "42", "imageRef": image,
+                           "availability_zone": f"nova:{host}"}}
+        async with session.post(f"{base}/compute/v2.1/servers", json=body) as resp:
+            assert resp.status == 202, await resp.text()
+            uuids.append((await resp.json())["server"]["id"])
+    for uuid in uuids:
+        await wait_idle(session, base, uuid)
+    return uuids
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--servers", type=int, default=200)
@@ -349,6 +403,8 @@ def main() -> None:
                              "loop's completed actions/s")
     parser.add_argument("--paced-actions", type=int, default=1600,
                         help="requests sent at each paced rate")
+    parser.add_argument("--forwarded", type=int, default=100,
+                        help="servers for the forwarded-vs-direct comparison; 0 skips it")
     parser.add_argument("--floor-server", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.floor_server:
@@ -364,6 +420,8 @@ async def measure(args: argparse.Namespace) -> None:
         service_rate = await measure_service(Path(tmp), args.servers, args.clients, args.cycles)
         floor = await measure_floor(args)
         rate, accept, paced, listing, listed = await measure_http(Path(tmp), args)
+        forwarding = await measure_forwarding(Path(tmp) / "fw", args) if args.forwarded \
+            else None
     print(f"servers={args.servers} clients={args.clients} actions={len(accept)}")
     print(f"service layer (in-process, no HTTP): completed actions/s={service_rate:.0f}")
     print(f"http: completed actions/s={rate:.0f} (ratio to service {rate / service_rate:.2f}) "
@@ -377,6 +435,14 @@ async def measure(args: argparse.Namespace) -> None:
               f"p99={pct(latencies, .99):.2f}ms")
     print(f"GET /servers/detail with {listed} servers: p50={pct(listing, .5):.1f}ms "
           f"p99={pct(listing, .99):.1f}ms")
+    if forwarding is not None:
+        (d_rate, d_acc), (f_rate, f_acc) = forwarding
+        print(f"forwarded to the owner ({args.forwarded} servers, 2-node cluster): direct "
+              f"{d_rate:.0f}/s p50={pct(d_acc, .5):.2f}ms p99={pct(d_acc, .99):.2f}ms; "
+              f"forwarded {f_rate:.0f}/s p50={pct(f_acc, .5):.2f}ms "
+              f"p99={pct(f_acc, .99):.2f}ms; forwarded/direct latency ratio="
+              f"{pct(f_acc, .5) / pct(d_acc, .5):.2f} (p99 {pct(f_acc, .99) / pct(d_acc, .99):.2f}),"
+              f" throughput ratio={f_rate / d_rate:.2f}")
 
 
 def _password(clouds: Path) -> str:

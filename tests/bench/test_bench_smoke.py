@@ -46,7 +46,7 @@ class Smoke:
 SMOKES: dict[str, Smoke] = {
     "api.py": Smoke(
         ("--servers", "8", "--clients", "4", "--listed", "16", "--cycles", "1",
-         "--paced", "0.5", "--paced-actions", "16"),
+         "--paced", "0.5", "--paced-actions", "16", "--forwarded", "4"),
         (rf"service layer \(in-process, no HTTP\): completed actions/s={N}",
          rf"http: completed actions/s={N} \(ratio to service {N}\) "
          rf"accept p50={N}ms p99={N}ms",
@@ -54,7 +54,10 @@ SMOKES: dict[str, Smoke] = {
          rf"novad/floor p50 {N}x p99 {N}x",
          rf"http paced at {N}/s \({N}% of the closed loop; achieved {N}/s\): "
          rf"accept p50={N}ms p99={N}ms",
-         rf"GET /servers/detail with 16 servers: p50={N}ms p99={N}ms")),
+         rf"GET /servers/detail with 16 servers: p50={N}ms p99={N}ms",
+         rf"forwarded to the owner \(4 servers, 2-node cluster\): direct {N}/s "
+         rf"p50={N}ms p99={N}ms; forwarded {N}/s p50={N}ms p99={N}ms; "
+         rf"forwarded/direct latency ratio={N} \(p99 {N}\), throughput ratio={N}")),
     "boot.py": Smoke(
         ("--rounds", "1", "--cycles", "1"),
         (rf"boot-to-ACTIVE: novad median={N}ms direct libvirt median={N}ms "
