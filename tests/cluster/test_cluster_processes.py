@@ -187,6 +187,41 @@ async def test_a_server_created_via_node3_lands_where_the_filters_say_and_obeys_
     await eventually(gone, 60, "server deleted")
 
 
+@pytest.mark.parametrize("policy", ["anti-affinity", "affinity"])
+async def test_server_groups_place_across_the_cluster(
+        cluster: list[Proc], session: aiohttp.ClientSession, policy: str) -> None:
+    tok = await token(session, cluster[0], "admin", cluster[0].admin_password())
+    apis = [Api(session, p, tok) for p in cluster]
+    code, body = await apis[0].call("POST", "/compute/v2.1/os-server-groups", {
+        "server_group": {"name": f"g-{policy}", "policies": [policy]}})
+    assert code == 200, body
+    group = body["server_group"]["id"]
+    _, images = await apis[0].call("GET", "/image/v2/images?name=img-replicated")
+    servers = []
+    for i in range(3):  # each sent to another node; each must see the group's members so far
+        api = apis[(i + 1) % len(apis)]
+
+        async def group_known(api: Api = api) -> bool:
+            code, shown = await api.call("GET", f"/compute/v2.1/os-server-groups/{group}")
+            return code == 200 and len(shown["server_group"]["members"]) == len(servers)
+        await eventually(group_known, 15, "the group's members so far on the next node")
+        code, body = await api.call("POST", "/compute/v2.1/servers", {
+            "server": {"name": f"{policy}-{i}", "flavorRef": "c1r",
+                       "imageRef": images["images"][0]["id"]},
+            "os:scheduler_hints": {"group": group}})
+        assert code == 202, body
+        servers.append(body["server"]["id"])
+        await wait_status(apis[0], servers[-1], "ACTIVE")
+    hosts = [(await wait_status(apis[0], s, "ACTIVE"))["OS-EXT-SRV-ATTR:host"] for s in servers]
+    if policy == "anti-affinity":
+        assert len(set(hosts)) == 3, hosts
+    else:
+        assert len(set(hosts)) == 1, hosts
+    for server in servers:
+        code, _ = await apis[2].call("DELETE", f"/compute/v2.1/servers/{server}")
+        assert code == 204
+
+
 async def test_sigkill_is_seen_as_dead_by_all_others(
         cluster: list[Proc], session: aiohttp.ClientSession) -> None:
     victim, others = cluster[2], [p for i, p in enumerate(cluster) if i != 2]

@@ -30,6 +30,8 @@ class CreateRequest:
     config_drive: bool = False
     availability_zone: str | None = None
     admin_pass: str | None = None
+    group: str | None = None
+    """The ``group`` scheduler hint: the servers join that server group."""
     claim: bool = False
     """The cluster's scheduler chose this node: claim the resources first."""
     no_valid_host: str | None = None

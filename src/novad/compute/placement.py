@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from novad.cluster.members import Member, MemberState
-from novad.cluster.scheduler import FilterScheduler, Flavor, HostState, RequestSpec
+from novad.cluster.scheduler import FilterScheduler, Flavor, HostState, RequestSpec, ServerGroupInfo
 from novad.config import Config
 from novad.context import RequestContext
-from novad.errors import FlavorNotFound, ImageNotFound, NoValidHost
+from novad.compute.server_groups import scheduler_info
+from novad.errors import FlavorNotFound, ImageNotFound, NotFound, NoValidHost
 from novad.images.service import ImageService
 from novad.store import Store
 
@@ -129,6 +130,7 @@ class Placement:
             except ImageNotFound:
                 raise NoValidHost("unknown image") from None
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+        group = await self._group(hints.get("group") if isinstance(hints, dict) else None)
         zone, _, forced = str(server.get("availability_zone") or "").partition(":")
         return RequestSpec(
             instance_uuid=str(uuid.uuid4()),
@@ -136,8 +138,23 @@ class Placement:
                           ephemeral_gb=row.ephemeral_gb, swap=row.swap,
                           extra_specs=dict(row.extra_specs)),
             image_properties=props, scheduler_hints=dict(hints) if isinstance(hints, dict) else {},
-            availability_zone=zone or None,
+            availability_zone=zone or None, group=group,
             force_hosts=(forced,) if forced and ctx.is_admin else ())
+
+    async def _group(self, group_id: Any) -> ServerGroupInfo | None:
+        """The ``group`` hint's server group, with the hosts of its members."""
+        if not group_id:
+            return None
+        try:
+            group = await self.store.get_server_group(str(group_id))
+        except NotFound:
+            raise NoValidHost("unknown server group") from None  # the local create says 400
+        marks = ", ".join("?" for _ in group.members)
+        rows = await self.store.db.fetch(
+            f"SELECT host FROM instances WHERE deleted = 0 AND uuid IN ({marks}) UNION"
+            f" SELECT host FROM cluster_instances WHERE deleted = 0 AND uuid IN ({marks})",
+            (*group.members, *group.members)) if group.members else []
+        return scheduler_info(group, {str(r[0]) for r in rows})
 
     async def _instances_on(self, host: str) -> list[str]:
         rows = await self.store.db.fetch(

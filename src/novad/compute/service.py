@@ -39,6 +39,7 @@ from novad.errors import (
     InstanceNotFound,
     Invalid,
     NoSuchAction,
+    NotFound,
     NotImplementedByDriver,
     NovadError,
     OverQuota,
@@ -399,6 +400,8 @@ class ComputeService:
         """Accept a boot: rows in BUILDING/SCHEDULING, then spawn in the background."""
         self._writer(ctx)
         flavor = await self._create_flavor(req.flavor_id)
+        if req.group is not None:
+            await self._check_group(ctx, req.group)
         key_data = await self._key_data(ctx, req.key_name)
         await self._check_image(ctx, req.image_id, flavor)
         count = req.max_count
@@ -427,9 +430,20 @@ class ComputeService:
                 event=EventStart(ctx.request_id, spec.event or "", self.host))
             op = Op(spec=spec, instance=inst, ctx=ctx, params=dict(params), origin_vm=V.BUILDING,
                     task=T.SCHEDULING, request_id=ctx.request_id)
+            if req.group is not None:
+                await self.store.add_server_group_member(req.group, inst.uuid)
             self.supervisor.spawn(f"boot:{inst.uuid}", functools.partial(self.runner.run, op))
             created.append(inst)
         return created
+
+    async def _check_group(self, ctx: RequestContext, group_id: str) -> None:
+        """Nova's 400 for a ``group`` hint naming no group of the project."""
+        try:
+            group = await self.store.get_server_group(group_id)
+        except NotFound:
+            raise Invalid(f"Invalid server group {group_id}") from None
+        if group.project_id != ctx.project_id and not ctx.is_admin:
+            raise Invalid(f"Invalid server group {group_id}")
 
     async def _create_flavor(self, flavor_id: str) -> Flavor:
         try:

@@ -178,6 +178,9 @@ class ServerHandlers:
         ctx = context(request)
         body = await read_body(request, self.max_body, schemas.SERVER_CREATE)
         req = create_request(body["server"])
+        hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
+        if hints.get("group"):
+            req = dataclasses.replace(req, group=str(hints["group"]))
         placed = request.get(PLACED)
         if placed is not None:
             req = dataclasses.replace(req, claim=placed.claim, no_valid_host=placed.no_valid_host)
