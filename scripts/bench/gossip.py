@@ -19,19 +19,30 @@ machine.  The last line is the figure line, for the largest size:
 ``gossip detection_p50=<s> detection_p99=<s> ratio=<p99 / formula>``.
 
 Run: ``.venv/bin/python scripts/bench/gossip.py [--sizes 10,50,100] [--seeds 5]``;
-``--small`` is a quick run (10 members, one seed) for smoke tests.  The
-figure for real processes on loopback is added by ``--real``.
+``--small`` is a quick run (10 members, one seed) for smoke tests.
+
+``--real N`` then starts N real daemons on loopback (libvirt's test driver,
+the daemon's own ``[cluster]`` defaults: probe 0.5 s) and, ``--real-kills``
+times, SIGKILLs one and polls every other member's list (signed
+``/cluster/v1/members`` requests, every 50 ms) until all of them call it
+dead; the killed node is restarted and rejoins before the next round.
+Printed: ``real N=<n> detection_p50=<s> detection_p99=<s> formula=<s>
+ratio=<p99 / formula>``, the formula being memberlist's suspicion timeout
+at the daemon's probe interval.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import signal
+import subprocess
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
 
@@ -123,6 +134,106 @@ def report(r: SizeResult) -> None:
               f"suspicions refuted={r.refutations}")
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Daemon:
+    """One ``novad serve`` on loopback, clustered through ``seed``."""
+
+    def __init__(self, root: Path, name: str, key: Path, seed: str | None) -> None:
+        self.name, self.port = name, _free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.root = root / name
+        self.root.mkdir(parents=True)
+        seeds = f'seeds = ["{seed}"]\n' if seed else ""
+        self.conf = self.root / "novad.toml"
+        self.conf.write_text(
+            f'[DEFAULT]\nhost = "{name}"\nstate_dir = "{self.root / "state"}"\n'
+            f'listen = "{self.address}"\nlog_format = "json"\n'
+            f'[cluster]\nkey_file = "{key}"\n{seeds}[vnc]\nenabled = false\n')
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "novad", "serve", "--config",
+                                      str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(30)
+
+
+async def _states(client: Any, daemon: _Daemon) -> dict[str, str]:
+    from novad.cluster.http import PeerError
+    try:
+        answer = await client.post(daemon.address, "/cluster/v1/members", {}, timeout=2.0)
+    except PeerError:
+        return {}
+    return {m["name"]: m["state"] for m in answer["members"]}
+
+
+async def _until(check: Any, timeout: float, what: str) -> None:
+    import asyncio
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"gossip --real: {what} not reached in {timeout:.0f} s")
+        await asyncio.sleep(0.05)
+
+
+async def real_processes(n: int, kills: int) -> list[float]:
+    """Seconds from SIGKILL until every other member calls the node dead."""
+    import tempfile
+
+    from novad.cluster.auth import MessageAuth, init_key
+    from novad.cluster.http import ClusterClient
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        key = root / "cluster.key"
+        init_key(key)
+        first = _Daemon(root, "r1", key, None)
+        daemons = [first] + [_Daemon(root, f"r{i}", key, first.address) for i in range(2, n + 1)]
+        client = ClusterClient(MessageAuth(key.read_bytes(), "bench"))
+        await client.start()
+        samples: list[float] = []
+        try:
+            for d in daemons:
+                d.start()
+
+            async def converged() -> bool:
+                views = [await _states(client, d) for d in daemons]
+                return all(list(v.values()).count("alive") == n for v in views)
+            await _until(converged, 120, "all members alive everywhere")
+            for k in range(kills):
+                victim = daemons[1 + k % (n - 1)]
+                others = [d for d in daemons if d is not victim]
+                victim.kill()
+                killed = time.monotonic()
+
+                async def all_dead() -> bool:
+                    views = [await _states(client, d) for d in others]
+                    return all(v.get(victim.name) == "dead" for v in views)
+                await _until(all_dead, 60, f"{victim.name} dead everywhere")
+                samples.append(time.monotonic() - killed)
+                victim.start()
+                await _until(converged, 120, f"{victim.name} back")
+        finally:
+            await client.close()
+            for d in daemons:
+                d.stop()
+        return samples
+
+
 def main() -> None:
     """Simulated figures for each size, then the figure line."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,6 +245,10 @@ def main() -> None:
                         help="simulated seconds of 10%% loss per run (0 = skip)")
     parser.add_argument("--loss-seeds", type=int, default=2,
                         help="runs of the loss test per size (the slowest part)")
+    parser.add_argument("--real", type=int, default=0, metavar="N",
+                        help="also measure detection on N real daemons (0 = skip)")
+    parser.add_argument("--real-kills", type=int, default=5,
+                        help="SIGKILLs measured on the real daemons")
     parser.add_argument("--small", action="store_true",
                         help="10 members, one seed, one minute of loss (smoke tests)")
     args = parser.parse_args()
@@ -157,6 +272,20 @@ def main() -> None:
     print(f"(simulated; {time.perf_counter() - started:.1f}s of wall time)")
     print(f"gossip N={last.n} detection_p50={p50:.2f}s detection_p99={p99:.2f}s "
           f"formula={formula:.2f}s ratio={p99 / formula:.2f}")
+    if args.real:
+        if args.real < 3 or args.real_kills < 1:
+            parser.error("--real needs at least 3 daemons and one kill")
+        import asyncio
+
+        from novad.config import ClusterSection
+        ours = GossipConfig.from_section(ClusterSection())
+        samples = asyncio.run(real_processes(args.real, args.real_kills))
+        formula = suspicion_timeout(ours.suspicion_mult, args.real, ours.probe_interval)
+        p50, p99 = pct(samples, 0.5), pct(samples, 0.99)
+        print(f"real processes: {len(samples)} SIGKILLs, every other member saw it dead after "
+              + ", ".join(f"{x:.2f}" for x in samples) + " s")
+        print(f"real N={args.real} detection_p50={p50:.2f}s detection_p99={p99:.2f}s "
+              f"formula={formula:.2f}s ratio={p99 / formula:.2f}")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,10 @@ SMOKES: dict[str, Smoke] = {
          rf"forwarded to the owner \(4 servers, 2-node cluster\): direct {N}/s "
          rf"p50={N}ms p99={N}ms; forwarded {N}/s p50={N}ms p99={N}ms; "
          rf"forwarded/direct latency ratio={N} \(p99 {N}\), throughput ratio={N}")),
+    "gossip.py": Smoke(
+        ("--small", "--real", "3", "--real-kills", "1"),
+        (rf"gossip N=10 detection_p50={N}s detection_p99={N}s formula={N}s ratio={N}",
+         rf"real N=3 detection_p50={N}s detection_p99={N}s formula={N}s ratio={N}")),
     "boot.py": Smoke(
         ("--rounds", "1", "--cycles", "1"),
         (rf"boot-to-ACTIVE: novad median={N}ms direct libvirt median={N}ms "
