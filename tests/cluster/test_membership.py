@@ -186,9 +186,9 @@ def test_no_answer_at_all_suspects_then_declares_dead() -> None:
     assert a.health_score == 0, "a nack came: the fault is not ours"
     timer = a.suspicion("b")
     assert timer is not None
-    # N=3: min = 4 * max(1, log10 3) * 1 s = 4 s; K = min(3, N-2) = 1 expected
-    # confirmation, none came: the whole max = 6 * min
-    assert timer.deadline == pytest.approx(timer.start + 24.0)
+    # N=3: min = 4 * max(1, log10 3) * 1 s = 4 s; memberlist expects
+    # K = suspicion_mult - 2 = 2 confirmations, none when N - 2 < K: so just min
+    assert timer.deadline == pytest.approx(timer.start + 4.0)
     net.tick(a, timer.deadline - 0.01)
     assert state(a, "b") is SUSPECT
     net.tick(a, timer.deadline)
@@ -262,10 +262,10 @@ def test_independent_confirmations_shorten_the_suspicion() -> None:
     timer = a.suspicion("x")
     assert timer is not None and state(a, "x") is SUSPECT
     lo = 4.0 * max(1.0, math.log10(6))
-    hi, k = 6 * lo, 3  # K = min(indirect_checks, N - 2)
+    hi, k = 6 * lo, 2  # memberlist's K = suspicion_mult - 2 (N - 2 = 4 is not less)
     assert timer.deadline == pytest.approx(hi)
     expected = [hi]
-    for accuser in ("c", "d", "e"):
+    for accuser in ("c", "d"):
         suspect(accuser)
         c = len(expected)
         expected.append(max(lo, hi - (hi - lo) * math.log(c + 1) / math.log(k + 1)))
@@ -274,7 +274,8 @@ def test_independent_confirmations_shorten_the_suspicion() -> None:
     before = timer.deadline
     suspect("c")  # the same accuser again, and the origin: not independent
     suspect("b")
-    assert timer.deadline == before and timer.confirmations == 3
+    suspect("e")  # past K: counts for nothing more
+    assert timer.deadline == before and timer.confirmations == 2
 
 
 def test_new_confirmation_is_regossiped_and_repeat_is_not() -> None:

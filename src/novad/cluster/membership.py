@@ -416,7 +416,9 @@ class Membership:
         member.incarnation = incarnation
         self._set_state(member, SUSPECT, now)
         n = self.num_live()
-        k = min(self.config.indirect_checks, n - 2)
+        # memberlist's expected confirmations: suspicion_mult - 2, none in a tiny cluster
+        k = self.config.suspicion_mult - 2
+        k = 0 if n - 2 < k else k
         low = suspicion_timeout(self.config.suspicion_mult, n, self.config.probe_interval)
         high = self.config.suspicion_max_timeout_mult * low
         self._suspicions[name] = Suspicion(accuser, k, low, high, now)
