@@ -179,3 +179,31 @@ async def token(session: aiohttp.ClientSession, proc: Proc, user: str, password:
     async with session.post(f"{proc.url}/identity/v3/auth/tokens", json=body) as resp:
         assert resp.status == 201, await resp.text()
         return resp.headers["X-Subject-Token"]
+
+
+def launch(root: Path, names: list[str], extra: dict[str, dict[str, Any]] | None = None,
+           only: dict[str, dict[str, dict[str, Any]]] | None = None) -> list[Proc]:
+    """Start one daemon per name under ``root``, sharing a new cluster key;
+    the first starts alone and the others join it.  ``extra`` is config for
+    all, ``only`` config for some, by name.  Call :func:`shutdown` after."""
+    from novad.cluster.auth import init_key
+    key = root / "cluster.key"
+    init_key(key)
+
+    def config(name: str) -> dict[str, dict[str, Any]]:
+        sections = {k: dict(v) for k, v in (extra or {}).items()}
+        for section, values in (only or {}).get(name, {}).items():
+            sections.setdefault(section, {}).update(values)
+        return sections
+    first = Proc(names[0], root / names[0], free_port(), key, [], extra=config(names[0]))
+    nodes = [first] + [Proc(n, root / n, free_port(), key, [first.address], extra=config(n))
+                       for n in names[1:]]
+    for proc in nodes:
+        proc.start()
+    return nodes
+
+
+def shutdown(nodes: list[Proc]) -> None:
+    """Stop every daemon of :func:`launch`."""
+    for proc in nodes:
+        proc.terminate()

@@ -20,8 +20,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from cluster_helpers import Api, Proc, eventually, free_port, token
-from novad.cluster.auth import init_key
+from cluster_helpers import Api, Proc, eventually, launch, shutdown, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -33,20 +32,13 @@ CREATES = 100
 @pytest.fixture(scope="module")
 def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Proc]]:
     root = tmp_path_factory.mktemp("placement")
-    key = root / "cluster.key"
-    init_key(key)
     extra = {"DEFAULT": {"cpu_allocation_ratio": 1.25, "reserved_host_memory_mb": 0},
              "quota": {"instances": -1, "cores": -1, "ram": -1}}
-    first = Proc("p1", root / "p1", free_port(), key, [], extra=extra)
-    nodes = [first] + [Proc(f"p{i}", root / f"p{i}", free_port(), key, [first.address],
-                            extra=extra) for i in range(2, NODES + 1)]
+    nodes = launch(root, [f"p{i}" for i in range(1, NODES + 1)], extra)
     try:
-        for proc in nodes:
-            proc.start()
         yield nodes
     finally:
-        for proc in nodes:
-            proc.terminate()
+        shutdown(nodes)
         shutil.rmtree(root, ignore_errors=True)
 
 

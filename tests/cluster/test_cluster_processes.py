@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from cluster_helpers import NOVAD, Api, Proc, eventually, free_port, token
+from cluster_helpers import NOVAD, Api, Proc, eventually, free_port, launch, shutdown, token
 from novad.cluster.auth import init_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -32,21 +32,13 @@ NODES = 5
 @pytest.fixture(scope="module")
 def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Proc]]:
     root = tmp_path_factory.mktemp("cluster")
-    key = root / "cluster.key"
-    init_key(key)
-    first = Proc("node1", root / "node1", free_port(), key, [])
-    nodes = [first] + [Proc(f"node{i}", root / f"node{i}", free_port(), key, [first.address])
-                       for i in range(2, NODES + 1)]
     # node 5 alone is in zone "edge": a boot asking for that zone must land there
-    nodes[-1].extra = {"DEFAULT": {"default_availability_zone": "edge"}}
+    nodes = launch(root, [f"node{i}" for i in range(1, NODES + 1)],
+                   only={f"node{NODES}": {"DEFAULT": {"default_availability_zone": "edge"}}})
     try:
-        first.start()
-        for proc in nodes[1:]:
-            proc.start()
         yield nodes
     finally:
-        for proc in nodes:
-            proc.terminate()
+        shutdown(nodes)
         shutil.rmtree(root, ignore_errors=True)
 
 

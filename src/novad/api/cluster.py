@@ -24,12 +24,12 @@ from typing import Any
 
 from aiohttp import web
 
-from novad.api.common import Route
+from novad.api.common import Route, read_limited
 from novad.cluster.auth import NONCE, AuthFailed
 from novad.cluster.http import PREFIX, encode
 from novad.cluster.membership import BadMessage
 from novad.cluster.service import ClusterService, member_view
-from novad.errors import BodyTooLarge, ImageNotFound, Invalid, NotAuthenticated
+from novad.errors import ImageNotFound, Invalid, NotAuthenticated
 from novad.images.service import ImageService
 
 Answer = Callable[[ClusterService, Any], Awaitable[Any]]
@@ -41,7 +41,7 @@ def routes(cluster: ClusterService, images: ImageService) -> list[Route]:
 
     async def image_data(request: web.Request) -> web.StreamResponse:
         """An image's data, streamed to a node that has only its record."""
-        body = await _read(request, 4096)
+        body = await read_limited(request, 4096)
         try:
             cluster.auth.verify(request.method, request.path, request.headers, body,
                                 request.remote or "?")
@@ -61,7 +61,7 @@ def routes(cluster: ClusterService, images: ImageService) -> list[Route]:
 
     def endpoint(answer: Answer) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         async def handle(request: web.Request) -> web.StreamResponse:
-            body = await _read(request, limit)
+            body = await read_limited(request, limit)
             peer = request.remote or "?"
             try:
                 cluster.auth.verify(request.method, request.path, request.headers, body, peer)
@@ -92,20 +92,6 @@ def routes(cluster: ClusterService, images: ImageService) -> list[Route]:
             Route("POST", f"{PREFIX}/image-data", image_data, public=True, streaming=True,
                   tag="cluster", summary="An image's data, for a node that has its record",
                   responses={200: "The data", 401: "Not signed", 404: "Not here"})]
-
-
-async def _read(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge()
-    raw = bytearray()
-    while len(raw) <= limit:
-        chunk = await request.content.read(limit + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
-    if len(raw) > limit:
-        raise BodyTooLarge()
-    return bytes(raw)
 
 
 async def _gossip(cluster: ClusterService, message: Any) -> None:

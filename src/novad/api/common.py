@@ -84,6 +84,23 @@ RAW_BODY: web.RequestKey[bytes] = web.RequestKey("novad.raw_body", bytes)
 """A body a middleware already read (cluster forwarding); read_json uses it."""
 
 
+async def read_limited(request: web.Request, max_size: int) -> bytes:
+    """The raw body; 413 past ``max_size`` (by Content-Length or while reading)."""
+    if request.content_length is not None and request.content_length > max_size:
+        raise BodyTooLarge()
+    # StreamReader.read(n) returns whatever is buffered (up to n), not n
+    # bytes: keep reading until EOF or just past the limit.
+    raw = bytearray()
+    while len(raw) <= max_size:
+        chunk = await request.content.read(max_size + 1 - len(raw))
+        if not chunk:
+            break
+        raw += chunk
+    if len(raw) > max_size:
+        raise BodyTooLarge()
+    return bytes(raw)
+
+
 async def read_json(request: web.Request, max_size: int, *, required: bool = True) -> Any:
     """The request body parsed as JSON, with Nova's errors.
 
@@ -98,14 +115,7 @@ async def read_json(request: web.Request, max_size: int, *, required: bool = Tru
                                                "text/plain", "") \
             and not ctype.endswith("+json"):
         raise UnsupportedMediaType(f"Unsupported Content-Type {ctype}")
-    # StreamReader.read(n) returns whatever is buffered (up to n), not n
-    # bytes: keep reading until EOF or just past the limit.
-    raw = bytearray(request.get(RAW_BODY, b""))
-    while RAW_BODY not in request and len(raw) <= max_size:
-        chunk = await request.content.read(max_size + 1 - len(raw))
-        if not chunk:
-            break
-        raw += chunk
+    raw = request[RAW_BODY] if RAW_BODY in request else await read_limited(request, max_size)
     if len(raw) > max_size:
         raise BodyTooLarge()
     if not raw.strip():
