@@ -213,6 +213,11 @@ async def test_server_groups_place_across_the_cluster(
         code, _ = await apis[2].call("DELETE", f"/compute/v2.1/servers/{server}")
         assert code == 204
 
+    async def members_gone() -> bool:  # a deleted server leaves its group, everywhere
+        code, shown = await apis[0].call("GET", f"/compute/v2.1/os-server-groups/{group}")
+        return code == 200 and shown["server_group"]["members"] == []
+    await eventually(members_gone, 30, "deleted servers left the group")
+
 
 async def test_sigkill_is_seen_as_dead_by_all_others(
         cluster: list[Proc], session: aiohttp.ClientSession) -> None:

@@ -82,6 +82,8 @@ class Operations:
         """Terminate: destroy the guest and its files; the row is soft-deleted."""
         await r.driver.destroy(op.uuid, self.specs.instance_dir(op.uuid))
         await self.specs.forget_shelved_image(op.instance)
+        for group in await self.specs.store.server_groups_of(op.uuid):
+            await self.specs.store.remove_server_group_member(group, op.uuid)  # as Nova does
         stamp = now()
         return Outcome(changes={"deleted": True, "deleted_at": stamp, "terminated_at": stamp,
                                 "power_state": P.NOSTATE, "progress": 0})
