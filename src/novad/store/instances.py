@@ -170,6 +170,34 @@ def _pairs_sql(pairs: Sequence[tuple[VmState, Task | Expect]]) -> tuple[str, lis
     return "(" + " OR ".join(parts) + ")", params
 
 
+def _marker_sql(mirror: bool) -> str:
+    """The (created_at, uuid) of the marker row, here or (``mirror``) anywhere."""
+    sql = "SELECT created_at, uuid FROM instances WHERE uuid = ?"
+    if mirror:
+        sql += " UNION ALL SELECT created_at, uuid FROM cluster_instances WHERE uuid = ? LIMIT 1"
+    return sql
+
+
+_ELSEWHERE = ("NOT EXISTS (SELECT 1 FROM instances AS here"
+              " WHERE here.uuid = cluster_instances.uuid)")
+"""A row of ``cluster_instances`` that is not also in ``instances`` (rows of
+this node's own never land there, but one that moved here must show once)."""
+
+
+def _with_mirror(where: Sequence[str], params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """This node's rows and the other nodes' (``cluster_instances``) under
+    the same conditions, as one compound SELECT: each arm keeps its own
+    indexes, and SQLite merges the two for the caller's ORDER BY."""
+    arms = []
+    for table, extra in (("instances", []), ("cluster_instances", [_ELSEWHERE])):
+        conditions = [*where, *extra]
+        arm = f"SELECT {INSTANCE_COLUMNS} FROM {table}"
+        if conditions:
+            arm += " WHERE " + " AND ".join(conditions)
+        arms.append(arm)
+    return " UNION ALL ".join(arms), [*params, *params]
+
+
 class InstancesMixin:
     """Instance rows of :class:`novad.store.Store`."""
 
@@ -232,6 +260,7 @@ class InstancesMixin:
         changes_since: str | None = None,
         limit: int | None = None,
         marker: str | None = None,
+        everywhere: bool = False,
     ) -> list[Instance]:
         """Instances, newest first (created_at DESC, uuid DESC), in one SELECT.
 
@@ -240,7 +269,9 @@ class InstancesMixin:
         (``models.ANY`` = any task).  ``changes_since`` keeps rows updated
         at or after it and, as in Nova, includes deleted rows.  ``marker`` is
         the uuid of the last row of the previous page (deleted rows are valid
-        markers).  Raises Invalid for an unknown marker or a bad regex.
+        markers).  ``everywhere`` adds the other nodes' instances, as last
+        replicated (see :func:`_with_mirror`).  Raises Invalid for an unknown
+        marker or a bad regex.
         """
         where: list[str] = []
         params: list[Any] = []
@@ -266,14 +297,16 @@ class InstancesMixin:
             clause, extra = _pairs_sql(vm_task_pairs)
             where.append(clause)
             params.extend(extra)
+        mirror = everywhere and await self._has_mirror()
         if marker is not None:
-            where.append(
-                "(created_at, uuid) < (SELECT created_at, uuid FROM instances WHERE uuid = ?)"
-            )
-            params.append(marker)
-        sql = f"SELECT {INSTANCE_COLUMNS} FROM instances"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+            where.append(f"(created_at, uuid) < ({_marker_sql(mirror)})")
+            params.extend([marker, marker] if mirror else [marker])
+        if mirror:
+            sql, params = _with_mirror(where, params)
+        else:
+            sql = f"SELECT {INSTANCE_COLUMNS} FROM instances"
+            if where:
+                sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, uuid DESC"
         if limit is not None:
             sql += " LIMIT ?"
@@ -281,18 +314,27 @@ class InstancesMixin:
         rows = await self._db.fetch(sql, params)
         result = [decode_instance(tuple(r)) for r in rows]
         if not result and marker is not None:
-            await self._check_marker(marker)
+            await self._check_marker(marker, mirror)
         return result
 
-    async def _check_marker(self, marker: str) -> None:
+    async def _check_marker(self, marker: str, mirror: bool) -> None:
         # Only reached on an empty page: an unknown marker also yields one.
-        rows = list(
-            await self._db.fetch(
-                "SELECT 1 FROM instances WHERE uuid = ?", (marker,)
-            )
-        )
+        rows = list(await self._db.fetch(_marker_sql(mirror),
+                                         [marker, marker] if mirror else [marker]))
         if not rows:
             raise errors.Invalid(f"Marker {marker} could not be found.")
+
+    _mirror_seen = False
+
+    async def _has_mirror(self) -> bool:
+        """Whether ``cluster_instances`` exists (replication creates it when
+        the node starts; a bare store in a test has none).  Once seen, it
+        stays: nothing drops it."""
+        if not self._mirror_seen:
+            rows = list(await self._db.fetch(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'cluster_instances'"))
+            self._mirror_seen = bool(rows)
+        return self._mirror_seen
 
     async def write(
         self,
@@ -353,14 +395,17 @@ class InstancesMixin:
         """Instances that may have run between ``begin`` and ``end`` (store
         timestamps), deleted ones included, oldest first: not terminated
         before ``begin`` and not launched after ``end`` (never-launched ones
-        too), as Nova selects them for os-simple-tenant-usage."""
-        sql = (f"SELECT {INSTANCE_COLUMNS} FROM instances"
-               " WHERE (terminated_at IS NULL OR terminated_at > ?)"
-               " AND (launched_at IS NULL OR launched_at < ?)")
+        too), as Nova selects them for os-simple-tenant-usage.  Every node's
+        instances count: the other nodes' as last replicated here."""
+        where = ["(terminated_at IS NULL OR terminated_at > ?)",
+                 "(launched_at IS NULL OR launched_at < ?)"]
         params: list[Any] = [begin, end]
         if project_id is not None:
-            sql += " AND project_id = ?"
+            where.append("project_id = ?")
             params.append(project_id)
+        sql = f"SELECT {INSTANCE_COLUMNS} FROM instances WHERE " + " AND ".join(where)
+        if await self._has_mirror():
+            sql, params = _with_mirror(where, params)
         rows = await self._db.fetch(sql + " ORDER BY created_at, uuid", params)
         return [decode_instance(tuple(r)) for r in rows]
 

@@ -1,4 +1,8 @@
-"""Compute service records (os-services): one row per host and binary."""
+"""Compute service records (os-services): one row per host and binary.
+
+The table is replicated: every node holds every host's rows, and any node
+may write any host's (an admin disables a node from wherever they are).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +27,15 @@ class ServicesMixin:
         disabled, reason, updated_at = rows[0]
         return ServiceRow(host=host, binary=binary, disabled=bool(disabled),
                           disabled_reason=reason, updated_at=str(updated_at))
+
+    async def list_services(self, binary: str) -> list[ServiceRow]:
+        """Every record of ``binary``, by host (a host without one is enabled)."""
+        rows = await self._db.fetch(
+            "SELECT host, disabled, disabled_reason, updated_at FROM services"
+            " WHERE binary = ? ORDER BY host", (binary,))
+        return [ServiceRow(host=str(host), binary=binary, disabled=bool(disabled),
+                           disabled_reason=reason, updated_at=str(updated_at))
+                for host, disabled, reason, updated_at in rows]
 
     async def set_service(self, host: str, binary: str, disabled: bool,
                           reason: str | None) -> ServiceRow:
