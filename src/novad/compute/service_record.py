@@ -10,6 +10,11 @@ As Nova's libvirt driver does, the node disables itself while libvirt is
 unreachable, with a reason starting ``AUTO: ``, and enables itself again
 when the connection is back -- but only if the disable is still its own, so
 an admin's disable is never undone.
+
+The record is a row of the replicated ``services`` table, so an admin may
+change it from any node: :meth:`ServiceRecord.load` re-reads it (the node
+does so before every gossip of its meta), and the automatic enable and
+disable decide on a fresh read.
 """
 
 from __future__ import annotations
@@ -29,21 +34,28 @@ AUTO_PREFIX: Final = "AUTO: "
 """Nova's mark on a disable the service made itself."""
 
 
+def never_written(host: str) -> ServiceRow:
+    """The record of a host nobody has enabled or disabled: enabled."""
+    return ServiceRow(host=host, binary=BINARY, disabled=False, disabled_reason=None,
+                      updated_at="")
+
+
 class ServiceRecord:
     """The durable enabled/disabled state of this node's nova-compute."""
 
     def __init__(self, store: Store, host: str) -> None:
         self.store = store
         self.host = host
-        self._row = ServiceRow(host=host, binary=BINARY, disabled=False,
-                               disabled_reason=None, updated_at="")
+        self._row = never_written(host)  # until load()
         self._lock = asyncio.Lock()
 
     async def load(self) -> None:
-        """Read the stored record (none written yet: enabled)."""
-        row = await self.store.get_service(self.host, BINARY)
-        if row is not None:
-            self._row = row
+        """Read the stored record (none written yet: enabled).  Called again
+        whenever the row may have changed behind this object's back: the
+        ``services`` table is replicated, so an admin on another node can
+        enable or disable this one."""
+        async with self._lock:
+            await self._read()
 
     @property
     def row(self) -> ServiceRow:
@@ -62,6 +74,7 @@ class ServiceRecord:
     async def auto_disable(self, why: str) -> None:
         """Disable because the hypervisor is unreachable, unless already disabled."""
         async with self._lock:
+            await self._read()
             if not self._row.disabled:
                 log.warning("compute service disabled", reason=AUTO_PREFIX + why)
                 await self._write(True, AUTO_PREFIX + why)
@@ -70,10 +83,15 @@ class ServiceRecord:
         """Undo :meth:`auto_disable` once the hypervisor is back; an admin's
         disable (any reason not starting ``AUTO: ``) stays."""
         async with self._lock:
+            await self._read()
             reason = self._row.disabled_reason or ""
             if self._row.disabled and reason.startswith(AUTO_PREFIX):
                 log.info("compute service enabled again", was=reason)
                 await self._write(False, None)
+
+    async def _read(self) -> None:
+        row = await self.store.get_service(self.host, BINARY)
+        self._row = row or never_written(self.host)
 
     async def _write(self, disabled: bool, reason: str | None) -> ServiceRow:
         self._row = await self.store.set_service(self.host, BINARY, disabled, reason)
