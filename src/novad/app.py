@@ -31,6 +31,7 @@ from novad.cluster.replication import CLUSTER
 from novad.cluster.service import ClusterService, JoinFailed, JoinRefused
 from novad.compute.build import DEFAULT_FLAVORS, build_compute
 from novad.compute.flavors import FlavorService
+from novad.compute.hosts import Hosts
 from novad.compute.keypairs import KeypairService
 from novad.compute.periodic import PeriodicJobs
 from novad.compute.placement import Decision, Placement, owner_of
@@ -99,6 +100,19 @@ class Node:
     async def resources(self) -> HostResources:
         """The hypervisor's capacity and use."""
         return await self.driver.host_resources()
+
+    @functools.cached_property
+    def hosts(self) -> Hosts:
+        """Every compute host of the cluster as this node sees it."""
+        zone = self.config.DEFAULT.default_availability_zone
+        cluster = self.cluster
+        if cluster is None:
+            return Hosts(self.store, self.host, zone, self.resources, self.service)
+
+        def clock() -> float:  # membership's clock, which its last_seen times are on
+            return cluster.runner.now() if cluster.runner is not None else time.monotonic()
+        return Hosts(self.store, self.host, zone, self.resources, self.service,
+                     cluster.members, clock)
 
 
 async def connect_driver(config: Config) -> Driver:
@@ -195,6 +209,8 @@ async def _gossip_meta(node: Node) -> None:
         if node.compute.claims is not None else (res.vcpus_used, res.memory_mb_used,
                                                  res.local_gb_used)
     service = node.service
+    if service is not None:
+        await service.load()  # an admin on another node may have changed it
     d = node.config.DEFAULT
     meta = {
         "az": node.config.DEFAULT.default_availability_zone,

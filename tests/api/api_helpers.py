@@ -8,10 +8,13 @@ from typing import Any
 from aiohttp import web
 
 from novad.api.common import json_response
+from novad.cluster.members import Member
+from novad.compute.hosts import Hosts
 from novad.compute.service_record import ServiceRecord
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
-from novad.errors import NotAuthenticated, NovadError
+from novad.errors import DriverError, NotAuthenticated, NovadError
+from novad.store import Store
 
 ADMIN = RequestContext(user_id="admin-user", project_id="admin-project",
                        roles=frozenset({"admin", "member", "reader"}))
@@ -38,16 +41,31 @@ class UnreachableCompute:
 
 @dataclass
 class StaticNode:
-    """This node as /limits, /os-services and /os-hypervisors see it."""
+    """This node as /limits sees it, and the cluster as /os-services,
+    /os-hypervisors and /os-availability-zone see it: ``members`` stands in
+    for membership (at ``clock`` on its clock), ``store`` holds the
+    service records."""
 
     host: str = "node-1"
     used: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     service: ServiceRecord | None = None
+    store: Store | None = None
+    members: list[Member] = field(default_factory=list)
+    clock: float = 1000.0
+    libvirt_down: bool = False
+
+    @property
+    def hosts(self) -> Hosts:
+        assert self.store is not None, "this StaticNode has no store to list hosts from"
+        return Hosts(self.store, self.host, "nova", self.resources, self.service,
+                     lambda: self.members, lambda: self.clock)
 
     async def usage(self, project_id: str) -> tuple[int, int, int]:
         return self.used.get(project_id, (0, 0, 0))
 
     async def resources(self) -> HostResources:
+        if self.libvirt_down:
+            raise DriverError("libvirt is unreachable")
         return HostResources(hypervisor_type="QEMU", hypervisor_hostname=self.host, vcpus=8,
                              vcpus_used=2, memory_mb=16384, memory_mb_used=2048, local_gb=100,
                              local_gb_used=10, running_vms=1)

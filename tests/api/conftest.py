@@ -56,7 +56,7 @@ async def node(store: Store) -> StaticNode:
     """This node, with a real nova-compute record in the store."""
     service = ServiceRecord(store, "node-1")
     await service.load()
-    return StaticNode(service=service)
+    return StaticNode(service=service, store=store)
 
 
 @pytest.fixture

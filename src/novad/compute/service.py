@@ -114,7 +114,8 @@ class ComputeService:
         return inst
 
     async def list_servers(self, ctx: RequestContext, filters: ListFilters) -> list[Instance]:
-        """Visible instances, newest first, filtered as Nova filters."""
+        """Visible instances of every node, newest first, filtered as Nova filters
+        (the other nodes' as last replicated here)."""
         project = None if ctx.is_admin and (filters.all_tenants or filters.project_id) \
             else ctx.project_id
         if ctx.is_admin and filters.project_id:
@@ -126,7 +127,7 @@ class ComputeService:
             include_deleted=deleted, name_regex=filters.name,
             changes_since=filters.changes_since,
             limit=None if late_page else filters.limit,
-            marker=None if late_page else filters.marker)
+            marker=None if late_page else filters.marker, everywhere=True)
         if filters.deleted and ctx.is_admin:
             rows = [r for r in rows if r.deleted]
         if filters.status is not None:

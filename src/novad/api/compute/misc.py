@@ -1,13 +1,16 @@
 """The smaller Compute resources at 2.1: availability zones, limits, services,
 hypervisors, instance actions, and Glance-shaped image look-ups.
 
-This node is the only nova-compute service, the only hypervisor (id 1) and
-the only host of the one availability zone, ``nova``.
+Services, hypervisors and zones are the cluster's, as this node sees it
+(:mod:`novad.compute.hosts`): one nova-compute service and one hypervisor
+per member; this node's own has id 1, and every other member the id of
+:func:`~novad.compute.hosts.stable_id`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,18 +21,16 @@ from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body
 from novad.api.compute.servers import MAX_METADATA_ITEMS
-from novad.api.compute.views import action_view, event_view, now_micro
+from novad.api.compute.views import action_view, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
 from novad.config import Config
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
+from novad.compute.hosts import ComputeHost, Zone, zones
 from novad.compute.service_record import BINARY
-from novad.errors import Forbidden, Invalid, NotFound
-
-ZONE = "nova"
-HYPERVISOR_ID = "1"
+from novad.errors import Forbidden, Invalid, NotFound, NotImplementedByDriver
 
 
 def require_admin(ctx: RequestContext, rule: str) -> None:
@@ -53,23 +54,19 @@ def absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[
     }
 
 
-def service_status(node: NodeInfo) -> tuple[str, str | None]:
-    """This node's nova-compute ``status`` and ``disabled_reason``."""
-    if node.service is None or not node.service.row.disabled:
-        return "enabled", None
-    return "disabled", node.service.row.disabled_reason
+def service_view(host: ComputeHost) -> dict[str, Any]:
+    """One nova-compute service at 2.1 (``updated_at``: when last heard from)."""
+    return {"id": host.id, "binary": BINARY, "host": host.name, "zone": host.zone,
+            "status": "enabled" if host.enabled else "disabled",
+            "state": "up" if host.up else "down", "updated_at": host.seen_at,
+            "disabled_reason": host.service.disabled_reason}
 
 
-def service_enabled(node: NodeInfo) -> bool:
-    """Whether this node's nova-compute takes new instances."""
-    return service_status(node)[0] == "enabled"
-
-
-def hypervisor_view(node: NodeInfo, res: HostResources, detail: bool) -> dict[str, Any]:
+def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool) -> dict[str, Any]:
     """One hypervisor at 2.1 (integer-like id, ``cpu_info`` as a JSON string)."""
-    status, reason = service_status(node)
-    body: dict[str, Any] = {"id": int(HYPERVISOR_ID), "hypervisor_hostname":
-                            res.hypervisor_hostname, "state": "up", "status": status}
+    body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
+                            "state": "up" if host.up else "down",
+                            "status": "enabled" if host.enabled else "disabled"}
     if not detail:
         return body
     free_disk = res.local_gb - res.local_gb_used
@@ -82,20 +79,30 @@ def hypervisor_view(node: NodeInfo, res: HostResources, detail: bool) -> dict[st
         "hypervisor_type": res.hypervisor_type,
         "hypervisor_version": getattr(res, "hypervisor_version", 0),
         "host_ip": getattr(res, "host_ip", ""), "cpu_info": getattr(res, "cpu_info", "{}"),
-        "service": {"id": 1, "host": node.host, "disabled_reason": reason},
+        "service": {"id": host.id, "host": host.name,
+                    "disabled_reason": host.service.disabled_reason},
     })
     return body
 
 
-def statistics(res: HostResources) -> dict[str, int]:
-    """``/os-hypervisors/statistics`` of this one hypervisor."""
-    free_disk = res.local_gb - res.local_gb_used
-    return {"count": 1, "vcpus": res.vcpus, "vcpus_used": res.vcpus_used,
-            "memory_mb": res.memory_mb, "memory_mb_used": res.memory_mb_used,
-            "free_ram_mb": res.memory_mb - res.memory_mb_used, "local_gb": res.local_gb,
-            "local_gb_used": res.local_gb_used, "free_disk_gb": free_disk,
-            "disk_available_least": free_disk, "current_workload": 0,
-            "running_vms": res.running_vms}
+def statistics(resources: Sequence[HostResources]) -> dict[str, int]:
+    """``/os-hypervisors/statistics``: the sums over every hypervisor."""
+    keys = ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used",
+            "running_vms")
+    sums = {k: sum(int(getattr(r, k)) for r in resources) for k in keys}
+    free_disk = sums["local_gb"] - sums["local_gb_used"]
+    return {"count": len(resources), **sums,
+            "free_ram_mb": sums["memory_mb"] - sums["memory_mb_used"],
+            "free_disk_gb": free_disk, "disk_available_least": free_disk, "current_workload": 0}
+
+
+def zone_view(zone: Zone, detail: bool) -> dict[str, Any]:
+    """One availability zone; ``detail`` adds its hosts (admin)."""
+    hosts = None
+    if detail:
+        hosts = {h.name: {"nova-compute": {"available": h.up, "active": h.enabled,
+                                           "updated_at": h.seen_at}} for h in zone.hosts}
+    return {"zoneName": zone.name, "zoneState": {"available": zone.available}, "hosts": hosts}
 
 
 def uptime_line() -> str:
@@ -121,21 +128,17 @@ class NodeHandlers:
         self.quotas = quotas
 
     async def zones(self, request: web.Request) -> web.StreamResponse:
-        """List availability zones (not available while its only compute
-        service is disabled, as Nova lists a zone of disabled services)."""
+        """List the availability zones of the hosts that are up (one is not
+        available while all its compute services are disabled, as in Nova)."""
         context(request)
-        enabled = service_enabled(self.node)
-        return json_response({"availabilityZoneInfo": [
-            {"zoneName": ZONE, "zoneState": {"available": enabled}, "hosts": None}]})
+        found = zones(await self.node.hosts.list_hosts())
+        return json_response({"availabilityZoneInfo": [zone_view(z, False) for z in found]})
 
     async def zones_detail(self, request: web.Request) -> web.StreamResponse:
         """List availability zones with their hosts and services (admin)."""
         require_admin(context(request), "os-availability-zone:detail")
-        enabled = service_enabled(self.node)
-        service = {"available": True, "active": enabled, "updated_at": now_micro()}
-        return json_response({"availabilityZoneInfo": [
-            {"zoneName": ZONE, "zoneState": {"available": enabled},
-             "hosts": {self.node.host: {"nova-compute": service}}}]})
+        found = zones(await self.node.hosts.list_hosts())
+        return json_response({"availabilityZoneInfo": [zone_view(z, True) for z in found]})
 
     async def limits(self, request: web.Request) -> web.StreamResponse:
         """Show the project's limits and usage (``tenant_id``: admin only)."""
@@ -152,18 +155,16 @@ class NodeHandlers:
         return json_response({"limits": {"rate": [], "absolute": absolute}})
 
     async def services(self, request: web.Request) -> web.StreamResponse:
-        """List compute services (admin): this node's nova-compute."""
+        """List compute services (admin): every host's nova-compute."""
         require_admin(context(request), "os-services:list")
-        status, reason = service_status(self.node)
-        service = {"id": 1, "binary": BINARY, "host": self.node.host, "zone": ZONE,
-                   "status": status, "state": "up", "updated_at": now_micro(),
-                   "disabled_reason": reason}
         query = request.query
-        wanted = all(query.get(k) in (None, service[k]) for k in ("host", "binary"))
-        return json_response({"services": [service] if wanted else []})
+        services = [service_view(h) for h in await self.node.hosts.list_hosts()]
+        wanted = [s for s in services
+                  if all(query.get(k) in (None, s[k]) for k in ("host", "binary"))]
+        return json_response({"services": wanted})
 
     async def update_service(self, request: web.Request) -> web.StreamResponse:
-        """Enable or disable this node's nova-compute (admin): ``enable``,
+        """Enable or disable any host's nova-compute (admin): ``enable``,
         ``disable`` and ``disable-log-reason``, as at 2.1."""
         require_admin(context(request), "os-services:update")
         body = await read_body(request, self.config.DEFAULT.max_request_body_size,
@@ -174,12 +175,9 @@ class NodeHandlers:
         reason = body.get("disabled_reason")
         if action == "disable-log-reason" and reason is None:
             raise Invalid("Missing disabled reason field")
-        if body["host"] != self.node.host or body["binary"] != BINARY \
-                or self.node.service is None:
-            raise NotFound(f"Compute host {body['host']} with binary {body['binary']} "
-                           "could not be found.")
         disabled = action != "enable"
-        await self.node.service.set(disabled, reason if action == "disable-log-reason" else None)
+        await self.node.hosts.set_service(body["host"], body["binary"], disabled,
+                                          reason if action == "disable-log-reason" else None)
         shown: dict[str, Any] = {"host": body["host"], "binary": BINARY,
                                  "status": "disabled" if disabled else "enabled"}
         if action == "disable-log-reason":
@@ -187,33 +185,39 @@ class NodeHandlers:
         return json_response({"service": shown})
 
     async def hypervisors(self, request: web.Request) -> web.StreamResponse:
-        """List hypervisors (admin)."""
+        """List hypervisors (admin): one per host."""
         require_admin(context(request), "os-hypervisors:list")
-        res = await self.node.resources()
-        return json_response({"hypervisors": [hypervisor_view(self.node, res, False)]})
+        found = await self.node.hosts.hypervisors()
+        return json_response({"hypervisors": [hypervisor_view(h, r, False) for h, r in found]})
 
     async def hypervisors_detail(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors with details (admin)."""
         require_admin(context(request), "os-hypervisors:list-detail")
-        res = await self.node.resources()
-        return json_response({"hypervisors": [hypervisor_view(self.node, res, True)]})
+        found = await self.node.hosts.hypervisors()
+        return json_response({"hypervisors": [hypervisor_view(h, r, True) for h, r in found]})
+
+    async def _hypervisor(self, request: web.Request) -> tuple[ComputeHost, HostResources]:
+        ident = request.match_info["hypervisor_id"]
+        for host, res in await self.node.hosts.hypervisors():
+            if host.known_as(ident):
+                return host, res
+        raise NotFound(f"Hypervisor with ID '{ident}' could not be found.")
 
     async def hypervisor(self, request: web.Request) -> web.StreamResponse:
-        """Show one hypervisor (admin)."""
+        """Show one hypervisor (admin); its id here or the one other nodes give it."""
         require_admin(context(request), "os-hypervisors:show")
-        ident = request.match_info["hypervisor_id"]
-        if ident != HYPERVISOR_ID:
-            raise NotFound(f"Hypervisor with ID '{ident}' could not be found.")
-        res = await self.node.resources()
-        return json_response({"hypervisor": hypervisor_view(self.node, res, True)})
+        host, res = await self._hypervisor(request)
+        return json_response({"hypervisor": hypervisor_view(host, res, True)})
 
     async def hypervisor_uptime(self, request: web.Request) -> web.StreamResponse:
-        """Show one hypervisor's uptime line (admin; ``hypervisor show`` below 2.88)."""
+        """Show one hypervisor's uptime line (admin; ``hypervisor show`` below
+        2.88).  Only this node's own: another's is 501, which the client skips."""
         require_admin(context(request), "os-hypervisors:uptime")
-        ident = request.match_info["hypervisor_id"]
-        if ident != HYPERVISOR_ID:
-            raise NotFound(f"Hypervisor with ID '{ident}' could not be found.")
-        body = hypervisor_view(self.node, await self.node.resources(), False)
+        host, res = await self._hypervisor(request)
+        if not host.local:
+            raise NotImplementedByDriver(
+                f"The uptime of hypervisor {host.name} is only shown by its own node.")
+        body = hypervisor_view(host, res, False)
         body["uptime"] = uptime_line()
         return json_response({"hypervisor": body})
 
@@ -223,9 +227,10 @@ class NodeHandlers:
         return json_response({"aggregates": []})
 
     async def hypervisor_statistics(self, request: web.Request) -> web.StreamResponse:
-        """Show hypervisor totals (admin)."""
+        """Show the totals over every hypervisor (admin)."""
         require_admin(context(request), "os-hypervisors:statistics")
-        return json_response({"hypervisor_statistics": statistics(await self.node.resources())})
+        found = await self.node.hosts.hypervisors()
+        return json_response({"hypervisor_statistics": statistics([r for _, r in found])})
 
     def routes(self) -> list[Route]:
         """The node routes, relative to a versioned mount."""
@@ -238,7 +243,7 @@ class NodeHandlers:
             Route("GET", "/os-services", self.services, tag="services"),
             Route("PUT", "/os-services/{action}", self.update_service,
                   schema=schemas.SERVICE_UPDATE, tag="services",
-                  summary="Enable or disable this node's compute service (admin)"),
+                  summary="Enable or disable a host's compute service (admin)"),
             Route("GET", hyp, self.hypervisors, tag="hypervisors"),
             Route("GET", hyp + "/detail", self.hypervisors_detail, tag="hypervisors"),
             Route("GET", hyp + "/statistics", self.hypervisor_statistics, tag="hypervisors"),

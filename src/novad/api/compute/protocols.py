@@ -10,14 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from novad.compute.hosts import ComputeHost
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
 from novad.store.models import ServiceRow
 
 
 class NodeInfo(Protocol):
-    """This node, for ``/limits``, ``/os-services``, ``/os-hypervisors`` and
-    ``/os-availability-zone``."""
+    """This node, for ``/limits``, and the cluster as it sees it, for
+    ``/os-services``, ``/os-hypervisors`` and ``/os-availability-zone``."""
 
     @property
     def host(self) -> str:
@@ -26,24 +27,26 @@ class NodeInfo(Protocol):
     async def usage(self, project_id: str) -> tuple[int, int, int]:
         """The project's (instances, cores, ram MiB) in use; does not block."""
 
-    async def resources(self) -> HostResources:
-        """This node's capacity and use, from the driver."""
-
     @property
-    def service(self) -> ServiceSwitch | None:
-        """This node's nova-compute record; None: always enabled."""
+    def hosts(self) -> HostDirectory:
+        """Every compute host of the cluster, this node's among them."""
 
 
-class ServiceSwitch(Protocol):
-    """Whether this node's nova-compute takes new instances
-    (:class:`novad.compute.service_record.ServiceRecord` fits as it is)."""
+class HostDirectory(Protocol):
+    """The cluster's compute hosts and their service records
+    (:class:`novad.compute.hosts.Hosts` fits as it is)."""
 
-    @property
-    def row(self) -> ServiceRow:
-        """The current record."""
+    async def list_hosts(self) -> Sequence[ComputeHost]:
+        """Every host, by name; does not block."""
 
-    async def set(self, disabled: bool, reason: str | None = None) -> ServiceRow:
-        """Enable, or disable with an optional reason; durable on return."""
+    async def hypervisors(self) -> Sequence[tuple[ComputeHost, HostResources]]:
+        """Every host with its capacity and use; DriverError while this
+        node's hypervisor is unreachable."""
+
+    async def set_service(self, host: str, binary: str, disabled: bool,
+                          reason: str | None) -> ServiceRow:
+        """Enable, or disable with an optional reason, any host's service;
+        durable on return.  Raises NotFound for an unknown host or binary."""
 
 
 class ApiImage(Protocol):
