@@ -44,7 +44,7 @@ class Smoke:
 
 
 SMOKES: dict[str, Smoke] = {
-    "api.py": Smoke(
+    "scripts/bench/api.py": Smoke(
         ("--servers", "8", "--clients", "4", "--listed", "16", "--cycles", "1",
          "--paced", "0.5", "--paced-actions", "16", "--forwarded", "4"),
         (rf"service layer \(in-process, no HTTP\): completed actions/s={N}",
@@ -58,18 +58,18 @@ SMOKES: dict[str, Smoke] = {
          rf"forwarded to the owner \(4 servers, 2-node cluster\): direct {N}/s "
          rf"p50={N}ms p99={N}ms; forwarded {N}/s p50={N}ms p99={N}ms; "
          rf"forwarded/direct latency ratio={N} \(p99 {N}\), throughput ratio={N}")),
-    "gossip.py": Smoke(
+    "scripts/bench/gossip.py": Smoke(
         ("--small", "--real", "3", "--real-kills", "1"),
         (rf"gossip N=10 detection_p50={N}s detection_p99={N}s formula={N}s ratio={N}",
          rf"real N=3 detection_p50={N}s detection_p99={N}s formula={N}s ratio={N}")),
-    "boot.py": Smoke(
+    "scripts/bench/boot.py": Smoke(
         ("--rounds", "1", "--cycles", "1"),
         (rf"boot-to-ACTIVE: novad median={N}ms direct libvirt median={N}ms "
          rf"ratio={N} \(95% interval {N}-{N}, 1 a side\)",
          rf"stop/start: novad median={N}ms direct libvirt median={N}ms "
          rf"ratio={N} \(95% interval {N}-{N}, 1 a side\)"),
         needs_qemu_system=True),
-    "console.py": Smoke(
+    "scripts/bench/console.py": Smoke(
         ("--rounds", "1", "--guest-updates", "2", "--replay-updates", "10",
          "--small-updates", "10", "--echo-mib", "8"),
         tuple(rf"{w}\s+throughput: novad/websockify {RATIO}x, novad/direct {RATIO}"
@@ -77,7 +77,7 @@ SMOKES: dict[str, Smoke] = {
         + tuple(rf"{w}\s+added latency p50 \(16x16\): novad {N} us, websockify {N} us"
                 for w in ("guest", "replay")),
         needs_qemu_binary=True),
-    "transitions.py": Smoke(
+    "scripts/bench/transitions.py": Smoke(
         ("--instances", "20", "--workers", "5", "--cycles", "1"),
         (rf"direct libvirt: calls/s={N} p50={N}ms p99={N}ms",
          rf"novad: transitions/s={N} p50={N}ms p99={N}ms vs direct libvirt={N}",
@@ -98,19 +98,19 @@ def _require(smoke: Smoke) -> None:
 
 
 def test_every_bench_has_a_smoke_entry() -> None:
-    benches = sorted(path.name for path in BENCH_DIR.glob("*.py"))
+    benches = sorted(str(path.relative_to(ROOT)) for path in BENCH_DIR.glob("*.py"))
     assert benches == sorted(SMOKES), (
         "each scripts/bench/*.py needs an entry in SMOKES (and each entry a bench)")
 
 
 @pytest.mark.parametrize("name", [
-    pytest.param(name, id=name.removesuffix(".py"),
+    pytest.param(name, id=Path(name).stem,
                  marks=[pytest.mark.integration] if smoke.needs_qemu_system else [])
     for name, smoke in sorted(SMOKES.items())])
 def test_bench_runs_small(name: str) -> None:
     smoke = SMOKES[name]
     _require(smoke)
-    done = subprocess.run([sys.executable, str(BENCH_DIR / name), *smoke.args], cwd=ROOT,
+    done = subprocess.run([sys.executable, str(ROOT / name), *smoke.args], cwd=ROOT,
                           capture_output=True, text=True, timeout=smoke.timeout)
     said = f"stdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
     assert done.returncode == 0, f"{name} exited {done.returncode}\n{said}"
