@@ -8,14 +8,16 @@ private to each process).  Traffic stays on 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -207,3 +209,27 @@ def shutdown(nodes: list[Proc]) -> None:
     """Stop every daemon of :func:`launch`."""
     for proc in nodes:
         proc.terminate()
+
+
+@contextlib.contextmanager
+def running_cluster(root: Path, names: list[str], extra: dict[str, dict[str, Any]] | None = None,
+                    only: dict[str, dict[str, dict[str, Any]]] | None = None
+                    ) -> Iterator[list[Proc]]:
+    """:func:`launch`, then :func:`shutdown` and the files removed (a module fixture's body)."""
+    nodes = launch(root, names, extra, only)
+    try:
+        yield nodes
+    finally:
+        shutdown(nodes)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+async def converged(procs: list[Proc], session: aiohttp.ClientSession) -> None:
+    """Wait until every daemon is ready and sees every other alive."""
+    for proc in procs:
+        await eventually(lambda p=proc: p.ready(session), 90, f"{proc.name} ready")
+    names = {p.name for p in procs}
+
+    async def all_alive() -> bool:
+        return all({n for n, st in p.states().items() if st == "alive"} == names for p in procs)
+    await eventually(all_alive, 30, "every node sees every other alive")

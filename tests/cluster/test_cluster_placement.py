@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
-from cluster_helpers import Api, Proc, eventually, launch, shutdown, token
+from cluster_helpers import Api, Proc, eventually, converged, running_cluster, token
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -31,21 +29,11 @@ CREATES = 100
 
 @pytest.fixture(scope="module")
 def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Proc]]:
-    root = tmp_path_factory.mktemp("placement")
     extra = {"DEFAULT": {"cpu_allocation_ratio": 1.25, "reserved_host_memory_mb": 0},
              "quota": {"instances": -1, "cores": -1, "ram": -1}}
-    nodes = launch(root, [f"p{i}" for i in range(1, NODES + 1)], extra)
-    try:
+    with running_cluster(tmp_path_factory.mktemp("placement"),
+                         [f"p{i}" for i in range(1, NODES + 1)], extra) as nodes:
         yield nodes
-    finally:
-        shutdown(nodes)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200)) as s:
-        yield s
 
 
 async def listing(api: Api) -> list[dict[str, Any]]:
@@ -56,12 +44,7 @@ async def listing(api: Api) -> list[dict[str, Any]]:
 
 async def test_concurrent_creates_fill_the_cluster_without_overcommit(
         procs: list[Proc], session: aiohttp.ClientSession) -> None:
-    for proc in procs:
-        await eventually(lambda p=proc: p.ready(session), 90, f"{proc.name} ready")
-
-    async def all_alive() -> bool:
-        return all(sum(s == "alive" for s in p.states().values()) == NODES for p in procs)
-    await eventually(all_alive, 30, "every node sees every other alive")
+    await converged(procs, session)
 
     async def resources_known() -> bool:  # a member's resources arrive with its gossip
         return all(m["resources"].get("vcpus", 0) > 0 for p in procs for m in p.members())

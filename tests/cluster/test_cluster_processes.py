@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
-from cluster_helpers import NOVAD, Api, Proc, eventually, free_port, launch, shutdown, token
+from cluster_helpers import NOVAD, Api, Proc, eventually, free_port, converged, running_cluster, token
 from novad.cluster.auth import init_key
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -31,32 +30,17 @@ NODES = 5
 
 @pytest.fixture(scope="module")
 def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Proc]]:
-    root = tmp_path_factory.mktemp("cluster")
     # node 5 alone is in zone "edge": a boot asking for that zone must land there
-    nodes = launch(root, [f"node{i}" for i in range(1, NODES + 1)],
-                   only={f"node{NODES}": {"DEFAULT": {"default_availability_zone": "edge"}}})
-    try:
+    with running_cluster(tmp_path_factory.mktemp("cluster"),
+                         [f"node{i}" for i in range(1, NODES + 1)],
+                         only={f"node{NODES}": {"DEFAULT": {"default_availability_zone": "edge"}}}
+                         ) as nodes:
         yield nodes
-    finally:
-        shutdown(nodes)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def cluster(procs: list[Proc], session: aiohttp.ClientSession) -> list[Proc]:
-    for proc in procs:
-        await eventually(lambda p=proc: p.ready(session), 90, f"{proc.name} ready")
-    names = {p.name for p in procs}
-
-    async def all_alive() -> bool:
-        return all({n for n, s in p.states().items() if s == "alive"} == names for p in procs)
-    await eventually(all_alive, 30, "every node sees every other alive")
+    await converged(procs, session)
     return procs
 
 

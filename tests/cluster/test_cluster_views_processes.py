@@ -10,15 +10,14 @@ in zone ``edge``.  The tests run in order on the same cluster.
 from __future__ import annotations
 
 import os
-import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
 import pytest
 import pytest_asyncio
 
-from cluster_helpers import Api, Proc, eventually, launch, shutdown, token
+from cluster_helpers import Api, Proc, eventually, converged, running_cluster, token
 from novad.compute.hosts import stable_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -30,32 +29,16 @@ C = "/compute/v2.1"
 
 @pytest.fixture(scope="module")
 def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Proc]]:
-    root = tmp_path_factory.mktemp("views")
-    nodes = launch(root, list(NAMES),
-                   only={"node3": {"DEFAULT": {"default_availability_zone": "edge"}}})
-    try:
+    with running_cluster(tmp_path_factory.mktemp("views"), list(NAMES),
+                         only={"node3": {"DEFAULT": {"default_availability_zone": "edge"}}}
+                         ) as nodes:
         yield nodes
-    finally:
-        shutdown(nodes)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def apis(procs: list[Proc], session: aiohttp.ClientSession) -> list[Api]:
     """An admin client on every node, once all three see each other alive."""
-    for proc in procs:
-        await eventually(lambda p=proc: p.ready(session), 90, f"{proc.name} ready")
-
-    async def all_alive() -> bool:
-        return all({n for n, s in p.states().items() if s == "alive"} == set(NAMES)
-                   for p in procs)
-    await eventually(all_alive, 30, "every node sees every other alive")
+    await converged(procs, session)
     admin = await token(session, procs[0], "admin", procs[0].admin_password())
     return [Api(session, proc, admin) for proc in procs]
 
