@@ -58,7 +58,7 @@ def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str 
 
     @web.middleware
     async def forward(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if len(cluster.members()) <= 1:
+        if cluster.alone():
             return await handler(request)
         if FORWARDED in request.headers:
             await _check_forwarded(cluster, request)

@@ -218,6 +218,10 @@ class Membership:
         (until reclaimed); snapshots."""
         return [self._members[name].copy() for name in self._names]
 
+    def size(self) -> int:
+        """How many members are known, this node and dead or left ones included."""
+        return len(self._names)
+
     def member(self, name: str) -> Member | None:
         """One member by name (a snapshot), or None."""
         m = self._members.get(name)

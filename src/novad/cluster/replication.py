@@ -258,13 +258,16 @@ class Replicator:
         rows = await self.db.fetch("SELECT origin, seq FROM repl_have")
         return {str(o): int(s) for o, s in rows}
 
-    async def changes_since(self, have: Mapping[str, int],
-                            limit: int = 2000) -> tuple[list[Record], dict[str, int], bool]:
-        """Records a peer holding ``have`` lacks: at most ``limit`` of them,
-        each origin's in write order.  Returns the records, the ``have``
-        the peer may record once it applied them, and whether that is all."""
+    async def changes_since(self, have: Mapping[str, int], limit: int = 2000,
+                            only: str | None = None
+                            ) -> tuple[list[Record], dict[str, int], bool]:
+        """Records a peer holding ``have`` lacks (of ``only``'s writes alone,
+        when given): at most ``limit`` of them, each origin's in write order.
+        Returns the records, the ``have`` the peer may record once it applied
+        them, and whether that is all."""
         def read(conn: sqlite3.Connection) -> tuple[list[Record], dict[str, int], bool]:
-            mine = {str(o): int(s) for o, s in conn.execute("SELECT origin, seq FROM repl_have")}
+            mine = {str(o): int(s) for o, s in conn.execute("SELECT origin, seq FROM repl_have")
+                    if only is None or o == only}
             out: list[Record] = []
             reached = dict(have)
             for origin, top in sorted(mine.items()):

@@ -139,7 +139,11 @@ class ClusterService:
 
     def member(self, name: str) -> Member | None:
         """The member called ``name``, if known."""
-        return next((m for m in self.members() if m.name == name), None)
+        return None if self.runner is None else self.runner.membership.member(name)
+
+    def alone(self) -> bool:
+        """Whether no other member is known (a single node: nothing to forward)."""
+        return self.runner is None or self.runner.membership.size() <= 1
 
     def update_meta(self, meta: Mapping[str, Any]) -> None:
         """Gossip new facts about this node (resources, service state)."""
@@ -191,9 +195,7 @@ class ClusterService:
         if top <= self._pushed or self._stopping:
             return
         start = self._pushed
-        records, reached, _ = await self.replicator.changes_since(
-            {o: 10 ** 18 for o in await self.replicator.have() if o != origin} | {origin: start},
-            PAGE)
+        records, reached, _ = await self.replicator.changes_since({origin: start}, PAGE, origin)
         end = reached.get(origin, start)
         body = {"records": [r.to_json() for r in records], "origin": origin, "from": start,
                 "to": end}

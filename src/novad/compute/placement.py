@@ -27,7 +27,8 @@ from novad.store import Store
 
 
 def host_state(member: Member, instances: Iterable[str] = ()) -> HostState:
-    """One member as the scheduler sees it (unknown resources count as none)."""
+    """One member as the scheduler sees it (unknown resources count as none);
+    ``instances`` are those the request's hints and group name that it holds."""
     meta = member.meta
     res: Mapping[str, Any] = meta.get("resources") or {}
     ratios: Mapping[str, Any] = meta.get("ratios") or {}
@@ -46,7 +47,7 @@ def host_state(member: Member, instances: Iterable[str] = ()) -> HostState:
         reserved_host_memory_mb=int(ratios.get("reserved_host_memory_mb", 0)),
         reserved_host_disk_mb=int(ratios.get("reserved_host_disk_mb", 0)),
         reserved_host_cpus=int(ratios.get("reserved_host_cpus", 0)),
-        num_instances=len(uuids), instance_uuids=uuids)
+        num_instances=int(res.get("running_vms", 0)), instance_uuids=uuids)
 
 
 class Decision:
@@ -97,7 +98,12 @@ class Placement:
             raise NoValidHost("unreadable create request")
         spec = await self._spec(ctx, server, body)
         alive = [m for m in members if m.state is MemberState.ALIVE]
-        states = [host_state(m, await self._instances_on(m.name)) for m in alive]
+        # The filters look at a host's instances only for the hints and the
+        # group: where those instances are is all that is read.
+        wanted = {*spec.hint_list("same_host"), *spec.hint_list("different_host"),
+                  *(spec.group.members if spec.group else ())}
+        placed = await self._hosts_of(wanted)
+        states = [host_state(m, placed.get(m.name, ())) for m in alive]
         # From here on nothing awaits: concurrent creates see each other's picks.
         hosts = [self._with_pending(h, m) for h, m in zip(states, alive)]
         chosen = self.scheduler.select_destinations(hosts, spec)
@@ -149,19 +155,22 @@ class Placement:
             group = await self.store.get_server_group(str(group_id))
         except NotFound:
             raise NoValidHost("unknown server group") from None  # the local create says 400
-        marks = ", ".join("?" for _ in group.members)
-        rows = await self.store.db.fetch(
-            f"SELECT host FROM instances WHERE deleted = 0 AND uuid IN ({marks}) UNION"
-            f" SELECT host FROM cluster_instances WHERE deleted = 0 AND uuid IN ({marks})",
-            (*group.members, *group.members)) if group.members else []
-        return scheduler_info(group, {str(r[0]) for r in rows})
+        hosts = await self._hosts_of(set(group.members))
+        return scheduler_info(group, set(hosts))
 
-    async def _instances_on(self, host: str) -> list[str]:
+    async def _hosts_of(self, uuids: set[str]) -> dict[str, set[str]]:
+        """Host → which of ``uuids`` (live instances) it holds, every node's."""
+        if not uuids:
+            return {}
+        marks = ", ".join("?" for _ in uuids)
         rows = await self.store.db.fetch(
-            "SELECT uuid FROM instances WHERE host = ? AND deleted = 0"
-            " UNION SELECT uuid FROM cluster_instances WHERE host = ? AND deleted = 0",
-            (host, host))
-        return [str(r[0]) for r in rows]
+            f"SELECT host, uuid FROM instances WHERE deleted = 0 AND uuid IN ({marks}) UNION"
+            f" SELECT host, uuid FROM cluster_instances WHERE deleted = 0 AND uuid IN ({marks})",
+            (*uuids, *uuids))
+        placed: dict[str, set[str]] = {}
+        for host, uuid in rows:
+            placed.setdefault(str(host), set()).add(str(uuid))
+        return placed
 
 
 async def owner_of(store: Store, instance_id: str) -> str | None:
