@@ -355,3 +355,32 @@ async def test_unreachable_hypervisor_fails_fast(case: DriverCase, tmp_path: Pat
     assert time.monotonic() - started < 5
     assert "\n" not in raised.value.message
     assert "127.0.0.1:1" in raised.value.message
+
+
+async def test_live_migration_where_the_hypervisor_cannot(driver: Driver, case: DriverCase,
+                                                          make_spec: SpecMaker) -> None:
+    """libvirt's test driver cannot migrate: every live-migration call says
+    NotImplementedByDriver and the guest stays.  (Real migrations between two
+    libvirtds: tests/integration/test_live_migration.py.)"""
+    spec = make_spec()
+    await driver.spawn(spec)
+    dest = await driver.pre_live_migration(replace(spec, instance_dir=spec.instance_dir / "dest"))
+    assert dest.instance_dir.is_dir()
+    if case.name != "libvirt-test":
+        pytest.skip(f"{case.name} may migrate; see the integration tier")
+    with pytest.raises(NotImplementedByDriver):
+        await driver.live_migrate(spec, "test:///default", block_migration=True,
+                                  migrate_uri=None, dest=dest)
+    for call in (driver.live_migration_progress, driver.live_migration_abort,
+                 driver.live_migration_force_complete):
+        with pytest.raises(NotImplementedByDriver):
+            await call(spec.instance_id)
+    assert await driver.get_power_state(spec.instance_id) == PowerState.RUNNING
+
+
+async def test_live_migration_of_missing_guest(driver: Driver) -> None:
+    missing = "0badc0de-0000-4000-8000-000000000002"
+    for call in (driver.live_migration_progress, driver.live_migration_abort,
+                 driver.live_migration_force_complete):
+        with pytest.raises(GuestNotFound):
+            await call(missing)

@@ -153,6 +153,40 @@ TaskCallback = Callable[[str], Awaitable[None]]
 """Called by ``snapshot`` with ``"image_pending_upload"`` then ``"image_uploading"``."""
 
 
+@dataclass(frozen=True)
+class LiveMigrateData:
+    """What a live migration's destination tells its source (Nova's
+    ``LibvirtLiveMigrateData``, cut down), from ``pre_live_migration``:
+    where the guest's files are there and which node owns it there."""
+
+    instance_dir: Path
+    node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MigrationProgress:
+    """One reading of a running live migration (the hypervisor's job
+    statistics): bytes, except ``elapsed_ms`` and ``dirty_rate`` (pages a
+    second).  ``iteration`` counts the passes over memory."""
+
+    elapsed_ms: int = 0
+    data_total: int = 0
+    data_processed: int = 0
+    data_remaining: int = 0
+    memory_total: int = 0
+    memory_processed: int = 0
+    memory_remaining: int = 0
+    disk_total: int = 0
+    disk_processed: int = 0
+    disk_remaining: int = 0
+    dirty_rate: int = 0
+    iteration: int = 0
+
+
+ProgressCallback = Callable[[MigrationProgress], Awaitable[None]]
+"""Called by ``live_migrate`` with each reading while the migration runs."""
+
+
 @runtime_checkable
 class Driver(Protocol):
     """What a hypervisor driver must do.  See the module docstring for errors."""
@@ -260,3 +294,42 @@ class Driver(Protocol):
         """Have ``on_lost(why)`` run when the hypervisor becomes unreachable
         and ``on_back()`` when it answers again (each as its own task; a
         failure is logged)."""
+
+    async def pre_live_migration(self, spec: InstanceSpec) -> LiveMigrateData:
+        """Live migration, on the destination, first: lay out ``spec``'s
+        instance directory (disks from the image, boot files, config drive)
+        as spawn would, defining no guest, so that a block migration can
+        fill the disks.  Idempotent: existing files are kept."""
+
+    async def live_migrate(self, spec: InstanceSpec, dest_uri: str, *, block_migration: bool,
+                           migrate_uri: str | None, dest: LiveMigrateData | None = None,
+                           bandwidth_mib: int = 0, post_copy: bool = False,
+                           tunnelled: bool = False,
+                           on_progress: ProgressCallback | None = None) -> None:
+        """Live migration, on the source: move the running guest to the
+        hypervisor at ``dest_uri`` while it runs.  Blocks until the
+        migration ends.  ``block_migration`` copies the writable disks into
+        the files ``pre_live_migration`` made there (``dest`` says where);
+        without it the instance files must be on storage both nodes share.
+        ``migrate_uri`` is where the guest's data goes (None: where the
+        destination says); ``bandwidth_mib`` caps it in MiB/s (0: no cap);
+        ``post_copy`` lets ``live_migration_force_complete`` switch to
+        post-copy.  On success the guest runs there and no longer here (its
+        files here stay, for ``destroy``).  On failure (an abort included)
+        raises DriverError and the guest still runs here; GuestNotFound
+        when there is no guest, NotImplementedByDriver when the hypervisor
+        cannot migrate.  Not idempotent."""
+
+    async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
+        """The running live migration's progress now; None when none runs."""
+
+    async def live_migration_abort(self, instance_id: str) -> None:
+        """Cancel the running live migration (``live_migrate`` then raises and
+        the guest keeps running here).  Raises DriverError when none runs."""
+
+    async def live_migration_force_complete(self, instance_id: str) -> None:
+        """Make the running live migration finish: switch it to post-copy
+        when it was started with ``post_copy``, else pause the guest so its
+        memory stops changing, as Nova's libvirt driver does (the guest runs
+        again on the destination; here, if the migration fails).  Raises
+        DriverError when no migration runs."""

@@ -26,7 +26,10 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import re
 import shutil
+import xml.etree.ElementTree as ET
+from xml.sax.saxutils import escape
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -42,6 +45,9 @@ from novad.drivers.base import (
     ImageSpec,
     InstanceSpec,
     LifecycleEvent,
+    LiveMigrateData,
+    MigrationProgress,
+    ProgressCallback,
     RebootKind,
     TaskCallback,
 )
@@ -809,6 +815,152 @@ class LibvirtDriver:
             vcpus, memory_kib, running = vcpus + info[3], memory_kib + info[1], running + 1
         return conn.getInfo(), conn.getType(), (vcpus, memory_kib // 1024, running)
 
+    # -- live migration ---------------------------------------------------
+
+    async def pre_live_migration(self, spec: InstanceSpec) -> LiveMigrateData:
+        """On the destination: the instance directory, disks (a root overlay
+        on this node's cached base, so an incremental block migration copies
+        only what the guest wrote), boot files and config drive, as spawn
+        lays them out; no domain is defined (the migration defines it)."""
+        await self._prepare_disks(spec)
+        return LiveMigrateData(instance_dir=spec.instance_dir.absolute(), node_id=self._node_id)
+
+    async def live_migrate(self, spec: InstanceSpec, dest_uri: str, *, block_migration: bool,
+                           migrate_uri: str | None, dest: LiveMigrateData | None = None,
+                           bandwidth_mib: int = 0, post_copy: bool = False,
+                           tunnelled: bool = False,
+                           on_progress: ProgressCallback | None = None) -> None:
+        """``virDomainMigrateToURI3`` with Nova's flags: live, peer to peer
+        (the source libvirtd opens ``dest_uri`` itself, so it must be a URI
+        that libvirtd can reach, e.g. ``qemu+tcp://`` or ``qemu+unix://``),
+        persistent there, undefined here.  With ``dest`` the guest's XML
+        (live and persistent) is rewritten for the destination: instance
+        file paths moved to ``dest.instance_dir``, ``<novad:node>`` set to
+        ``dest.node_id``.  ``block_migration`` adds NON_SHARED_INC over the
+        writable disks (QEMU's NBD); read-only ones (the config drive) are
+        the destination's own copies.  libvirt 9.0 cannot combine
+        ``tunnelled`` with a block migration (it fails with "argument key
+        'host' must not have null value").  The call holds one driver
+        thread while it runs; progress, abort and force-complete use others.
+        Every ``PROGRESS_INTERVAL`` seconds ``on_progress`` gets a reading."""
+        instance_id = spec.instance_id
+        dom = await self._domain(instance_id)
+        live_xml, persist_xml = await self._call(instance_id, _migratable_xmls, dom)
+        flags = virt.MIGRATE_FLAGS
+        params: dict[str, Any] = {}
+        if dest is not None:
+            source_dir = spec.instance_dir.absolute()
+            params[virt.MIGRATE_PARAM_DEST_XML] = _retarget(live_xml, source_dir, dest)
+            params[virt.MIGRATE_PARAM_PERSIST_XML] = _retarget(persist_xml, source_dir, dest)
+        if block_migration:
+            flags |= virt.MIGRATE_NON_SHARED_INC
+            params[virt.MIGRATE_PARAM_MIGRATE_DISKS] = _writable_disks(live_xml)
+        if migrate_uri:
+            params[virt.MIGRATE_PARAM_URI] = migrate_uri
+        if bandwidth_mib:
+            params[virt.MIGRATE_PARAM_BANDWIDTH] = bandwidth_mib
+        flags |= (virt.MIGRATE_POSTCOPY if post_copy else 0) | (
+            virt.MIGRATE_TUNNELLED if tunnelled else 0)
+        was_running = (await self._call(instance_id, dom.state))[0] in _ACTIVE_STATES
+        log.info("live migration starting", instance_id=instance_id, dest=dest_uri,
+                 block_migration=block_migration, flags=flags)
+        try:
+            await self._migrate_watching(instance_id, dom, (dest_uri, params, flags), on_progress)
+        except LibvirtError as exc:
+            if was_running:
+                await self._resume_after_failed_migration(instance_id, dom)
+            raise self._migration_failure(instance_id, exc, dest_uri) from exc
+        self._domains.pop(instance_id, None)
+        log.info("live migration done", instance_id=instance_id, dest=dest_uri)
+
+    async def _migrate_watching(self, instance_id: str, dom: VirDomain,
+                                call: tuple[str, dict[str, Any], int],
+                                on_progress: ProgressCallback | None) -> None:
+        """Run the migration call in a driver thread; meanwhile report its
+        progress.  Cancelled, it aborts the migration and waits for the call
+        to return, so no thread outlives this coroutine."""
+        job = asyncio.ensure_future(self._run(dom.migrateToURI3, *call))
+        try:
+            while not job.done():
+                await asyncio.wait([job], timeout=PROGRESS_INTERVAL)
+                if on_progress is not None and not job.done():
+                    with contextlib.suppress(DriverError):  # it ended meanwhile
+                        if (progress := await self.live_migration_progress(instance_id)):
+                            await on_progress(progress)
+        except asyncio.CancelledError:
+            with contextlib.suppress(LibvirtError):
+                await asyncio.shield(self._run(dom.abortJob))
+            with contextlib.suppress(LibvirtError):
+                await asyncio.shield(job)
+            raise
+        await job
+
+    async def _resume_after_failed_migration(self, instance_id: str, dom: VirDomain) -> None:
+        """A guest force-complete paused runs again after the migration failed."""
+        try:
+            if (await self._run(dom.state))[0] == virt.DOMAIN_PAUSED:
+                await self._run(dom.resume)
+        except LibvirtError as exc:
+            log.warning("cannot resume after a failed live migration", instance_id=instance_id,
+                        error=virt.error_message(exc))
+
+    def _migration_failure(self, instance_id: str, exc: BaseException,
+                           dest_uri: str | None = None) -> DriverError | NotImplementedByDriver:
+        """novad's error for a failed migration call."""
+        if error_code(exc) in _CANNOT_MIGRATE:
+            return NotImplementedByDriver(
+                f"Live migration is not implemented by this hypervisor: {virt.error_message(exc)}")
+        failure = self._failure(instance_id, exc)
+        if dest_uri is None or isinstance(failure, GuestNotFound):
+            return failure
+        return DriverError(f"Live migration of {instance_id} to {dest_uri} failed: "
+                           f"{virt.error_message(exc)}")
+
+    async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
+        """``virDomainGetJobStats`` of the guest's outgoing migration; None
+        when no job runs or the job is not a migration out."""
+        dom = await self._domain(instance_id)
+        try:
+            stats = await self._run(dom.jobStats, 0)
+        except LibvirtError as exc:
+            raise self._migration_failure(instance_id, exc) from exc
+        return _progress_of(stats)
+
+    async def live_migration_abort(self, instance_id: str) -> None:
+        """``virDomainAbortJob``.  DriverError when no job runs."""
+        dom = await self._domain(instance_id)
+        try:
+            await self._run(dom.abortJob)
+        except LibvirtError as exc:
+            if error_code(exc) == virt.ERR_OPERATION_INVALID:
+                raise DriverError(f"Instance {instance_id} has no live migration to abort: "
+                                  f"{virt.error_message(exc)}") from exc
+            raise self._migration_failure(instance_id, exc) from exc
+
+    async def live_migration_force_complete(self, instance_id: str) -> None:
+        """Post-copy (``virDomainMigrateStartPostCopy``) when the migration
+        allows it and already copies memory, else pause the guest
+        (``virDomainSuspend``), as Nova's libvirt driver.  While a block
+        migration still copies disks QEMU cannot switch yet ("Enable postcopy
+        ... before the start of migration"), and a paused guest stops
+        writing, so its disks converge too.  libvirt resumes a paused guest
+        on the destination when the migration completes; ``live_migrate``
+        resumes it here when the migration fails."""
+        progress = await self.live_migration_progress(instance_id)
+        if progress is None:
+            raise DriverError(f"Instance {instance_id} has no live migration to force complete.")
+        dom = await self._domain(instance_id)
+        if progress.memory_processed > 0:
+            try:
+                await self._run(dom.migrateStartPostCopy, 0)
+                log.info("live migration switched to post-copy", instance_id=instance_id)
+                return
+            except LibvirtError as exc:
+                if error_code(exc) not in (virt.ERR_OPERATION_INVALID, *_CANNOT_MIGRATE):
+                    raise self._migration_failure(instance_id, exc) from exc
+        await self.pause(instance_id)
+        log.info("live migration forced by pausing the guest", instance_id=instance_id)
+
 
 def _lay_out_other_files(spec: InstanceSpec, ephemeral_format: str) -> None:
     """The kernel and ramdisk copies, the ephemeral disk (formatted, see
@@ -866,3 +1018,61 @@ def _stop_keeping_save(dom: VirDomain) -> None:
 def _state_and_id(dom: VirDomain) -> tuple[int, int]:
     """The raw libvirt state and the domain id (-1 when off) (blocks)."""
     return dom.state()[0], dom.ID()
+
+
+PROGRESS_INTERVAL: Final = 0.5
+"""Seconds between progress readings while a live migration runs."""
+
+_CANNOT_MIGRATE: Final = frozenset({virt.ERR_NO_SUPPORT, virt.ERR_ARGUMENT_UNSUPPORTED,
+                                    virt.ERR_OPERATION_UNSUPPORTED})
+"""libvirt's answers of a hypervisor that cannot migrate (the test driver)."""
+
+_NODE_ELEMENT: Final = re.compile(r"(<(?:[\w.-]+:)?node>)[^<]*(</(?:[\w.-]+:)?node>)")
+
+
+def _migratable_xmls(dom: VirDomain) -> tuple[str, str]:
+    """The live and the persistent XML, as a migration sends them, with the
+    VNC password (blocks)."""
+    flags = virt.XML_MIGRATABLE | virt.XML_SECURE
+    return dom.XMLDesc(flags), dom.XMLDesc(flags | virt.XML_INACTIVE)
+
+
+def _retarget(xml: str, source_dir: Path, dest: LiveMigrateData) -> str:
+    """A guest's XML for the destination: paths in the instance directory
+    moved to the destination's, the ``<novad:node>`` in the metadata set to
+    the destination's node (a guest without one keeps none)."""
+    text = xml.replace(f"{escape(str(source_dir))}/", f"{escape(str(dest.instance_dir))}/")
+    if dest.node_id is None:
+        return text
+    head, sep, rest = text.partition("<metadata")
+    node = escape(dest.node_id)
+    return head + sep + _NODE_ELEMENT.sub(lambda m: f"{m.group(1)}{node}{m.group(2)}", rest, 1)
+
+
+def _writable_disks(xml: str) -> list[str]:
+    """Target names of a guest's writable file disks (what a block
+    migration copies)."""
+    root = ET.fromstring(xml)
+    return [target.get("dev", "")
+            for disk in root.iterfind("./devices/disk[@device='disk']")
+            if disk.find("readonly") is None and disk.find("source") is not None
+            and (target := disk.find("target")) is not None and target.get("dev")]
+
+
+def _progress_of(stats: dict[str, Any]) -> MigrationProgress | None:
+    """A reading from ``virDomainGetJobStats``; None without an outgoing migration."""
+    if int(stats.get("type", virt.JOB_NONE)) == virt.JOB_NONE:
+        return None
+    operation = int(stats.get("operation", virt.JOB_OPERATION_MIGRATION_OUT))
+    if operation != virt.JOB_OPERATION_MIGRATION_OUT:
+        return None
+
+    def get(key: str) -> int:
+        return int(stats.get(key, 0))
+    return MigrationProgress(
+        elapsed_ms=get("time_elapsed"), data_total=get("data_total"),
+        data_processed=get("data_processed"), data_remaining=get("data_remaining"),
+        memory_total=get("memory_total"), memory_processed=get("memory_processed"),
+        memory_remaining=get("memory_remaining"), disk_total=get("disk_total"),
+        disk_processed=get("disk_processed"), disk_remaining=get("disk_remaining"),
+        dirty_rate=get("memory_dirty_rate"), iteration=get("memory_iteration"))

@@ -39,6 +39,27 @@ XML_INACTIVE: Final[int] = libvirt.VIR_DOMAIN_XML_INACTIVE
 LIST_ACTIVE: Final[int] = libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE
 EVENT_ID_LIFECYCLE: Final[int] = libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE
 
+# Live migration: Nova's default flags for a peer-to-peer migration (the
+# source libvirtd talks to the destination's itself), then the optional ones.
+ERR_OPERATION_ABORTED: Final[int] = libvirt.VIR_ERR_OPERATION_ABORTED
+ERR_ARGUMENT_UNSUPPORTED: Final[int] = libvirt.VIR_ERR_ARGUMENT_UNSUPPORTED
+MIGRATE_FLAGS: Final[int] = (
+    libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
+    | libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+)
+MIGRATE_NON_SHARED_INC: Final[int] = libvirt.VIR_MIGRATE_NON_SHARED_INC
+MIGRATE_TUNNELLED: Final[int] = libvirt.VIR_MIGRATE_TUNNELLED
+MIGRATE_POSTCOPY: Final[int] = libvirt.VIR_MIGRATE_POSTCOPY
+MIGRATE_PARAM_URI: Final[str] = libvirt.VIR_MIGRATE_PARAM_URI
+MIGRATE_PARAM_DEST_XML: Final[str] = libvirt.VIR_MIGRATE_PARAM_DEST_XML
+MIGRATE_PARAM_PERSIST_XML: Final[str] = libvirt.VIR_MIGRATE_PARAM_PERSIST_XML
+MIGRATE_PARAM_MIGRATE_DISKS: Final[str] = libvirt.VIR_MIGRATE_PARAM_MIGRATE_DISKS
+MIGRATE_PARAM_BANDWIDTH: Final[str] = libvirt.VIR_MIGRATE_PARAM_BANDWIDTH
+XML_MIGRATABLE: Final[int] = libvirt.VIR_DOMAIN_XML_MIGRATABLE
+XML_SECURE: Final[int] = libvirt.VIR_DOMAIN_XML_SECURE
+JOB_NONE: Final[int] = libvirt.VIR_DOMAIN_JOB_NONE
+JOB_OPERATION_MIGRATION_OUT: Final[int] = libvirt.VIR_DOMAIN_JOB_OPERATION_MIGRATION_OUT
+
 DOMAIN_NOSTATE: Final[int] = libvirt.VIR_DOMAIN_NOSTATE
 DOMAIN_RUNNING: Final[int] = libvirt.VIR_DOMAIN_RUNNING
 DOMAIN_BLOCKED: Final[int] = libvirt.VIR_DOMAIN_BLOCKED
@@ -84,6 +105,10 @@ class VirDomain(Protocol):
     def setUserPassword(self, user: str, password: str, flags: int = 0) -> int: ...
     def XMLDesc(self, flags: int = 0) -> str: ...
     def metadata(self, type: int, uri: str | None, flags: int = 0) -> str: ...
+    def migrateToURI3(self, dconnuri: str, params: dict[str, Any], flags: int = 0) -> int: ...
+    def jobStats(self, flags: int = 0) -> dict[str, Any]: ...
+    def abortJob(self) -> int: ...
+    def migrateStartPostCopy(self, flags: int = 0) -> int: ...
 
 
 LifecycleCallback = Callable[[Any, VirDomain, int, int, Any], None]
