@@ -12,7 +12,9 @@ from novad.store.models import ServerGroup
 async def test_a_v3_compute_database_gains_server_groups(tmp_path: Path) -> None:
     db = await Database.open(tmp_path / "v3.db")
     await db.migrate([Component("compute", COMPUTE.migrations[:3])])
-    await Store(db).set_service("n", "nova-compute", True, "kept")
+    await db.write(lambda conn: conn.execute(  # as a v3 node wrote it
+        "INSERT INTO services(host, binary, disabled, disabled_reason, updated_at)"
+        " VALUES ('n', 'nova-compute', 1, 'kept', '2025-01-01T00:00:00.000000')"))
     await db.migrate([COMPUTE])
     store = Store(db)
     assert (await db.versions())["compute"] >= 4

@@ -7,7 +7,8 @@ left ones too, until membership forgets them), and always one for this node:
 - what it has and where it is: this node's resources from its own driver,
   every other member's from the meta it gossips (``app._gossip_meta``);
 - whether it is up: this node always, another while membership believes it
-  alive;
+  alive -- unless an admin forced it down (``forced_down`` of its row), which
+  makes it down whatever its heartbeat says, as Nova's service group does;
 - whether it takes new instances: its row of the replicated ``services``
   table, which every node holds and any node may write (a host without a
   row is enabled).  The owner notices a change made elsewhere when it
@@ -47,7 +48,8 @@ class ComputeHost:
     name: str
     id: int
     zone: str
-    up: bool
+    alive: bool
+    """What the heartbeat says: this node always, another by membership."""
     service: ServiceRow
     seen_at: str
     """When this node last heard from it (store timestamp format, UTC)."""
@@ -59,6 +61,17 @@ class ComputeHost:
     def enabled(self) -> bool:
         """Whether it takes new instances."""
         return not self.service.disabled
+
+    @property
+    def forced_down(self) -> bool:
+        """Whether an admin forced its service down (os-services force-down)."""
+        return self.service.forced_down
+
+    @property
+    def up(self) -> bool:
+        """Whether its service is up: alive and not forced down (Nova's
+        ``service_is_up``)."""
+        return self.alive and not self.service.forced_down
 
     def known_as(self, ident: str) -> bool:
         """Whether ``ident`` names it: its id here, or the id other nodes give it."""
@@ -79,8 +92,8 @@ def zones(hosts: Sequence[ComputeHost]) -> list[Zone]:
     while one of them takes new instances (as Nova lists the zone of a
     disabled service as not available)."""
     by_zone: dict[str, list[ComputeHost]] = {}
-    for host in hosts:
-        if host.up and host.zone:
+    for host in hosts:  # a forced-down host is listed, not available (as Nova)
+        if host.alive and host.zone:
             by_zone.setdefault(host.zone, []).append(host)
     return [Zone(name, any(h.enabled for h in members), tuple(members))
             for name, members in sorted(by_zone.items())]
@@ -95,6 +108,9 @@ class ServiceStore(Protocol):
     async def set_service(self, host: str, binary: str, disabled: bool,
                           reason: str | None) -> ServiceRow:
         """Enable or disable ``binary`` on ``host``; durable on return."""
+
+    async def set_forced_down(self, host: str, binary: str, forced_down: bool) -> ServiceRow:
+        """Force ``binary`` on ``host`` down or clear that; durable on return."""
 
 
 class Hosts:
@@ -160,6 +176,22 @@ class Hosts:
             raise missing
         return await self.store.set_service(host, BINARY, disabled,
                                             reason if disabled else None)
+
+    async def force_down(self, host: str, binary: str, forced_down: bool) -> ServiceRow:
+        """Force ``host``'s nova-compute down (True) or clear that (False).
+        Its row replicates to every node: each shows it down, and the owner
+        stops taking new instances once it re-reads its record.  Raises
+        NotFound for another binary or a host membership does not know."""
+        missing = NotFound(f"Compute host {host} with binary {binary} could not be found.")
+        if binary != BINARY:
+            raise missing
+        if host == self.host:
+            if self.record is None:
+                raise missing
+            return await self.record.force_down(forced_down)
+        if not any(m.name == host for m in self.members()):
+            raise missing
+        return await self.store.set_forced_down(host, BINARY, forced_down)
 
 
 def gossiped(name: str, meta: Mapping[str, Any]) -> HostResources:

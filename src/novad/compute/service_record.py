@@ -11,6 +11,12 @@ unreachable, with a reason starting ``AUTO: ``, and enables itself again
 when the connection is back -- but only if the disable is still its own, so
 an admin's disable is never undone.
 
+An admin may also force the service down (``openstack compute service set
+--down``, microversion 2.11), telling the cloud the node is dead whatever
+its heartbeat says -- the precondition of evacuating its instances.  A
+forced-down service counts as down, so, as Nova's ComputeFilter does with a
+service that is not up, nothing new is placed on it either.
+
 The record is a row of the replicated ``services`` table, so an admin may
 change it from any node: :meth:`ServiceRecord.load` re-reads it (the node
 does so before every gossip of its meta), and the automatic enable and
@@ -37,7 +43,7 @@ AUTO_PREFIX: Final = "AUTO: "
 def never_written(host: str) -> ServiceRow:
     """The record of a host nobody has enabled or disabled: enabled."""
     return ServiceRow(host=host, binary=BINARY, disabled=False, disabled_reason=None,
-                      updated_at="")
+                      updated_at="", forced_down=False)
 
 
 class ServiceRecord:
@@ -62,14 +68,27 @@ class ServiceRecord:
         """The current record."""
         return self._row
 
+    @property
+    def forced_down(self) -> bool:
+        """Whether an admin forced the service down (as last read)."""
+        return self._row.forced_down
+
     def schedulable(self) -> bool:
-        """Whether new instances may be placed here (Nova's ComputeFilter)."""
-        return not self._row.disabled
+        """Whether new instances may be placed here (Nova's ComputeFilter:
+        enabled, and up -- which a forced-down service is not)."""
+        return not self._row.disabled and not self._row.forced_down
 
     async def set(self, disabled: bool, reason: str | None = None) -> ServiceRow:
         """An admin's enable or disable; enabling clears the reason."""
         async with self._lock:
             return await self._write(disabled, reason if disabled else None)
+
+    async def force_down(self, forced_down: bool) -> ServiceRow:
+        """An admin's ``--down`` (True) or ``--up`` (False); the enabled state
+        stays as it is."""
+        async with self._lock:
+            self._row = await self.store.set_forced_down(self.host, BINARY, forced_down)
+            return self._row
 
     async def auto_disable(self, why: str) -> None:
         """Disable because the hypervisor is unreachable, unless already disabled."""

@@ -236,10 +236,12 @@ class ServerGroup:
 
 @dataclass(frozen=True)
 class ServiceRow:
-    """A service record: whether ``binary`` on ``host`` takes new work."""
+    """A service record: whether ``binary`` on ``host`` takes new work, and
+    whether an admin forced it down (it then counts as down, as in Nova)."""
 
     host: str
     binary: str
     disabled: bool
     disabled_reason: str | None
     updated_at: str
+    forced_down: bool = False

@@ -188,5 +188,13 @@ CREATE INDEX server_group_members_instance ON server_group_members(instance_uuid
 between nodes, so the keys are text and members carry no foreign key:
 a member may be an instance of another node."""
 
-COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4)])
+_V5 = """
+ALTER TABLE services ADD COLUMN forced_down INTEGER NOT NULL DEFAULT 0;
+"""
+"""v5: an admin's ``openstack compute service set --down`` (os-services
+force-down, microversion 2.11): the service counts as down whatever its
+node's heartbeat says, so its instances may be evacuated.  Replicated with
+the rest of the row."""
+
+COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""
