@@ -34,6 +34,7 @@ from novad.compute.flavors import FlavorService
 from novad.compute.hosts import Hosts
 from novad.compute.keypairs import KeypairService
 from novad.compute.periodic import PeriodicJobs
+from novad.compute.moves import Mover
 from novad.compute.placement import Decision, Placement, owner_of
 from novad.compute.power_sync import PowerSync
 from novad.compute.recovery import StartupRecovery
@@ -80,6 +81,8 @@ class Node:
     consoles: ConsoleService | None = None
     service: ServiceRecord | None = None
     cluster: ClusterService | None = None
+    placement: Placement | None = None
+    mover: Mover | None = None
 
     @property
     def host(self) -> str:
@@ -158,21 +161,53 @@ async def start_node(config: Config, driver: Driver | None = None,
                                         console_url=consoles.console_url,
                                         project_exists=identity.project_exists, record=service)
     node = Node(config, db, store, driver, identity, images, compute, power_sync, supervisor,
-                time.time(), consoles=consoles, service=service, cluster=cluster)
+                time.time(), consoles=consoles, service=service, cluster=cluster,
+                placement=Placement(config, store, images))
+    mover = _mover(node, cluster)
     if cluster.clustered:
         # A node that never synced waits for the cluster's records: it must
-        # create no admin, flavors or demo images of its own.
+        # create no admin, flavors or demo images of its own.  One that holds
+        # instances waits too (a while): it must learn which of them were
+        # evacuated while it was away before it starts anything.
         fresh = not await identity.has_users()
-        await cluster.catch_up(wait=fresh)
+        holds = bool(await store.list_instances(host=config.host))
+        if not await cluster.catch_up(wait=fresh) and holds and config.cluster.rejoin_wait > 0:
+            try:
+                await asyncio.wait_for(cluster.catch_up(wait=True), config.cluster.rejoin_wait)
+            except TimeoutError:
+                log.warning("no member answered; starting without the cluster's records",
+                            waited=config.cluster.rejoin_wait)
+        for uuid in await mover.fence_stale():
+            log.warning("stale copy destroyed at start-up", instance_id=uuid)
     await service.auto_enable()  # libvirt answered: a disable for its loss is over
     driver.watch_connection(service.auto_disable, service.auto_enable)
     await _first_start(node)
     if wants_demo(config.libvirt.connection_uri):
         await _register_demo(node)
-    done = await StartupRecovery(store, compute.runner, compute.specs, compute.host).run()
+    done = await StartupRecovery(store, compute.runner, compute.specs, compute.host,
+                                 mover=mover).run()
     log.info("recovery finished", instances=len(done))
     _schedule(node)
     return node
+
+
+def _mover(node: Node, cluster: ClusterService) -> Mover:
+    """Moves between nodes, wired into the compute stack; stale copies are
+    fenced whenever replication brings word that one moved on."""
+    compute = node.compute
+    assert node.placement is not None
+    mover = Mover(node.config, node.store, cluster, node.placement, compute.specs,
+                  compute.runner, node.supervisor)
+    mover.runner_claims = compute.claims
+    compute.mover = mover
+    compute.operations.mover = mover
+
+    def lost() -> None:
+        cluster.replicator.lost.clear()
+        node.supervisor.spawn("fence-stale", mover.fence_stale)
+    cluster.replicator.on_lost = lost
+    node.mover = mover
+    return mover
 
 
 def _cluster_key(config: Config) -> bytes:
@@ -312,7 +347,7 @@ def build_app(node: Node) -> web.Application:
                              server_groups=ServerGroupService(node.store))
     inner = []
     if node.cluster is not None:
-        routes += cluster_api.routes(node.cluster, node.images)
+        routes += cluster_api.routes(node.cluster, node.images, node.mover)
         inner.append(_forwarding(node, node.cluster))
     return build_api(node.config, routes, node.identity.validate_token, _error_body, inner)
 
@@ -320,7 +355,7 @@ def build_app(node: Node) -> web.Application:
 def _forwarding(node: Node, cluster: ClusterService) -> Middleware:
     """Requests about other nodes' instances go to their owner; creates go
     where the scheduler says."""
-    placement = Placement(node.config, node.store, node.images)
+    placement = node.placement or Placement(node.config, node.store, node.images)
 
     async def place(request: web.Request, body: bytes) -> Decision:
         try:

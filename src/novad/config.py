@@ -192,6 +192,9 @@ class ClusterSection:
     max_message_size: int = _opt(4194304, "largest node-to-node message accepted, bytes")
     max_clock_skew: float = _opt(30.0, "node-to-node messages older or newer than this many "
                                  "seconds are refused")
+    rejoin_wait: float = _opt(30.0, "seconds a restarting node that holds instances waits "
+                              "for a member to answer before it starts anything (it must learn "
+                              "which of them were evacuated meanwhile); 0 = do not wait")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ them, and none is ever a 5xx.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -29,14 +30,17 @@ from novad.cluster.auth import NONCE, AuthFailed
 from novad.cluster.http import PREFIX, encode
 from novad.cluster.membership import BadMessage
 from novad.cluster.service import ClusterService, member_view
+from novad.compute.moves import FILE_PATH, MOVE_HEADER, Mover
 from novad.errors import ImageNotFound, Invalid, NotAuthenticated
 from novad.images.service import ImageService
 
 Answer = Callable[[ClusterService, Any], Awaitable[Any]]
 
 
-def routes(cluster: ClusterService, images: ImageService) -> list[Route]:
-    """The node-to-node routes, bound to this node's cluster service."""
+def routes(cluster: ClusterService, images: ImageService,
+           mover: Mover | None = None) -> list[Route]:
+    """The node-to-node routes, bound to this node's cluster service (and
+    its mover, for the moves between nodes)."""
     limit = cluster.config.cluster.max_message_size
 
     async def image_data(request: web.Request) -> web.StreamResponse:
@@ -87,11 +91,58 @@ def routes(cluster: ClusterService, images: ImageService) -> list[Route]:
                      responses={200: "Answer", 204: "Accepted", 400: "Malformed",
                                 401: "Not signed with the cluster key", 413: "Too large"})
 
-    return [route("gossip", _gossip), route("sync", _sync), route("records", _records),
-            route("members", _members),
+    async def move_file(request: web.Request) -> web.StreamResponse:
+        """One file of a move, streamed; the signature covers its descriptor
+        (in a header), the answer carries the SHA-256 the sender checks."""
+        assert mover is not None
+        try:
+            descriptor_raw = base64.b64decode(request.headers.get(MOVE_HEADER, ""), validate=True)
+        except ValueError:
+            raise Invalid("Malformed node-to-node message: bad move descriptor") from None
+        try:
+            cluster.auth.verify(request.method, request.path, request.headers, descriptor_raw,
+                                request.remote or "?")
+        except AuthFailed as exc:
+            raise NotAuthenticated(f"Node-to-node message refused: {exc.reason}") from None
+        try:
+            descriptor = json.loads(descriptor_raw)
+            if set(descriptor) != {"migration", "instance", "name"}:
+                raise ValueError
+        except (ValueError, TypeError):
+            raise Invalid("Malformed node-to-node message: expected {migration, instance, "
+                          "name}") from None
+        answer = await mover.receive_file(descriptor, request.content.iter_chunked(1 << 20))
+        raw = encode(answer)
+        headers = cluster.auth.sign_response(request.headers[NONCE], 200, raw)
+        return web.Response(body=raw, status=200, headers=headers,
+                            content_type="application/json")
+
+    table = [route("gossip", _gossip), route("sync", _sync), route("records", _records),
+             route("members", _members)]
+    if mover is not None:
+        table += [route(f"moves/{kind}", _move(fn)) for kind, fn in (
+            ("prepare", mover.prepare), ("adopt", mover.adopt), ("abort", mover.abort),
+            ("confirm", mover.drop_source), ("evacuate", mover.rebuild_here))]
+        table.append(Route("POST", FILE_PATH, move_file, public=True, streaming=True,
+                           tag="cluster", summary="One file of an instance moving here",
+                           responses={200: "Received, with its SHA-256", 401: "Not signed",
+                                      409: "No such move prepared here"}))
+    return [*table,
             Route("POST", f"{PREFIX}/image-data", image_data, public=True, streaming=True,
                   tag="cluster", summary="An image's data, for a node that has its record",
                   responses={200: "The data", 401: "Not signed", 404: "Not here"})]
+
+
+def _move(fn: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]) -> Answer:
+    async def answer(cluster: ClusterService, message: Any) -> Any:
+        if not isinstance(message, dict):
+            raise ValueError("move: expected an object")
+        try:
+            return await fn(message)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"move: {type(exc).__name__} {exc}") from None
+    answer.__doc__ = fn.__doc__
+    return answer
 
 
 async def _gossip(cluster: ClusterService, message: Any) -> None:

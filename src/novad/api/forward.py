@@ -77,6 +77,8 @@ def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str 
             try:
                 return await _to_owner(cluster, request, host, await _body(request))
             except OwnerUnreachable:
+                if _evacuation(request):
+                    return await handler(request)  # a dead node's instance: rebuilt elsewhere
                 if request.method != "GET" or not _SHOW.match(request.path):
                     raise
                 request[REPLICA] = True  # a read: the record as last replicated
@@ -86,6 +88,18 @@ def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str 
         return await handler(request)
 
     return forward
+
+
+def _evacuation(request: web.Request) -> bool:
+    """Whether this is an evacuate action (served where it arrives when the
+    owner is unreachable: the owner is the node being evacuated)."""
+    if request.method != "POST" or not request.path.rstrip("/").endswith("/action"):
+        return False
+    try:
+        body = json.loads(request[RAW_BODY])
+    except (ValueError, KeyError):
+        return False
+    return isinstance(body, dict) and "evacuate" in body
 
 
 async def _body(request: web.Request) -> bytes:

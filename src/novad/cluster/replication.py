@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +48,7 @@ log = structlog.get_logger("novad.cluster.replication")
 REPLICATED_TABLES: tuple[str, ...] = (
     "projects", "users", "roles", "assignments", "revoked_tokens",
     "flavors", "flavor_projects", "keypairs", "project_quotas", "services",
-    "images", "server_groups", "server_group_members", "instances",
+    "images", "server_groups", "server_group_members", "instances", "migrations",
 )
 """Tables whose rows every node holds (those that exist are replicated)."""
 
@@ -246,6 +246,11 @@ class Replicator:
         self.origin = origin
         self.host = host
         self._tables: dict[str, _Table] = {}
+        self.on_lost: Callable[[], None] | None = None
+        """Called (not awaited) after an apply that found instances in :attr:`lost`."""
+        self.lost: set[str] = set()
+        """Instances held here whose record moved on to a higher generation
+        elsewhere (filled by :meth:`apply`; emptied by whoever fences them)."""
 
     async def install(self) -> None:
         """Create the triggers (after every schema migration) and record the
@@ -297,6 +302,8 @@ class Replicator:
         changed = await self.db.write(lambda conn: self._apply(conn, records, reached or {}))
         if changed:
             log.debug("records applied", count=changed)
+        if self.lost and self.on_lost is not None:
+            self.on_lost()
         return changed
 
     def _apply(self, conn: sqlite3.Connection, records: Sequence[Record],
@@ -324,9 +331,11 @@ class Replicator:
     def _apply_one(self, conn: sqlite3.Connection, rec: Record) -> int:
         if rec.origin == self.origin:
             return 0  # our own writes: nobody holds a newer version of them than we do
-        held = conn.execute("SELECT hlc, origin FROM repl_rows WHERE tbl = ? AND pk = ?",
-                            (rec.tbl, rec.pk)).fetchone()
-        if held is not None and (int(held[0]), str(held[1])) >= (rec.hlc, rec.origin):
+        held = conn.execute(
+            "SELECT hlc, origin, COALESCE(json_extract(row, '$.generation'), 0) FROM repl_rows"
+            " WHERE tbl = ? AND pk = ?", (rec.tbl, rec.pk)).fetchone()
+        if held is not None and _precedence(int(held[2]), int(held[0]), str(held[1])) \
+                >= _precedence(_generation(rec), rec.hlc, rec.origin):
             conn.execute("DELETE FROM repl_pending WHERE tbl = ? AND pk = ? AND hlc <= ?",
                          (rec.tbl, rec.pk, int(held[0])))
             return 0
@@ -366,8 +375,15 @@ class Replicator:
         if rec.row is None:
             conn.execute(f"DELETE FROM {_quote(name)} WHERE {where}", key)
             return
-        if name != t.name and rec.row.get("host") == self.host:
-            return  # an instance of ours that another node wrote about: ours wins
+        if name != t.name:
+            local = conn.execute(f"SELECT generation FROM {_quote(t.name)} WHERE {where}",
+                                 key).fetchone()
+            if local is not None and int(local[0]) >= _generation(rec):
+                return  # an instance of ours that another node wrote about: ours wins
+            if local is None and rec.row.get("host") == self.host:
+                return  # a record naming this node for a copy it does not hold
+            if local is not None:
+                self.lost.add(str(key[0]))  # moved on elsewhere: our copy is stale
         cols = [c for c in t.columns if c in rec.row]
         values = [rec.row[c] for c in cols]
         placeholders = ", ".join("?" for _ in cols)
@@ -376,6 +392,131 @@ class Replicator:
         conflict = f"DO UPDATE SET {updates}" if updates else "DO NOTHING"
         conn.execute(f"INSERT INTO {_quote(name)} ({', '.join(_quote(c) for c in cols)})"
                      f" VALUES ({placeholders}) ON CONFLICT({keys}) {conflict}", values)
+
+
+class Handover:
+    """An instance's row changing node: the source exports it, the
+    destination adopts it (a local write, so it replicates with a higher
+    generation and wins everywhere), and the source releases its copy
+    without a tombstone (a muted delete: the destination's record is the
+    instance's record from now on)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def export(self, uuid: str) -> dict[str, Any] | None:
+        """The instance's row (every column) and its actions with their
+        events, or None when this node does not hold it."""
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            conn.row_factory = sqlite3.Row
+            try:
+                row = conn.execute("SELECT * FROM instances WHERE uuid = ?", (uuid,)).fetchone()
+                if row is None:
+                    return None
+                actions = []
+                for action in conn.execute(
+                        "SELECT * FROM instance_actions WHERE instance_uuid = ? ORDER BY id",
+                        (uuid,)).fetchall():
+                    events = [{k: e[k] for k in e.keys() if k not in ("id", "action_id")}
+                              for e in conn.execute("SELECT * FROM instance_actions_events"
+                                                    " WHERE action_id = ? ORDER BY id",
+                                                    (action["id"],))]
+                    actions.append({**{k: action[k] for k in action.keys() if k != "id"},
+                                    "events": events})
+                migrations = [dict(m) for m in conn.execute(
+                    "SELECT * FROM migrations WHERE instance_uuid = ?", (uuid,))]
+                return {"row": dict(row), "actions": actions, "migrations": migrations}
+            finally:
+                conn.row_factory = None
+        return await self.db.read(read)
+
+    async def export_replica(self, uuid: str) -> dict[str, Any] | None:
+        """Another node's instance as the cluster directory holds it, in
+        :meth:`export`'s shape (no actions: they stayed on that node)."""
+        def read(conn: sqlite3.Connection) -> dict[str, Any] | None:
+            conn.row_factory = sqlite3.Row
+            try:
+                row = conn.execute("SELECT * FROM cluster_instances WHERE uuid = ?",
+                                   (uuid,)).fetchone()
+                return None if row is None else {"row": dict(row), "actions": []}
+            finally:
+                conn.row_factory = None
+        return await self.db.read(read)
+
+    async def adopt(self, exported: dict[str, Any], changes: dict[str, Any],
+                    migration_id: int | None = None, source: str = "") -> bool:
+        """Make the exported instance this node's, with ``changes`` (host,
+        generation, states) applied; its actions come along.  With
+        ``migration_id``, only if that move is not aborted here, and
+        settled as adopted in the same transaction (False: it was aborted)."""
+        def run(conn: sqlite3.Connection) -> bool:
+            if migration_id is not None:
+                state = conn.execute("SELECT state FROM move_preps WHERE migration_id = ?",
+                                     (migration_id,)).fetchone()
+                if state is not None and state[0] == "aborted":
+                    return False
+                conn.execute(
+                    "INSERT INTO move_preps(migration_id, instance_uuid, source, flavor, state,"
+                    " created_at) VALUES (?, ?, ?, '{}', 'adopted', datetime('now'))"
+                    " ON CONFLICT(migration_id) DO UPDATE SET state = 'adopted'",
+                    (migration_id, exported["row"]["uuid"], source))
+            table = _describe(conn, "instances")
+            assert table is not None
+            row = {**exported["row"], **changes}
+            cols = [c for c in table.columns if c in row]
+            conn.execute(f"INSERT OR REPLACE INTO instances ({', '.join(map(_quote, cols))})"
+                         f" VALUES ({', '.join('?' for _ in cols)})", [row[c] for c in cols])
+            conn.execute("DELETE FROM cluster_instances WHERE uuid = ?", (row["uuid"],))
+            for migration in exported.get("migrations", []):  # ahead of their replication
+                keys = list(migration)
+                conn.execute(
+                    f"INSERT OR REPLACE INTO migrations ({', '.join(map(_quote, keys))})"
+                    f" VALUES ({', '.join('?' for _ in keys)})", list(migration.values()))
+            for action in exported.get("actions", []):
+                fields = {k: v for k, v in action.items() if k != "events"}
+                cur = conn.execute(
+                    f"INSERT OR IGNORE INTO instance_actions ({', '.join(map(_quote, fields))})"
+                    f" VALUES ({', '.join('?' for _ in fields)})", list(fields.values()))
+                if not cur.rowcount:
+                    continue
+                for event in action["events"]:
+                    event = {**event, "action_id": cur.lastrowid}
+                    conn.execute(
+                        f"INSERT INTO instance_actions_events ({', '.join(map(_quote, event))})"
+                        f" VALUES ({', '.join('?' for _ in event)})", list(event.values()))
+            return True
+        return bool(await self.db.write(run))
+
+    async def release(self, uuid: str, successor: dict[str, Any] | None = None) -> None:
+        """Drop this node's copy of the row (no tombstone); ``successor``,
+        the new owner's row when known, goes into the cluster directory."""
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT OR IGNORE INTO repl_mute(id) VALUES (1)")
+            try:
+                conn.execute("DELETE FROM instances WHERE uuid = ?", (uuid,))
+                if successor is not None:
+                    cols = list(successor)
+                    conn.execute(
+                        f"INSERT OR REPLACE INTO cluster_instances ({', '.join(map(_quote, cols))})"
+                        f" VALUES ({', '.join('?' for _ in cols)})", list(successor.values()))
+            finally:
+                conn.execute("DELETE FROM repl_mute")
+        await self.db.write(run)
+
+
+def _generation(rec: Record) -> int:
+    """An instance record's generation (0 for a tombstone or another table)."""
+    if rec.tbl != "instances" or rec.row is None:
+        return 0
+    value = rec.row.get("generation", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _precedence(generation: int, hlc: int, origin: str) -> tuple[int, int, str]:
+    """Which of two versions of a record wins: an instance's higher
+    generation first (a stale node's later writes about an instance that
+    moved on never win), then the last writer."""
+    return generation, hlc, origin
 
 
 def parse_records(items: Iterable[Any]) -> list[Record]:

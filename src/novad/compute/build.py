@@ -58,6 +58,7 @@ def build_compute(config: Config, store: Store, driver: Driver, images: ImageSto
                              host_is_up=lambda h: h == host, console_url_factory=console_url,
                              quotas=Quotas(store, config.quota, project_exists),
                              claims=Claims(config, store, driver))
+    compute.operations = ops
 
     async def act(ctx: RequestContext, uuid: str, action: str) -> object:
         return await compute.act(ctx, uuid, action, {})

@@ -48,7 +48,15 @@ class Claims:
             " + json_extract(flavor, '$.ephemeral_gb')), 0)"
             " FROM instances WHERE deleted = 0 AND host = ?", (self.host,))
         vcpus, ram, disk = rows[0]
-        return int(vcpus), int(ram), int(disk)
+        # Moves prepared here hold their claim until the instance arrives.
+        moving = await self.store.db.fetch(
+            "SELECT COALESCE(SUM(json_extract(flavor, '$.vcpus')), 0),"
+            " COALESCE(SUM(json_extract(flavor, '$.memory_mb')), 0),"
+            " COALESCE(SUM(json_extract(flavor, '$.root_gb')"
+            " + json_extract(flavor, '$.ephemeral_gb')), 0)"
+            " FROM move_preps WHERE state = 'prepared'")
+        return int(vcpus) + int(moving[0][0]), int(ram) + int(moving[0][1]), \
+            int(disk) + int(moving[0][2])
 
     async def host_state(self) -> HostState:
         """This node as the scheduler sees it, with the store's usage."""

@@ -36,6 +36,12 @@ class Operations:
         self.shelved_offload_time = shelved_offload_time
         self.other_hosts = other_hosts
         self.schedulable = schedulable
+        self.mover: Any = None
+        """The node's :class:`~novad.compute.moves.Mover` once it is in a
+        cluster; None on a single node."""
+
+    def _clustered(self) -> bool:
+        return self.mover is not None and not self.mover.alone()
 
     def _place(self, op: Op, scheduling: T) -> None:
         """Nova's ComputeFilter for work that needs a host: NoValidHost when
@@ -52,8 +58,8 @@ class Operations:
             "stop": self.stop, "force_stop": self.stop, "reboot_soft": self.reboot, "reboot_hard": self.reboot,
             "pause": self.pause, "unpause": self.unpause, "suspend": self.suspend,
             "resume": self.resume, "resize": self.resize, "confirm_resize": self.confirm,
-            "revert_resize": self.revert, "migrate": self.schedule_elsewhere,
-            "live_migrate": self.schedule_elsewhere, "evacuate": self.schedule_elsewhere,
+            "revert_resize": self.revert, "migrate": self.migrate,
+            "live_migrate": self.schedule_elsewhere, "evacuate": self.evacuate,
             "shelve": self.shelve, "shelve_offload": self.shelve_offload,
             "unshelve": self.unshelve, "rescue": self.rescue, "unrescue": self.unrescue,
             "rebuild": self.rebuild, "snapshot": self.snapshot, "backup": self.snapshot,
@@ -179,8 +185,25 @@ class Operations:
         return Outcome(refresh_power=False)
 
     # -- resize --------------------------------------------------------------
+    async def migrate(self, r: Runner, op: Op) -> Outcome:
+        """Cold migration: another node, never this one (seed 003)."""
+        if op.params.get("arrived"):
+            return await self.mover.arrive_resize(r, op)  # type: ignore[no-any-return]
+        if not self._clustered():
+            return await self.schedule_elsewhere(r, op)
+        return await self.mover.move_out(r, op, "migration",  # type: ignore[no-any-return]
+                                         op.instance.flavor)
+
     async def resize(self, r: Runner, op: Op) -> Outcome:
-        """RESIZE_MIGRATING → RESIZE_MIGRATED → RESIZE_FINISH on this host."""
+        """RESIZE_MIGRATING → RESIZE_MIGRATED → RESIZE_FINISH: on another
+        node when the cluster has one (Nova's allow_resize_to_same_host is
+        False by default), else on this host."""
+        if op.params.get("arrived"):
+            return await self.mover.arrive_resize(r, op)  # type: ignore[no-any-return]
+        if self._clustered():
+            new_flavor = await self.specs.flavor(op.params["flavor_id"])
+            return await self.mover.move_out(r, op, "resize",  # type: ignore[no-any-return]
+                                             new_flavor)
         self._place(op, T.RESIZE_PREP)
         new_flavor = await self.specs.flavor(op.params["flavor_id"])
         old_vm = op.origin_vm
@@ -204,6 +227,8 @@ class Operations:
     async def confirm(self, r: Runner, op: Op) -> Outcome:
         """Drop what was kept for a revert; ACTIVE or STOPPED by power state."""
         migration = await self.specs.claim_migration(op, "finished", "confirming")
+        if migration.source_compute != r.host and self.mover is not None:
+            await self.mover.confirm_remote(migration)
         await r.driver.confirm_migration(op.uuid, self.specs.instance_dir(op.uuid))
         await self.specs.migration_status(migration, "confirmed")
         meta = {k: v for k, v in op.instance.system_metadata.items()
@@ -211,8 +236,13 @@ class Operations:
         return Outcome(changes={"system_metadata": meta})
 
     async def revert(self, r: Runner, op: Op) -> Outcome:
-        """Restore the old flavor, XML and disk exactly; back to old_vm_state."""
+        """Restore the old flavor, XML and disk exactly; back to old_vm_state.
+        Resized from another node: the instance goes back there."""
+        if op.params.get("arrived"):
+            return await self.mover.arrive_revert(r, op)  # type: ignore[no-any-return]
         migration = await self.specs.claim_migration(op, "finished", "reverting")
+        if migration.source_compute != r.host and self.mover is not None:
+            return await self.mover.revert_out(r, op, migration)  # type: ignore[no-any-return]
         meta = dict(op.instance.system_metadata)
         old_flavor = await self.specs.old_flavor(op.instance)
         old_vm = V(meta.pop("old_vm_state", V.ACTIVE.value))
@@ -224,8 +254,14 @@ class Operations:
         await self.specs.migration_status(migration, "reverted")
         return Outcome(vm_state=old_vm, changes={"system_metadata": meta})
 
+    async def evacuate(self, r: Runner, op: Op) -> Outcome:
+        """Rebuild here an instance adopted from a dead node."""
+        if op.params.get("arrived") and self.mover is not None:
+            return await self.mover.arrive_evacuate(r, op)  # type: ignore[no-any-return]
+        return await self.schedule_elsewhere(r, op)
+
     async def schedule_elsewhere(self, r: Runner, op: Op) -> Outcome:
-        """Migrate, live-migrate, evacuate: need another host; none exists yet."""
+        """Migrate, live-migrate, evacuate with no other node to go to."""
         kind = {"migrate": "migration", "live_migrate": "live-migration",
                 "evacuate": "evacuation"}[op.spec.name]
         migration = await self.specs.start_migration(op, kind, None)

@@ -112,6 +112,27 @@ class Placement:
             decision.trying(chosen[0].name)
         return decision
 
+    async def for_move(self, flavor: Any, image_properties: Mapping[str, Any],
+                       members: list[Member], ignore: frozenset[str],
+                       force_host: str | None) -> Decision:
+        """Candidates for moving an instance of ``flavor`` (a migrate, a
+        resize, an evacuation): never a host in ``ignore``; an admin's
+        ``force_host`` replaces filtering, as Nova's ``--host`` does."""
+        spec = RequestSpec(
+            instance_uuid=str(uuid.uuid4()),
+            flavor=Flavor(vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
+                          ephemeral_gb=flavor.ephemeral_gb, swap=flavor.swap,
+                          extra_specs=dict(flavor.extra_specs)),
+            image_properties=dict(image_properties), ignore_hosts=ignore,
+            force_hosts=(force_host,) if force_host else ())
+        alive = [m for m in members if m.state is MemberState.ALIVE]
+        hosts = [self._with_pending(host_state(m), m) for m in alive]
+        chosen = self.scheduler.select_destinations(hosts, spec)
+        decision = Decision(self, [h.name for h in chosen if h.name not in ignore], spec)
+        if decision.hosts:
+            decision.trying(decision.hosts[0])
+        return decision
+
     def _with_pending(self, host: HostState, member: Member) -> HostState:
         """``host`` with what this node sent it since its gossip was sampled."""
         sampled = float(member.meta.get("at", 0.0))

@@ -33,7 +33,11 @@ IMAGE_KEY = IMAGE_IN_PROGRESS
 class StartupRecovery:
     """Applies the recovery plan of every instance at start-up."""
 
-    def __init__(self, store: Store, runner: Runner, specs: SpecBuilder, host: str) -> None:
+    def __init__(self, store: Store, runner: Runner, specs: SpecBuilder, host: str,
+                 mover: Any = None) -> None:
+        self.mover = mover
+        """The node's :class:`~novad.compute.moves.Mover`: recovers moves
+        between nodes and names the directories it keeps without a row."""
         self.store = store
         self.runner = runner
         self.specs = specs
@@ -55,10 +59,16 @@ class StartupRecovery:
             done[inst.uuid] = repr(result) if isinstance(result, BaseException) else str(result)
             if isinstance(result, BaseException):
                 log.error("recovery failed", instance_id=inst.uuid, error=repr(result))
-        await self._reap_orphans({r.uuid for r in rows})
+        kept = await self.mover.kept_dirs() if self.mover is not None else set()
+        await self._reap_orphans({r.uuid for r in rows} | kept)
         return done
 
     async def _recover(self, inst: Instance, plan: Plan) -> str:
+        if self.mover is not None:
+            moved: str | None = await self.mover.recover(inst)
+            if moved is not None:
+                log.info("recovering a move", instance_id=inst.uuid, done=moved)
+                return moved
         if plan.kind is Recovery.NOTHING:
             return "nothing"
         log.info("recovering", instance_id=inst.uuid, vm_state=str(inst.vm_state),

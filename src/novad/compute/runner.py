@@ -67,6 +67,9 @@ class Outcome:
     vm_state: VmState | None = None
     changes: dict[str, Any] = field(default_factory=dict)
     refresh_power: bool = True
+    released: bool = False
+    """The instance was handed to another node, which finishes the action
+    (its row, action and event went along): nothing more is written here."""
 
 
 OperationFn = Callable[["Runner", Op], Awaitable[Outcome]]
@@ -107,6 +110,9 @@ class Runner:
         async with self.working.hold(op.uuid):
             try:
                 outcome = await self.operations[op.spec.name](self, op)
+                if outcome.released:
+                    bound.info("action handed to another node")
+                    return None
                 await self._finish(op, outcome)
                 bound.info("action finished", vm_state=str(op.instance.vm_state))
                 return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import secrets
@@ -98,6 +99,10 @@ class ComputeService:
         self.lifecycle = runner.lifecycle
         self.console_url_factory = console_url_factory
         self._accepting = KeyedLocks()  # one accept at a time per instance
+        self.mover: Any = None
+        """The node's :class:`~novad.compute.moves.Mover` in a cluster (evacuate)."""
+        self.operations: Any = None
+        """The operation table's owner (:class:`~novad.compute.operations.Operations`)."""
 
     # -- reading -----------------------------------------------------------------
     async def get(self, ctx: RequestContext, instance_id: str, *, replica: bool = False
@@ -259,6 +264,9 @@ class ComputeService:
         if spec is None or spec.internal or action == "boot":
             raise NoSuchAction(action)
         args = dict(params)
+        if action == "evacuate" and self.mover is not None \
+                and not await self.store.has_instance(instance_id):
+            return await self._evacuate_remote(ctx, spec, instance_id, args)
         async with self._accepting.hold(instance_id):
             inst = await self.get(ctx, instance_id)  # visibility and state in one read
             self._writer(ctx)  # after visibility: another project's server stays 404
@@ -277,6 +285,20 @@ class ComputeService:
                                      functools.partial(self.runner.run, op))
         return ActionResult(admin_pass=result.admin_pass, image_id=args.get("image_id"),
                             instance=op.instance, done=done)
+
+    async def _evacuate_remote(self, ctx: RequestContext, spec: ActionSpec, instance_id: str,
+                               args: dict[str, Any]) -> ActionResult:
+        """Evacuate another node's instance: the guards on its replicated
+        record, then the mover picks a node that rebuilds it."""
+        inst = await self.store.get_replica(instance_id)
+        self._writer(ctx)
+        subject = dataclasses.replace(self._subject(inst, ctx), host_up=False)
+        self.lifecycle.check_request(spec, subject)
+        result = await self._precheck(spec, inst, ctx, args)
+        if result.admin_pass:
+            args["admin_pass"] = result.admin_pass
+        await self.mover.evacuate(ctx, inst, args)
+        return ActionResult(admin_pass=result.admin_pass)
 
     def _subject(self, inst: Instance, ctx: RequestContext) -> Subject:
         return Subject(instance_id=inst.uuid, vm_state=inst.vm_state, task_state=inst.task_state,
@@ -425,7 +447,8 @@ class ComputeService:
         created = []
         for index in range(1, count + 1):
             name = req.name if count == 1 else f"{req.name}-{index}"
-            inst = self._new_instance(ctx, req, flavor, name, key_data, reservation)
+            inst = self._new_instance(ctx, req, flavor, name, key_data, reservation,
+                                      launch_index=index - 1)
             inst = await self.store.create_instance(
                 inst, action=self._action_start(spec, ctx, inst),
                 event=EventStart(ctx.request_id, spec.event or "", self.host))
@@ -479,7 +502,8 @@ class ComputeService:
             raise Invalid("Flavor's memory is too small for requested image.")
 
     def _new_instance(self, ctx: RequestContext, req: CreateRequest, flavor: Flavor, name: str,
-                      key_data: str | None, reservation: str) -> Instance:
+                      key_data: str | None, reservation: str, launch_index: int = 0
+                      ) -> Instance:
         return Instance(uuid=str(uuidlib.uuid4()), name=name, project_id=ctx.project_id,
                         user_id=ctx.user_id, host=self.host, flavor=flavor,
                         image_ref=req.image_id, vm_state=V.BUILDING, task_state=T.SCHEDULING,
@@ -487,7 +511,9 @@ class ComputeService:
                         config_drive=req.config_drive,
                         availability_zone=req.availability_zone or "nova",
                         metadata=dict(req.metadata), reservation_id=reservation,
-                        networks=req.networks)
+                        networks=req.networks,
+                        # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
+                        system_metadata={"launch_index": str(launch_index)})
 
 
 def _password() -> str:

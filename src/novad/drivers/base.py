@@ -249,6 +249,10 @@ class Driver(Protocol):
         """Resize step 2: ``spec`` carries the new flavor; redefine, grow the
         disk, start when ``power_on``."""
 
+    async def accept_migrated_disks(self, spec: InstanceSpec) -> None:
+        """The disks of ``spec`` arrived from another node: make them usable
+        here (a root overlay names this node's cached base).  Idempotent."""
+
     async def confirm_migration(self, instance_id: str, instance_dir: Path) -> None:
         """Resize confirmed: drop what was kept for a revert."""
 

@@ -236,6 +236,11 @@ class InstancesMixin:
             raise errors.InstanceNotFound(uuid)
         return decode_instance(tuple(rows[0]))
 
+    async def has_instance(self, uuid: str) -> bool:
+        """Whether this node holds the instance's row (deleted or not)."""
+        rows = list(await self._db.fetch("SELECT 1 FROM instances WHERE uuid = ?", (uuid,)))
+        return bool(rows)
+
     async def get_replica(self, uuid: str) -> Instance:
         """Another node's instance as last replicated here (for reads while
         that node is unreachable).  Raises InstanceNotFound."""

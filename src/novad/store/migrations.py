@@ -5,7 +5,10 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
+import time
+import uuid as uuidlib
 from collections.abc import Collection
 from typing import Any
 
@@ -15,8 +18,14 @@ from novad.store.models import Migration
 
 _COLUMNS = (
     "id, instance_uuid, migration_type, status, source_compute, dest_compute,"
-    " old_flavor_id, new_flavor_id, created_at, updated_at"
+    " old_flavor_id, new_flavor_id, created_at, updated_at, uuid"
 )
+
+
+def new_migration_id() -> int:
+    """An id unique across the cluster, in creation order (see
+    :mod:`novad.store.moves`)."""
+    return time.time_ns() // 1_000_000 * 256 + secrets.randbelow(256)
 
 
 def _qmarks(n: int) -> str:
@@ -44,12 +53,16 @@ class MigrationsMixin:
         def run(conn: sqlite3.Connection) -> Migration:
             now = utcnow()
             try:
+                exists = conn.execute("SELECT 1 FROM instances WHERE uuid = ?",
+                                      (instance_uuid,)).fetchone()
+                if exists is None:
+                    raise sqlite3.IntegrityError("no such instance here")
                 row = conn.execute(
-                    "INSERT INTO migrations(instance_uuid, migration_type, status,"
+                    "INSERT INTO migrations(id, instance_uuid, migration_type, status,"
                     " source_compute, dest_compute, old_flavor_id, new_flavor_id,"
-                    f" created_at, updated_at) VALUES ({_qmarks(9)}) RETURNING {_COLUMNS}",
-                    (instance_uuid, migration_type, status, source_compute, dest_compute,
-                     old_flavor_id, new_flavor_id, now, now),
+                    f" created_at, updated_at, uuid) VALUES ({_qmarks(11)}) RETURNING {_COLUMNS}",
+                    (new_migration_id(), instance_uuid, migration_type, status, source_compute,
+                     dest_compute, old_flavor_id, new_flavor_id, now, now, str(uuidlib.uuid4())),
                 ).fetchall()[0]
             except sqlite3.IntegrityError as exc:
                 raise errors.InstanceNotFound(instance_uuid) from exc
@@ -82,6 +95,18 @@ class MigrationsMixin:
             )
 
         return await self._db.write(run)
+
+    async def set_migration_dest(self, migration_id: int, dest_compute: str) -> None:
+        """Record where a migration goes, once the destination has claimed it."""
+        await self._db.write(lambda conn: conn.execute(
+            "UPDATE migrations SET dest_compute = ?, updated_at = ? WHERE id = ?",
+            (dest_compute, utcnow(), migration_id)))
+
+    async def get_migration(self, migration_id: int) -> Migration | None:
+        """One migration record, or None."""
+        rows = list(await self._db.fetch(f"SELECT {_COLUMNS} FROM migrations WHERE id = ?",
+                                         (migration_id,)))
+        return Migration(*rows[0]) if rows else None
 
     async def get_migration_for_instance(
         self, uuid: str, statuses: Collection[str]

@@ -70,6 +70,9 @@ class Instance:
     system_metadata: dict[str, str] = field(default_factory=dict)
     reservation_id: str = ""
     networks: Any = None  # the request's ``networks`` value, kept for the view
+    generation: int = 1
+    """Raised each time the instance changes node (migrate, resize, evacuate):
+    a node holding a copy of a lower generation holds a stale copy."""
 
     def replace(self, **changes: Any) -> Instance:
         """A copy with ``changes`` applied."""
@@ -186,6 +189,7 @@ class Migration:
     new_flavor_id: str | None
     created_at: str
     updated_at: str | None
+    uuid: str = ""
 
 
 @dataclass(frozen=True)

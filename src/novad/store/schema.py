@@ -12,6 +12,7 @@ Column names of ``instances`` are exactly the fields of
 from __future__ import annotations
 
 from novad.store.db import Component
+from novad.store.moves import MOVES_SQL
 
 _V1 = """
 CREATE TABLE instances (
@@ -196,5 +197,6 @@ force-down, microversion 2.11): the service counts as down whatever its
 node's heartbeat says, so its instances may be evacuated.  Replicated with
 the rest of the row."""
 
-COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5)])
+COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5),
+                                (6, MOVES_SQL)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""

@@ -8,13 +8,14 @@ from novad.store.flavors import FlavorsMixin
 from novad.store.instances import InstancesMixin
 from novad.store.keypairs import KeypairsMixin
 from novad.store.migrations import MigrationsMixin
+from novad.store.moves import MovesMixin
 from novad.store.quotas import QuotasMixin
 from novad.store.server_groups import ServerGroupsMixin
 from novad.store.services import ServicesMixin
 
 
 class Store(InstancesMixin, ActionsMixin, FlavorsMixin, KeypairsMixin, MigrationsMixin,
-            QuotasMixin, ServicesMixin, ServerGroupsMixin):
+            QuotasMixin, ServicesMixin, ServerGroupsMixin, MovesMixin):
     """The compute data access object over a migrated :class:`Database`
     (``await db.migrate([COMPUTE])`` first).
 

@@ -235,6 +235,20 @@ async def create_image_disk(path: Path, image: ImageSpec | None, base_dir: Path,
     return made
 
 
+async def rebase_on_cache(root: Path, image: ImageSpec, base_dir: Path) -> None:
+    """A root disk that came from another node names that node's cached
+    base; point it at this node's copy of the same image (cached first).
+    An unsafe rebase is exact here: the image's bytes are the same on every
+    node (its checksums are checked when its data is fetched)."""
+    named = await asyncio.to_thread(backing_file, root)
+    if named is None or image.path is None:
+        return
+    base = await cached_base(image, base_dir)
+    if Path(named) == base.path:
+        return
+    await run_qemu_img("rebase", "-u", "-F", base.fmt, "-b", str(base.path), str(root))
+
+
 async def overlay_template(base: BaseImage, size: int) -> Path:
     """An empty qcow2 overlay of ``size`` bytes on ``base``, made once per
     base and size (``_base/<image_id>.overlay-<size>``) and copied for each

@@ -691,6 +691,16 @@ class LibvirtDriver:
         if power_on:
             await self._boot(spec.instance_id, dom)
 
+    async def accept_migrated_disks(self, spec: InstanceSpec) -> None:
+        """Make disks that arrived from another node usable here: the root
+        disk's backing file is this node's cached copy of its image.
+        Idempotent."""
+        root = spec.instance_dir / disks.ROOT
+        if root.exists():
+            base_dir = spec.instance_dir.absolute().parent / disks.BASE_DIR
+            async with self._using_cache():
+                await disks.rebase_on_cache(root.absolute(), spec.image, base_dir)
+
     async def confirm_migration(self, instance_id: str, instance_dir: Path) -> None:
         """Drop the files kept for a revert.  Idempotent."""
         await asyncio.to_thread(
