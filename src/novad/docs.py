@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from novad import config
+from novad.api import microversion
 from novad.states.diagram import mermaid
 from novad.states.enums import ALL_TASKS, VmState
 from novad.states.recovery import plan_for
@@ -74,6 +75,7 @@ BLOCKS = {
     "state-diagram": lambda: f"```mermaid\n{mermaid()}\n```",
     "action-table": action_table,
     "recovery-table": recovery_table,
+    "microversion-table": microversion.table,
 }
 
 

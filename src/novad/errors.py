@@ -20,7 +20,7 @@ build HTTP errors themselves.
     │   ├── FlavorNotFound
     │   └── ImageNotFound
     ├── MethodNotAllowed                405 badMethod
-    ├── NotAcceptable                   406 (unsupported microversion)
+    ├── NotAcceptable                   406 computeFault (unsupported microversion, as Nova)
     ├── Conflict                        409 conflictingRequest
     │   ├── InstanceInvalidState        409  "Cannot '<action>' instance <id> while it is in <attr> <state>"
     │   │   └── InstanceIsLocked        409  "Instance <uuid> is locked"
@@ -28,6 +28,7 @@ build HTTP errors themselves.
     │   ├── InstanceNotReady            409
     │   ├── ServiceUnavailableForInstance 409
     │   └── ClaimFailed                 409  (the chosen node has no room: try the next)
+    ├── Gone                            410 computeFault (an API Nova removed)
     ├── BodyTooLarge                    413 overLimit
     ├── UnsupportedMediaType            415 badMediaType
     ├── NotImplementedByDriver          501 notImplemented
@@ -45,7 +46,6 @@ _KEYS: dict[int, str] = {
     403: "forbidden",
     404: "itemNotFound",
     405: "badMethod",
-    406: "notAcceptable",
     409: "conflictingRequest",
     413: "overLimit",
     415: "badMediaType",
@@ -171,6 +171,14 @@ class NotAcceptable(NovadError):
 
     status = 406
     default_message = "Version not supported."
+
+
+class Gone(NovadError):
+    """An API Nova removed with the service behind it (nova-network's):
+    410 at every microversion, in webob's words as Nova sends them."""
+
+    status = 410
+    default_message = "This resource is no longer available.  No forwarding address is given."
 
 
 class Conflict(NovadError):

@@ -1,39 +1,101 @@
-"""Compute API microversions: which we serve, and how a request asks for one.
+"""Compute API microversions: the one table of what each version changes,
+which we serve, and how a request asks for one.
 
-We advertise only versions whose response shapes we serve exactly.  The
-clients take the lower of our maximum and their own, so with a maximum of
-2.1 every request arrives at 2.1 (``openstack-clients.md``, Compute).
+:data:`HISTORY` lists every served version with its one-line meaning, in
+Nova's words as facts (its REST API version history).  Code that behaves
+differently from a version on names the entry (``microversion.LOCKED``),
+never a literal, and asks :func:`at_least`.  We advertise the newest entry
+only once its every delta is served; the clients negotiate the lower of our
+maximum and their own, so raising it changes what every CLI call sees.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from aiohttp import web
 
 from novad.errors import Invalid, NotAcceptable
 
-MIN_MICROVERSION = "2.1"
+SERVICE_TYPE = "compute"
+
+_FORMAT = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")
+
+
+@dataclass(frozen=True)
+class Microversion:
+    """One compute microversion and what it changed."""
+
+    text: str
+    meaning: str
+
+    @property
+    def key(self) -> tuple[int, int]:
+        """``(major, minor)``, for comparisons."""
+        return _split(self.text)
+
+
+def _split(text: str) -> tuple[int, int]:
+    major, _, minor = text.partition(".")
+    return int(major), int(minor)
+
+
+BASE = Microversion("2.1", "The v2.1 API: v2.0's resources with strict input validation.")
+KEYPAIR_TYPE = Microversion(
+    "2.2", "Key pairs have a `type` (ssh or x509) in create/import and in every view; "
+    "create answers 201 (was 200), delete 204 (was 202).")
+EXTENDED_ATTRIBUTES = Microversion(
+    "2.3", "Admins see `OS-EXT-SRV-ATTR:` reservation_id, launch_index, hostname, "
+    "kernel_id, ramdisk_id, root_device_name and user_data; attached volumes show "
+    "`delete_on_termination`.")
+FIXED_IP_RESERVED = Microversion(
+    "2.4", "os-fixed-ips shows `reserved` (novad, like Nova without nova-network, "
+    "answers 410 Gone there at every version).")
+IP6_FILTER = Microversion("2.5", "Non-admins may filter the server list by `ip6`.")
+REMOTE_CONSOLES = Microversion(
+    "2.6", "`POST /servers/{id}/remote-consoles` replaces the os-get*Console actions "
+    "(404 from here on).")
+PUBLIC_FLAVOR_ACCESS_CONFLICT = Microversion(
+    "2.7", "Adding project access to a public flavor is 409 (was accepted).")
+MKS_CONSOLE = Microversion(
+    "2.8", "remote-consoles accepts protocol `mks`, type `webmks` (not enabled here: 400).")
+LOCKED = Microversion("2.9", "Server views show `locked` (true/false).")
+KEYPAIR_USER = Microversion(
+    "2.10", "Admins manage other users' key pairs: `user_id` in the create body and as "
+    "a query parameter of list, show and delete.")
+FORCED_DOWN = Microversion(
+    "2.11", "os-services shows `forced_down`; `PUT /os-services/force-down` sets it.")
+
+HISTORY: tuple[Microversion, ...] = (
+    BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,
+    PUBLIC_FLAVOR_ACCESS_CONFLICT, MKS_CONSOLE, LOCKED, KEYPAIR_USER, FORCED_DOWN,
+)
+"""Every served microversion, oldest first, each one minor after the last."""
+
+TRIGGER_CRASH_DUMP = Microversion("2.17", "The trigger_crash_dump server action.")
+"""Not served yet (beyond the maximum): the action is 404 at every served version."""
+
+MIN_MICROVERSION = HISTORY[0].text
 """The oldest microversion served (Nova's v2.1 base)."""
 
-MAX_MICROVERSION = "2.1"
-"""The newest microversion served; raise it only with the shapes it implies."""
+MAX_MICROVERSION = HISTORY[-1].text
+"""The newest microversion served: the last row of :data:`HISTORY`."""
 
-SERVICE_TYPE = "compute"
+_MIN, _MAX = HISTORY[0].key, HISTORY[-1].key
 
 VERSION_KEY = web.RequestKey[tuple[int, int]]("microversion")
 """Where the middleware stores the request's microversion as ``(major, minor)``."""
-
-_FORMAT = re.compile(r"^([1-9]\d*)\.(0|[1-9]\d*)$")
 
 VARY = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
 
 
 def parse(text: str) -> tuple[int, int]:
-    """``"2.1"`` as ``(2, 1)``; ``"latest"`` is the maximum; 400 otherwise."""
+    """``"2.1"`` as ``(2, 1)``; ``"latest"`` (exactly, as Nova compares it)
+    is the maximum; 400 otherwise."""
     text = text.strip()
-    if text.lower() == "latest":
-        return parse(MAX_MICROVERSION)
+    if text == "latest":
+        return _MAX
     match = _FORMAT.match(text)
     if match is None:
         raise Invalid(f"API Version String {text} is of invalid format. Must be of format "
@@ -64,9 +126,9 @@ def from_headers(new_style: str | None, legacy: str | None) -> tuple[int, int]:
     if wanted is None and legacy:
         wanted = legacy
     if wanted is None:
-        return parse(MIN_MICROVERSION)
+        return _MIN
     version = parse(wanted)
-    if not parse(MIN_MICROVERSION) <= version <= parse(MAX_MICROVERSION):
+    if not _MIN <= version <= _MAX:
         raise NotAcceptable(f"Version {render(version)} is not supported by the API. "
                             f"Minimum is {MIN_MICROVERSION} and maximum is {MAX_MICROVERSION}.")
     return version
@@ -76,12 +138,12 @@ def of(request: web.Request) -> tuple[int, int]:
     """The request's microversion (the minimum when none was negotiated)."""
     if VERSION_KEY in request:
         return request[VERSION_KEY]
-    return parse(MIN_MICROVERSION)
+    return _MIN
 
 
-def at_least(request: web.Request, version: str) -> bool:
+def at_least(request: web.Request, version: Microversion) -> bool:
     """Whether the request's microversion is ``version`` or newer."""
-    return of(request) >= parse(version)
+    return of(request) >= version.key
 
 
 def echo_headers(version: tuple[int, int]) -> dict[str, str]:
@@ -89,3 +151,10 @@ def echo_headers(version: tuple[int, int]) -> dict[str, str]:
     text = render(version)
     return {"OpenStack-API-Version": f"{SERVICE_TYPE} {text}",
             "X-OpenStack-Nova-API-Version": text, "Vary": VARY}
+
+
+def table() -> str:
+    """:data:`HISTORY` as a Markdown table (README's API section)."""
+    rows = ["| version | what changes |", "|---|---|"]
+    rows += [f"| {v.text} | {v.meaning} |" for v in HISTORY]
+    return "\n".join(rows)

@@ -77,8 +77,10 @@ class FlavorAPI(Protocol):
         """Admin: projects given a private flavor."""
 
     async def add_flavor_access(self, ctx: RequestContext, flavor_id: str,
-                                project_id: str) -> list[str]:
-        """Admin: give a project a private flavor; returns the access list."""
+                                project_id: str, *, public_conflict: bool = True) -> list[str]:
+        """Admin: give a project a private flavor; returns the access list.
+        A public flavor is Conflict when ``public_conflict`` (Nova from
+        microversion 2.7), else the grant is recorded as before 2.7."""
 
     async def remove_flavor_access(self, ctx: RequestContext, flavor_id: str,
                                    project_id: str) -> list[str]:
@@ -160,11 +162,12 @@ class FlavorService:
         return await self.store.list_flavor_access(flavor_id)
 
     async def add_flavor_access(self, ctx: RequestContext, flavor_id: str,
-                                project_id: str) -> list[str]:
-        """Conflict for a public flavor or an existing grant."""
+                                project_id: str, *, public_conflict: bool = True) -> list[str]:
+        """Conflict for an existing grant, and for a public flavor when
+        ``public_conflict``."""
         _admin(ctx, "os-flavor-access:add_tenant_access")
         flavor = await self.store.get_flavor(flavor_id)
-        if flavor.is_public:
+        if flavor.is_public and public_conflict:
             raise Conflict("Can not add access to a public flavor.")
         await self.store.add_flavor_access(flavor_id, project_id)
         return await self.store.list_flavor_access(flavor_id)

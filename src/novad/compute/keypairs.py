@@ -1,25 +1,34 @@
 """Key pairs (os-keypairs) as the Compute API serves them.
 
 :class:`KeypairAPI` is what the HTTP layer calls; :class:`KeypairService`
-implements it over the store.  Key pairs belong to a user.  Without a public
-key, Nova (before 2.92) generates an RSA 2048 pair and returns the private
-key exactly once; an imported key gets an MD5 fingerprint of its blob.
+implements it over the store.  Key pairs belong to a user; an admin may
+manage another user's (microversion 2.10), anyone else only their own.
+A pair is ``ssh`` (an OpenSSH public key, MD5 fingerprint of its blob) or
+``x509`` (a PEM certificate, SHA-1 fingerprint of its DER form), the type
+2.2 lets a caller choose.  Without a public key, Nova (before 2.92)
+generates the pair and returns its private key exactly once: for ssh an RSA
+2048 key in PEM, for x509 a self-signed client certificate for the user
+with its key as a base64 PKCS#12 bundle without a password.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import datetime
 import hashlib
 import string
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from novad.context import RequestContext
-from novad.errors import Invalid, OverQuota
+from novad.errors import Forbidden, Invalid, OverQuota
 from novad.store import Store
 from novad.store.models import Keypair
 
@@ -27,6 +36,14 @@ MAX_KEYPAIRS = 100
 """Nova's default ``[quota] key_pairs`` per user (also shown by /limits)."""
 
 _SAFE = frozenset("_- " + string.digits + string.ascii_letters)
+
+SSH: Final = "ssh"
+X509: Final = "x509"
+TYPES: Final = (SSH, X509)
+"""The key pair types (Nova's ``keypair_obj.KEYPAIR_TYPE_*``)."""
+
+_UPN = x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3")
+"""Microsoft's User Principal Name, the ``otherName`` WinRM maps to a user."""
 
 
 class InvalidKeypair(Invalid):
@@ -45,21 +62,27 @@ class CreatedKeypair:
 
 
 class KeypairAPI(Protocol):
-    """The key-pair service as the API layer sees it.  Raises NotFound (404),
-    Conflict (409, duplicate name), Invalid (400), OverQuota (403)."""
+    """The key-pair service as the API layer sees it.  ``user_id`` None is
+    the caller; another user's is for admins only.  Raises NotFound (404),
+    Conflict (409, duplicate name), Invalid (400), OverQuota and Forbidden
+    (403)."""
 
-    async def list_keypairs(self, ctx: RequestContext) -> list[Keypair]:
-        """The caller's key pairs, ordered by name."""
+    async def list_keypairs(self, ctx: RequestContext, user_id: str | None = None
+                            ) -> list[Keypair]:
+        """The user's key pairs, ordered by name."""
 
-    async def get_keypair(self, ctx: RequestContext, name: str) -> Keypair:
-        """One of the caller's key pairs."""
+    async def get_keypair(self, ctx: RequestContext, name: str, user_id: str | None = None
+                          ) -> Keypair:
+        """One of the user's key pairs."""
 
-    async def create_keypair(self, ctx: RequestContext, name: str,
-                             public_key: str | None) -> CreatedKeypair:
-        """Import ``public_key``, or generate a pair when it is None."""
+    async def create_keypair(self, ctx: RequestContext, name: str, public_key: str | None,
+                             key_type: str = SSH, user_id: str | None = None
+                             ) -> CreatedKeypair:
+        """Import ``public_key``, or generate a pair of ``key_type`` when it is None."""
 
-    async def delete_keypair(self, ctx: RequestContext, name: str) -> None:
-        """Delete one of the caller's key pairs."""
+    async def delete_keypair(self, ctx: RequestContext, name: str,
+                             user_id: str | None = None) -> None:
+        """Delete one of the user's key pairs."""
 
 
 def fingerprint(public_key: str) -> str:
@@ -74,6 +97,49 @@ def fingerprint(public_key: str) -> str:
         raise InvalidKeypair("failed to generate fingerprint") from None
     raw = hashlib.md5(blob, usedforsecurity=False).hexdigest()
     return ":".join(raw[i:i + 2] for i in range(0, len(raw), 2))
+
+
+def x509_fingerprint(certificate: str) -> str:
+    """Nova's x509 fingerprint: SHA-1 of the certificate (DER) as
+    colon-separated hex.  Raises InvalidKeypair for anything but a PEM
+    certificate."""
+    try:
+        cert = x509.load_pem_x509_certificate(certificate.encode())
+    except (ValueError, TypeError, UnicodeError) as exc:
+        raise InvalidKeypair(f"failed to generate X509 fingerprint. Error message: {exc}"
+                             ) from None
+    raw = cert.fingerprint(hashes.SHA1()).hex()  # noqa: S303 - the fingerprint Nova shows
+    return ":".join(raw[i:i + 2] for i in range(0, len(raw), 2))
+
+
+def fingerprint_of(public_key: str, key_type: str) -> str:
+    """The fingerprint of a key of ``key_type``."""
+    return x509_fingerprint(public_key) if key_type == X509 else fingerprint(public_key)
+
+
+def generate_x509(user_id: str) -> tuple[str, str]:
+    """A new RSA 2048 key and a self-signed client certificate for
+    ``user_id`` (``CN=<user>``, UPN ``<user>@localhost``, ten years), as
+    (base64 PKCS#12 without password, PEM certificate).  Blocks for tens of
+    milliseconds: call it in a thread."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, user_id)])
+    upn = f"{user_id}@localhost".encode()
+    der_utf8 = b"\x0c" + bytes([len(upn)]) + upn if len(upn) < 128 else \
+        b"\x0c\x82" + len(upn).to_bytes(2, "big") + upn
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]),
+                           critical=False)
+            .add_extension(x509.SubjectAlternativeName([x509.OtherName(_UPN, der_utf8)]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    bundle = pkcs12.serialize_key_and_certificates(None, key, cert, None,
+                                                   serialization.NoEncryption())
+    return (base64.b64encode(bundle).decode(),
+            cert.public_bytes(serialization.Encoding.PEM).decode())
 
 
 def generate_keypair() -> tuple[str, str]:
@@ -104,28 +170,47 @@ class KeypairService:
         self.store = store
         self.max_keypairs = max_keypairs
 
-    async def list_keypairs(self, ctx: RequestContext) -> list[Keypair]:
-        """The caller's key pairs."""
-        return await self.store.list_keypairs(ctx.user_id)
+    async def list_keypairs(self, ctx: RequestContext, user_id: str | None = None
+                            ) -> list[Keypair]:
+        """The user's key pairs."""
+        return await self.store.list_keypairs(_owner(ctx, user_id, "index"))
 
-    async def get_keypair(self, ctx: RequestContext, name: str) -> Keypair:
-        """NotFound when the caller has no such key pair."""
-        return await self.store.get_keypair(ctx.user_id, name)
+    async def get_keypair(self, ctx: RequestContext, name: str, user_id: str | None = None
+                          ) -> Keypair:
+        """NotFound when the user has no such key pair."""
+        return await self.store.get_keypair(_owner(ctx, user_id, "show"), name)
 
-    async def create_keypair(self, ctx: RequestContext, name: str,
-                             public_key: str | None) -> CreatedKeypair:
-        """Validate the name and quota, then import or generate."""
+    async def create_keypair(self, ctx: RequestContext, name: str, public_key: str | None,
+                             key_type: str = SSH, user_id: str | None = None
+                             ) -> CreatedKeypair:
+        """Check the caller may, the name and the user's quota, then import
+        or generate."""
+        owner = _owner(ctx, user_id, "create")
         check_name(name)
-        if len(await self.store.list_keypairs(ctx.user_id)) >= self.max_keypairs:
+        if len(await self.store.list_keypairs(owner)) >= self.max_keypairs:
             raise OverQuota("Quota exceeded, too many key pairs.")
         private: str | None = None
-        if public_key is None:
-            private, key = await asyncio.to_thread(generate_keypair)
-        else:
+        if public_key is not None:
             key = public_key
-        pair = await self.store.create_keypair(ctx.user_id, name, key, fingerprint(key), "ssh")
+        elif key_type == X509:
+            private, key = await asyncio.to_thread(generate_x509, owner)
+        else:
+            private, key = await asyncio.to_thread(generate_keypair)
+        pair = await self.store.create_keypair(owner, name, key, fingerprint_of(key, key_type),
+                                               key_type)
         return CreatedKeypair(pair, private)
 
-    async def delete_keypair(self, ctx: RequestContext, name: str) -> None:
-        """NotFound when the caller has no such key pair."""
-        await self.store.delete_keypair(ctx.user_id, name)
+    async def delete_keypair(self, ctx: RequestContext, name: str,
+                             user_id: str | None = None) -> None:
+        """NotFound when the user has no such key pair."""
+        await self.store.delete_keypair(_owner(ctx, user_id, "delete"), name)
+
+
+def _owner(ctx: RequestContext, user_id: str | None, action: str) -> str:
+    """The user whose key pairs a request is about: the caller's own, or,
+    for an admin, anyone's (Nova's ``admin or user_id:%(user_id)s``)."""
+    owner = user_id or ctx.user_id
+    if owner != ctx.user_id and not ctx.is_admin:
+        raise Forbidden(f"Policy doesn't allow os_compute_api:os-keypairs:{action} "
+                        "to be performed.")
+    return owner

@@ -1,9 +1,10 @@
-"""The Compute API (Nova v2.1, microversion 2.1 shapes) as a route list.
+"""The Compute API (Nova v2.1 and the microversions of
+:mod:`novad.api.microversion`) as a route list.
 
 Every resource is mounted twice, under ``/compute/v2.1`` (the catalog URL)
 and ``/v2.1`` (Nova's own root), plus the ``/compute`` versions document.
-``remote-consoles`` (2.6+) is deliberately absent while the maximum
-microversion is 2.1: the clients use ``os-getVNCConsole`` below 2.6.
+A route that exists only from a microversion on (``remote-consoles``, 2.6)
+is registered always and answers 404 below it, as Nova does.
 """
 
 from __future__ import annotations
@@ -11,8 +12,13 @@ from __future__ import annotations
 import dataclasses
 
 from novad.api.common import Route
+from novad.api.compute import removed
 from novad.api.compute.actions import ActionHandlers
-from novad.api.compute.consoles import ConsoleTokenHandlers, ConsoleTokenLookup
+from novad.api.compute.consoles import (
+    ConsoleTokenHandlers,
+    ConsoleTokenLookup,
+    RemoteConsoleHandlers,
+)
 from novad.api.compute.flavors import FlavorHandlers
 from novad.api.compute.keypairs import KeypairHandlers
 from novad.api.compute.migrations import MigrationHandlers, MigrationSource
@@ -59,10 +65,12 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *versions.routes(),
         *ServerHandlers(compute, config).routes(),
         *ActionHandlers(compute, config).routes(),
+        *RemoteConsoleHandlers(compute, config).routes(),
         *InstanceActionHandlers(compute).routes(),
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
         *NodeHandlers(node, config, quotas).routes(),
+        *removed.routes(),
     ]
     if quotas is not None:
         relative.extend(QuotaHandlers(quotas, config).routes())

@@ -44,8 +44,13 @@ DISPATCH: dict[str, str] = _dispatch()
 
 CONSOLE_ACTIONS = frozenset({"os-getConsoleOutput", "os-getVNCConsole"})
 
-MIN_VERSIONS: dict[str, str] = {"trigger_crash_dump": "2.17"}
+MIN_VERSIONS: dict[str, microversion.Microversion] = {
+    "trigger_crash_dump": microversion.TRIGGER_CRASH_DUMP}
 """Action keys that exist only from a microversion on (404 below it, as Nova)."""
+
+REMOVED_AT: dict[str, microversion.Microversion] = {
+    "os-getVNCConsole": microversion.REMOTE_CONSOLES}
+"""Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ParamBuilder = Callable[[Any], dict[str, Any]]
 
@@ -85,12 +90,13 @@ def row_for(key: str, argument: Any) -> str:
 
 
 def check_key(request: web.Request, key: str, argument: Any) -> None:
-    """Unknown key → 400; too new for the request's microversion → 404;
-    argument not matching its schema → 400."""
+    """Unknown key → 400; too new or too old for the request's microversion
+    → 404; argument not matching its schema → 400."""
     if key not in known_actions():
         raise NoSuchAction(key)
-    minimum = MIN_VERSIONS.get(key)
-    if minimum is not None and not microversion.at_least(request, minimum):
+    minimum, removed = MIN_VERSIONS.get(key), REMOVED_AT.get(key)
+    if (minimum is not None and not microversion.at_least(request, minimum)) or \
+            (removed is not None and microversion.at_least(request, removed)):
         raise NotFound("The resource could not be found.")
     validate({key: argument}, schemas.action_schema(key))
 
@@ -138,7 +144,8 @@ class ActionHandlers:
             return json_response(self._password_body(result), status=200)
         if key == "rebuild":
             inst = result.instance or await self.compute.get(ctx, server_id)
-            server = server_detail(inst, Links.of(request, self.config), ctx)
+            server = server_detail(inst, Links.of(request, self.config), ctx,
+                                   version=microversion.of(request))
             server.update(self._password_body(result))
             return json_response({"server": server}, status=202)
         if key in ("createImage", "createBackup") and result.image_id:

@@ -1,8 +1,15 @@
-"""``GET /os-console-auth-tokens/{console_token}``: what a console token grants (admin).
+"""Consoles: ``POST /servers/{id}/remote-consoles`` (2.6+) issues a console
+URL, and ``GET /os-console-auth-tokens/{console_token}`` shows what a
+console token grants (admin).
 
-Nova serves only RDP tokens here below microversion 2.31; novad, which
-advertises 2.1 only, answers for its noVNC tokens with Nova's body shape,
-as the later microversions do.
+remote-consoles takes the place of the ``os-getVNCConsole`` action, which
+is 404 from 2.6 on (:mod:`~novad.api.compute.actions`).  Only noVNC is
+served; every other protocol is answered as Nova answers with that console
+disabled (400 ``Unavailable console type <type>.``), mks (2.8) included.
+
+Nova serves only RDP tokens at os-console-auth-tokens below microversion
+2.31; novad answers for its noVNC tokens with Nova's body shape, as the
+later microversions do.
 """
 
 from __future__ import annotations
@@ -11,9 +18,15 @@ from typing import Protocol
 
 from aiohttp import web
 
+from novad.api import microversion
 from novad.api.common import Route, context, json_response
+from novad.api.compute import schemas
 from novad.api.compute.misc import require_admin
+from novad.api.compute.parsing import read_body
+from novad.compute.interface import ComputeAPI
+from novad.config import Config
 from novad.console.tokens import ConsoleGrant
+from novad.errors import NotFound
 
 
 class ConsoleTokenLookup(Protocol):
@@ -44,3 +57,34 @@ class ConsoleTokenHandlers:
                       summary="Show console connection information", tag="consoles",
                       responses={200: "The token's instance, host and port",
                                  404: "Unknown or expired token"})]
+
+
+class RemoteConsoleHandlers:
+    """Handlers of ``/servers/{id}/remote-consoles``."""
+
+    def __init__(self, compute: ComputeAPI, config: Config) -> None:
+        self.compute = compute
+        self.max_body = config.DEFAULT.max_request_body_size
+
+    async def create(self, request: web.Request) -> web.StreamResponse:
+        """Issue a console URL for a server (2.6+; a noVNC one, with a fresh token)."""
+        if not microversion.at_least(request, microversion.REMOTE_CONSOLES):
+            raise NotFound("The resource could not be found.")
+        schema = schemas.REMOTE_CONSOLE_V2_8 \
+            if microversion.at_least(request, microversion.MKS_CONSOLE) \
+            else schemas.REMOTE_CONSOLE_V2_6
+        body = await read_body(request, self.max_body, schema)
+        protocol, kind = body["remote_console"]["protocol"], body["remote_console"]["type"]
+        url = await self.compute.console_url(context(request), request.match_info["server_id"],
+                                             protocol, kind)
+        return json_response({"remote_console": {"protocol": protocol, "type": kind,
+                                                 "url": url}})
+
+    def routes(self) -> list[Route]:
+        """The route, relative to a versioned mount."""
+        return [Route("POST", "/servers/{server_id}/remote-consoles", self.create,
+                      schema=schemas.REMOTE_CONSOLE_V2_8, tag="consoles",
+                      summary="Create a remote console (2.6+; noVNC)",
+                      responses={200: "The console's protocol, type and URL",
+                                 400: "A console type not enabled here",
+                                 404: "Below 2.6, or no such server"})]

@@ -6,6 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
+from novad.api import microversion
 from novad.api.common import Route, context, json_response, validate
 from novad.api.compute import schemas
 from novad.api.compute.parsing import (
@@ -112,7 +113,8 @@ class FlavorHandlers:
         return json_response(flavor_access(flavor_id, projects))
 
     async def action(self, request: web.Request) -> web.StreamResponse:
-        """addTenantAccess / removeTenantAccess (admin)."""
+        """addTenantAccess / removeTenantAccess (admin); adding a project to a
+        public flavor is 409 from 2.7, recorded before."""
         ctx = context(request)
         flavor_id = request.match_info["flavor_id"]
         key, argument = await read_single_key(request, self.max_body)
@@ -120,9 +122,13 @@ class FlavorHandlers:
         if schema is None:
             raise NoSuchAction(key)
         validate({key: argument}, schemas.envelope(key, schema))
-        change = (self.flavors.add_flavor_access if key == "addTenantAccess"
-                  else self.flavors.remove_flavor_access)
-        projects = await change(ctx, flavor_id, argument["tenant"])
+        if key == "addTenantAccess":
+            projects = await self.flavors.add_flavor_access(
+                ctx, flavor_id, argument["tenant"], public_conflict=microversion.at_least(
+                    request, microversion.PUBLIC_FLAVOR_ACCESS_CONFLICT))
+        else:
+            projects = await self.flavors.remove_flavor_access(ctx, flavor_id,
+                                                               argument["tenant"])
         return json_response(flavor_access(flavor_id, projects))
 
     async def specs_index(self, request: web.Request) -> web.StreamResponse:

@@ -16,10 +16,11 @@ from typing import Any
 
 from aiohttp import web
 
+from novad.api import microversion
 from novad.api.common import Route, base_url, context, json_response
 from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute import schemas
-from novad.api.compute.parsing import limit_param, read_body
+from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS
 from novad.api.compute.views import action_view, event_view
 from novad.compute.interface import ComputeAPI
@@ -54,12 +55,17 @@ def absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[
     }
 
 
-def service_view(host: ComputeHost) -> dict[str, Any]:
-    """One nova-compute service at 2.1 (``updated_at``: when last heard from)."""
-    return {"id": host.id, "binary": BINARY, "host": host.name, "zone": host.zone,
-            "status": "enabled" if host.enabled else "disabled",
-            "state": "up" if host.up else "down", "updated_at": host.seen_at,
-            "disabled_reason": host.service.disabled_reason}
+def service_view(host: ComputeHost, request: web.Request) -> dict[str, Any]:
+    """One nova-compute service (``updated_at``: when last heard from; a
+    forced-down one is ``down``); ``forced_down`` from 2.11."""
+    body: dict[str, Any] = {
+        "id": host.id, "binary": BINARY, "host": host.name, "zone": host.zone,
+        "status": "enabled" if host.enabled else "disabled",
+        "state": "up" if host.up else "down", "updated_at": host.seen_at,
+        "disabled_reason": host.service.disabled_reason}
+    if microversion.at_least(request, microversion.FORCED_DOWN):
+        body["forced_down"] = host.forced_down
+    return body
 
 
 def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool) -> dict[str, Any]:
@@ -158,18 +164,22 @@ class NodeHandlers:
         """List compute services (admin): every host's nova-compute."""
         require_admin(context(request), "os-services:list")
         query = request.query
-        services = [service_view(h) for h in await self.node.hosts.list_hosts()]
+        services = [service_view(h, request) for h in await self.node.hosts.list_hosts()]
         wanted = [s for s in services
                   if all(query.get(k) in (None, s[k]) for k in ("host", "binary"))]
         return json_response({"services": wanted})
 
     async def update_service(self, request: web.Request) -> web.StreamResponse:
         """Enable or disable any host's nova-compute (admin): ``enable``,
-        ``disable`` and ``disable-log-reason``, as at 2.1."""
+        ``disable`` and ``disable-log-reason``; from 2.11 also ``force-down``."""
         require_admin(context(request), "os-services:update")
+        forced = microversion.at_least(request, microversion.FORCED_DOWN)
         body = await read_body(request, self.config.DEFAULT.max_request_body_size,
-                               schemas.SERVICE_UPDATE)
+                               schemas.SERVICE_UPDATE_V2_11 if forced
+                               else schemas.SERVICE_UPDATE)
         action = request.match_info["action"]
+        if action == "force-down" and forced:
+            return await self._force_down(body)
         if action not in ("enable", "disable", "disable-log-reason"):
             raise NotFound("Unknown action")
         reason = body.get("disabled_reason")
@@ -183,6 +193,15 @@ class NodeHandlers:
         if action == "disable-log-reason":
             shown["disabled_reason"] = reason
         return json_response({"service": shown})
+
+    async def _force_down(self, body: dict[str, Any]) -> web.StreamResponse:
+        """``PUT /os-services/force-down`` (2.11): set or clear ``forced_down``."""
+        if "forced_down" not in body:
+            raise Invalid("Missing forced_down field")
+        forced_down = to_bool(body["forced_down"])
+        await self.node.hosts.force_down(body["host"], body["binary"], forced_down)
+        return json_response({"service": {"host": body["host"], "binary": body["binary"],
+                                          "forced_down": forced_down}})
 
     async def hypervisors(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors (admin): one per host."""
@@ -242,8 +261,9 @@ class NodeHandlers:
             Route("GET", "/limits", self.limits, tag="limits"),
             Route("GET", "/os-services", self.services, tag="services"),
             Route("PUT", "/os-services/{action}", self.update_service,
-                  schema=schemas.SERVICE_UPDATE, tag="services",
-                  summary="Enable or disable a host's compute service (admin)"),
+                  schema=schemas.SERVICE_UPDATE_V2_11, tag="services",
+                  summary="Enable, disable or (2.11) force down a host's compute "
+                          "service (admin)"),
             Route("GET", hyp, self.hypervisors, tag="hypervisors"),
             Route("GET", hyp + "/detail", self.hypervisors_detail, tag="hypervisors"),
             Route("GET", hyp + "/statistics", self.hypervisor_statistics, tag="hypervisors"),

@@ -48,6 +48,10 @@ class HostDirectory(Protocol):
         """Enable, or disable with an optional reason, any host's service;
         durable on return.  Raises NotFound for an unknown host or binary."""
 
+    async def force_down(self, host: str, binary: str, forced_down: bool) -> ServiceRow:
+        """Force any host's service down, or clear that; durable on return.
+        Raises NotFound for an unknown host or binary."""
+
 
 class ApiImage(Protocol):
     """An image record that renders itself in Glance v2's shape."""

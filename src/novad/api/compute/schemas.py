@@ -233,6 +233,43 @@ KEYPAIR_CREATE: Schema = envelope("keypair", strict({
     "name": NAME,
     "public_key": {"type": "string"},
 }, required=["name"]))
+"""``POST /os-keypairs`` at 2.1."""
+
+KEYPAIR_CREATE_V2_2: Schema = envelope("keypair", strict({
+    "name": NAME,
+    "type": {"type": "string", "enum": ["ssh", "x509"]},
+    "public_key": {"type": "string"},
+}, required=["name"]))
+"""From 2.2: the key pair ``type``."""
+
+KEYPAIR_CREATE_V2_10: Schema = envelope("keypair", strict({
+    "name": NAME,
+    "type": {"type": "string", "enum": ["ssh", "x509"]},
+    "public_key": {"type": "string"},
+    "user_id": {"type": "string"},
+}, required=["name"]))
+"""From 2.10: an admin names the ``user_id`` the pair is for."""
+
+
+# -- remote consoles ---------------------------------------------------------------
+
+_CONSOLE_PROTOCOLS = ["vnc", "spice", "rdp", "serial"]
+_CONSOLE_TYPES = ["novnc", "xvpvnc", "rdp-html5", "spice-html5", "serial"]
+
+
+def _remote_console(protocols: list[str], types: list[str]) -> Schema:
+    return envelope("remote_console", strict({
+        "protocol": {"type": "string", "enum": protocols},
+        "type": {"type": "string", "enum": types},
+    }, required=["protocol", "type"]))
+
+
+REMOTE_CONSOLE_V2_6: Schema = _remote_console(_CONSOLE_PROTOCOLS, _CONSOLE_TYPES)
+"""``POST /servers/{id}/remote-consoles`` from 2.6."""
+
+REMOTE_CONSOLE_V2_8: Schema = _remote_console([*_CONSOLE_PROTOCOLS, "mks"],
+                                              [*_CONSOLE_TYPES, "webmks"])
+"""From 2.8: protocol ``mks``, type ``webmks``."""
 
 
 # -- quota sets -------------------------------------------------------------------
@@ -259,3 +296,8 @@ SERVICE_UPDATE: Schema = strict({
     "disabled_reason": {"type": "string", "minLength": 1, "maxLength": 255},
 }, required=["host", "binary"])
 """``PUT /os-services/{enable,disable,disable-log-reason}`` at 2.1."""
+
+SERVICE_UPDATE_V2_11: Schema = strict({
+    **SERVICE_UPDATE["properties"], "forced_down": BOOLEAN,
+}, required=["host", "binary"])
+"""``PUT /os-services/{action}`` from 2.11: ``forced_down`` too (for ``force-down``)."""

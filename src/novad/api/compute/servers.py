@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import binascii
 import dataclasses
+import re
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from novad.api import microversion
 from novad.api.common import PLACED, REPLICA, Route, context, json_response
 from novad.api.compute import schemas
 from novad.api.compute.parsing import (
@@ -29,7 +31,7 @@ from novad.api.compute.parsing import (
     to_bool,
     to_int,
 )
-from novad.api.compute.views import Links, server_brief, server_detail
+from novad.api.compute.views import Links, addresses, server_brief, server_detail
 from novad.compute.interface import ComputeAPI, CreateRequest, ListFilters
 from novad.config import Config
 from novad.context import RequestContext
@@ -132,6 +134,27 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext) -> ListFilters:
         deleted=bool_param(query.get("deleted")) if admin else False)
 
 
+def ip6_filter(query: MultiMapping[str], ctx: RequestContext,
+               version: tuple[int, int]) -> str | None:
+    """The ``ip6`` regex the list is filtered by: admins' always, others'
+    from 2.5 (Nova ignored it for them before)."""
+    value = query.get("ip6")
+    if value is None or not (ctx.is_admin or version >= microversion.IP6_FILTER.key):
+        return None
+    return value
+
+
+def has_ip6(inst: Instance, pattern: str) -> bool:
+    """Whether one of the server's IPv6 addresses matches ``pattern`` (as
+    Nova's ``ip6`` filter, a regular expression searched in each)."""
+    try:
+        regex = re.compile(pattern)
+    except re.error:
+        return False
+    return any(a.get("version") == 6 and regex.search(str(a.get("addr", "")))
+               for network in addresses(inst).values() for a in network)
+
+
 # -- handlers ---------------------------------------------------------------------
 
 class ServerHandlers:
@@ -147,7 +170,8 @@ class ServerHandlers:
         fault = None
         if status_of(inst.vm_state, inst.task_state, inst.deleted) in ("ERROR", "DELETED"):
             fault = await self.compute.fault(inst)
-        return server_detail(inst, Links.of(request, self.config), ctx, fault)
+        return server_detail(inst, Links.of(request, self.config), ctx, fault,
+                             version=microversion.of(request))
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List servers (id, name, links)."""
@@ -161,6 +185,9 @@ class ServerHandlers:
         ctx = context(request)
         filters = list_filters(request.query, ctx)
         found = await self.compute.list_servers(ctx, filters)
+        ip6 = ip6_filter(request.query, ctx, microversion.of(request))
+        if ip6 is not None:
+            found = [inst for inst in found if has_ip6(inst, ip6)]
         links = Links.of(request, self.config)
         if detail:
             items = [await self._detail(request, ctx, inst) for inst in found]

@@ -1,4 +1,7 @@
-"""Response bodies of the Compute API at microversion 2.1.
+"""Response bodies of the Compute API, per microversion.
+
+A view given a ``version`` adds what the versions up to it add (the names
+are :mod:`novad.api.microversion`'s); without one it is the 2.1 body.
 
 Views turn store records into Nova's JSON shapes; they never fetch anything.
 Links follow the mount a request came in by (``/compute/v2.1`` or ``/v2.1``)
@@ -8,8 +11,8 @@ and ``[api] public_endpoint`` when set.
 from __future__ import annotations
 
 import functools
-
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 from aiohttp import web
 
+from novad.api import microversion
 from novad.api.common import base_url
 from novad.config import Config
 from novad.context import RequestContext
@@ -25,6 +29,12 @@ from novad.states.status import PROGRESS_STATUSES, status_of
 from novad.store.models import ActionRecord, EventRecord, FaultRecord, Flavor, Instance, Keypair
 
 API_VERSION_PATH = "v2.1"
+
+Version = tuple[int, int]
+BASE = microversion.BASE.key
+
+ROOT_DEVICE_NAME = "/dev/vda"
+"""The boot disk's device name once the guest is built (virtio, as libvirt)."""
 
 
 @dataclass(frozen=True)
@@ -121,14 +131,23 @@ def instance_name(inst: Instance) -> str:
     return inst.system_metadata.get("instance_name") or f"instance-{inst.uuid}"
 
 
+def addresses(inst: Instance) -> dict[str, list[dict[str, Any]]]:
+    """The server's ``addresses``: none, as novad runs no network service
+    that would allocate and report them."""
+    return {}
+
+
 def server_brief(inst: Instance, links: Links) -> dict[str, Any]:
     """The ``GET /servers`` entry."""
     return {"id": inst.uuid, "name": inst.name, "links": links.pair("servers", inst.uuid)}
 
 
 def server_detail(inst: Instance, links: Links, ctx: RequestContext,
-                  fault: FaultRecord | None = None) -> dict[str, Any]:
-    """The 2.1 server body (``GET /servers/{id}``, ``/servers/detail``)."""
+                  fault: FaultRecord | None = None, *, version: Version = BASE
+                  ) -> dict[str, Any]:
+    """The server body (``GET /servers/{id}``, ``/servers/detail``): 2.3's
+    extended attributes for admins, 2.9's ``locked``.  Attached volumes
+    (2.3 adds their ``delete_on_termination``) are always none here."""
     status = status_of(inst.vm_state, inst.task_state, inst.deleted)
     image: Any = "" if not inst.image_ref else {
         "id": inst.image_ref, "links": [{"rel": "bookmark",
@@ -141,7 +160,7 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         "flavor": {"id": inst.flavor.id, "links": [
             {"rel": "bookmark", "href": links.bookmark("flavors", inst.flavor.id)}]},
         "created": iso_z(inst.created_at), "updated": iso_z(inst.updated_at or inst.created_at),
-        "addresses": {}, "accessIPv4": "", "accessIPv6": "",
+        "addresses": addresses(inst), "accessIPv4": "", "accessIPv6": "",
         "links": links.pair("servers", inst.uuid), "key_name": inst.key_name,
         "config_drive": "True" if inst.config_drive else "",
         "OS-EXT-STS:vm_state": str(inst.vm_state),
@@ -159,9 +178,35 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         body["OS-EXT-SRV-ATTR:host"] = inst.host or None
         body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.host or None
         body["OS-EXT-SRV-ATTR:instance_name"] = instance_name(inst)
+        if version >= microversion.EXTENDED_ATTRIBUTES.key:
+            body.update(extended_attributes(inst))
+    if version >= microversion.LOCKED.key:
+        body["locked"] = inst.locked
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
     return body
+
+
+def extended_attributes(inst: Instance) -> dict[str, Any]:
+    """The ``OS-EXT-SRV-ATTR:`` keys 2.3 adds for admins.  novad boots
+    whole-disk images, so there is never a kernel or ramdisk image."""
+    return {
+        "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+        "OS-EXT-SRV-ATTR:launch_index": int(inst.system_metadata.get("launch_index", 0)),
+        "OS-EXT-SRV-ATTR:hostname": hostname(inst),
+        "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
+        "OS-EXT-SRV-ATTR:root_device_name": ROOT_DEVICE_NAME if inst.launched_at else None,
+        "OS-EXT-SRV-ATTR:user_data": inst.user_data,
+    }
+
+
+def hostname(inst: Instance) -> str:
+    """Nova's ``sanitize_hostname`` of the server's name: Latin-1 only, at
+    most 63 characters, spaces, dots and underscores as hyphens, other
+    punctuation dropped, lower case; ``Server-<uuid>`` when nothing is left."""
+    name = inst.name.encode("latin-1", "ignore").decode("latin-1")[:63]
+    name = re.sub(r"[^\w.-]+", "", re.sub(r"[ _.]", "-", name)).lower().strip(".-")
+    return name or f"Server-{inst.uuid}"
 
 
 def fault_view(fault: FaultRecord, ctx: RequestContext) -> dict[str, Any]:
@@ -199,14 +244,29 @@ def flavor_access(flavor_id: str, projects: list[str]) -> dict[str, Any]:
 
 # -- key pairs --------------------------------------------------------------------
 
-def keypair_brief(pair: Keypair) -> dict[str, Any]:
-    """The ``GET /os-keypairs`` entry (wrapped in ``keypair`` by the caller)."""
-    return {"name": pair.name, "public_key": pair.public_key, "fingerprint": pair.fingerprint}
+def keypair_brief(pair: Keypair, version: Version = BASE) -> dict[str, Any]:
+    """The ``GET /os-keypairs`` entry (wrapped in ``keypair`` by the caller);
+    ``type`` from 2.2."""
+    body: dict[str, Any] = {"name": pair.name, "public_key": pair.public_key,
+                            "fingerprint": pair.fingerprint}
+    if version >= microversion.KEYPAIR_TYPE.key:
+        body["type"] = pair.type
+    return body
 
 
-def keypair_detail(pair: Keypair) -> dict[str, Any]:
-    """The 2.1 ``GET /os-keypairs/{name}`` body (no numeric id: none is stored)."""
-    return {**keypair_brief(pair), "user_id": pair.user_id, "deleted": False,
+def keypair_created(pair: Keypair, private_key: str | None, version: Version = BASE
+                    ) -> dict[str, Any]:
+    """The create/import body: the entry with ``user_id`` (and the private
+    key when one was generated)."""
+    body = {**keypair_brief(pair, version), "user_id": pair.user_id}
+    if private_key is not None:
+        body["private_key"] = private_key
+    return body
+
+
+def keypair_detail(pair: Keypair, version: Version = BASE) -> dict[str, Any]:
+    """The ``GET /os-keypairs/{name}`` body (no numeric id: none is stored)."""
+    return {**keypair_brief(pair, version), "user_id": pair.user_id, "deleted": False,
             "created_at": iso_micro(pair.created_at), "updated_at": None,
             "deleted_at": None}
 
