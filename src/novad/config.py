@@ -79,6 +79,11 @@ class LibvirtSection:
     connection_uri: str = _opt("test:///default", "libvirt URI of the hypervisor")
     virt_type: str = _opt("qemu", "domain type: qemu (TCG) or kvm")
     wait_soft_reboot_seconds: int = _opt(120, "soft reboot falls back to hard after N s")
+    live_migration_uri: str = _opt("", "libvirt URI other nodes' libvirtd reach this node's "
+                                   "at for a live migration; empty = connection_uri")
+    live_migration_inbound_addr: str = _opt("", "address a live migration's data comes in "
+                                            "on (QEMU's incoming side); empty = libvirt's "
+                                            "migration_address")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ which destroys its stale copy.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,9 +82,11 @@ async def settled(api: Api, sid: str, status: str) -> dict[str, Any]:
     return seen
 
 
-async def boot(api: Api, name: str) -> dict[str, Any]:
+async def boot(api: Api, name: str, on: str | None = None) -> dict[str, Any]:
+    """A server ACTIVE; ``on`` names its host (an admin's ``nova:<host>``)."""
+    zone = {"availability_zone": f"nova:{on}"} if on else {}
     status, body = await api.call("POST", SERVERS, {"server": {
-        "name": name, "flavorRef": "mv1", "imageRef": IMAGE[0]}})
+        "name": name, "flavorRef": "mv1", "imageRef": IMAGE[0], **zone}})
     assert status == 202, body
     return await settled(api, body["server"]["id"], "ACTIVE")
 
@@ -94,8 +97,10 @@ async def act(api: Api, sid: str, body: dict[str, Any], expect: int = 202) -> An
     return answer
 
 
-async def migrations(api: Api, sid: str) -> list[dict[str, Any]]:
-    status, body = await api.call("GET", f"/compute/v2.1/os-migrations?instance_uuid={sid}")
+async def migrations(api: Api, sid: str, kind: str | None = None) -> list[dict[str, Any]]:
+    query = f"&migration_type={kind}" if kind else ""
+    status, body = await api.call("GET",
+                                  f"/compute/v2.1/os-migrations?instance_uuid={sid}{query}")
     assert status == 200, body
     return list(body["migrations"])
 
@@ -168,3 +173,74 @@ async def test_refusals_leave_the_server_where_it_is(apis: list[Api]) -> None:
     assert "still in use" in answer["badRequest"]["message"]
     after = await settled(apis[2], inst["id"], "ACTIVE")
     assert after[HOST] == source
+
+
+async def force_down(api: Api, host: str, down: bool) -> None:
+    async with api.session.put(
+            f"{api.proc.url}/compute/v2.1/os-services/force-down",
+            json={"host": host, "binary": "nova-compute", "forced_down": down},
+            headers={"X-Auth-Token": api.token, "OpenStack-API-Version": "compute 2.11"}) as resp:
+        assert resp.status == 200, await resp.text()
+
+
+async def forced_down_seen(api: Api, host: str) -> bool:
+    async with api.session.get(
+            f"{api.proc.url}/compute/v2.1/os-services?binary=nova-compute",
+            headers={"X-Auth-Token": api.token, "OpenStack-API-Version": "compute 2.11"}) as resp:
+        assert resp.status == 200, await resp.text()
+        services = (await resp.json())["services"]
+    return any(s["host"] == host and s["forced_down"] for s in services)
+
+
+def rows_held(proc: Proc) -> set[str]:
+    """The instance rows a node's own store holds (its ``instances`` table)."""
+    with sqlite3.connect(proc.state_dir / "novad.sqlite") as conn:
+        return {r[0] for r in conn.execute("SELECT uuid FROM instances WHERE deleted = 0")}
+
+
+async def test_evacuate_a_killed_node_only_once_it_is_forced_down(
+        procs: list[Proc], apis: list[Api]) -> None:
+    victim, survivors = procs[2], apis[:2]
+    mine = []
+    for name in ("ev-active", "ev-stopped"):
+        mine.append((await boot(apis[0], name, on=victim.name))["id"])
+    await act(apis[2], mine[1], {"os-stop": None})
+    await settled(apis[2], mine[1], "SHUTOFF")
+    for sid in mine:
+        assert (await server(apis[0], sid))[HOST] == victim.name
+
+    victim.kill()
+
+    async def dead() -> bool:
+        return all(p.states().get(victim.name) == "dead" for p in procs[:2])
+    await eventually(dead, 30, f"{victim.name} dead everywhere")
+    answer = await act(survivors[0], mine[0], {"evacuate": {}}, expect=400)
+    assert "not marked down" in answer["badRequest"]["message"]
+    await force_down(survivors[0], victim.name, True)
+    await eventually(lambda: forced_down_seen(survivors[1], victim.name), 15,
+                     "the forced-down service replicated")
+    for sid in mine:
+        await act(survivors[1], sid, {"evacuate": {}}, expect=200)
+    for sid in mine:
+        async def moved(sid: str = sid) -> bool:
+            hosts = [(await server(a, sid))[HOST] for a in survivors]
+            return victim.name not in hosts
+        await eventually(moved, 30, f"{sid} rebuilt elsewhere")
+    active = await settled(survivors[0], mine[0], "ACTIVE")
+    stopped = await settled(survivors[1], mine[1], "SHUTOFF")
+    assert {active[HOST], stopped[HOST]} <= {p.name for p in procs[:2]}
+    [evacuation] = await migrations(survivors[0], mine[0], "evacuation")
+    assert evacuation["source_compute"] == victim.name
+
+    # The dead node comes back: it must not keep (or start) what moved on.
+    victim.start()
+    await eventually(lambda: victim.ready(apis[0].session), 90, f"{victim.name} ready")
+    assert not set(mine) & rows_held(victim)
+    for sid in mine:  # one copy, where it was evacuated to, seen alike from every node
+        assert (await server(apis[2], sid))[HOST] in {p.name for p in procs[:2]}
+
+    async def completed() -> bool:
+        found = await migrations(survivors[0], mine[0], "evacuation")
+        return [m["status"] for m in found] == ["completed"]
+    await eventually(completed, 15, "the evacuation completed by the returning node")
+    await force_down(survivors[0], victim.name, False)

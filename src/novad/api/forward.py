@@ -75,7 +75,17 @@ def middleware(cluster: ClusterService, owner_of: Callable[[str], Awaitable[str 
             if host is None or host == cluster.name:
                 return await handler(request)
             try:
-                return await _to_owner(cluster, request, host, await _body(request))
+                answer = await _to_owner(cluster, request, host, await _body(request))
+                if answer.status != 404:
+                    return answer
+                # The instance may have just moved on from that node: look again.
+                await cluster.pull_from_all()
+                moved = await owner_of(uuid)
+                if moved is None or moved == host:
+                    return answer
+                if moved == cluster.name:
+                    return await handler(request)
+                return await _to_owner(cluster, request, moved, request[RAW_BODY])
             except OwnerUnreachable:
                 if _evacuation(request):
                     return await handler(request)  # a dead node's instance: rebuilt elsewhere

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import os
@@ -63,6 +64,7 @@ from novad.compute.runner import Op, Outcome, Runner, now
 from novad.compute.specs import SpecBuilder
 from novad.config import Config
 from novad.context import RequestContext, new_request_id
+from novad.drivers.base import LiveMigrateData
 from novad.errors import (
     ClaimFailed,
     Conflict,
@@ -199,7 +201,7 @@ class Mover:
             raise NoValidHost()
         migration = await self.store.create_migration(
             inst.uuid, kind, "pre-migrating", r.host, None, inst.flavor.id, new_flavor.id)
-        target = await self._prepare(decision.hosts, migration, inst, new_flavor)
+        target, _ = await self._prepare(decision.hosts, migration, inst, new_flavor)
         await self.store.set_migration_dest(migration.id, target)
         meta = {**inst.system_metadata, "old_vm_state": op.origin_vm.value}
         await r.step(op, T.RESIZE_MIGRATING, system_metadata=meta)
@@ -226,14 +228,14 @@ class Mover:
         return Outcome(released=True)
 
     async def _prepare(self, hosts: list[str], migration: Migration, inst: Instance,
-                       flavor: Flavor) -> str:
+                       flavor: Flavor, live: bool = False) -> tuple[str, dict[str, Any]]:
         failed: list[str] = []
         for host in hosts[:self.config.scheduler.max_attempts]:
             try:
-                await self.call(host, "prepare", {
+                answer = await self.call(host, "prepare", {
                     "migration": migration.id, "instance": inst.uuid, "source": self.host,
-                    "flavor": flavor.to_dict()})
-                return host
+                    "flavor": flavor.to_dict(), "live": live})
+                return host, dict(answer or {})
             except PeerError as exc:
                 failed.append(f"{host}: {exc}")
         await self.store.update_migration_status(migration.id, "error")
@@ -301,7 +303,17 @@ class Mover:
             raise Conflict(f"Migration {prep.migration_id} was aborted")
         inst_dir = self.specs.instance_dir(prep.instance_uuid)
         await asyncio.to_thread((inst_dir / INCOMING).mkdir, parents=True, exist_ok=True)
-        return {"state": prep.state}
+        if not message.get("live"):
+            return {"state": prep.state}
+        # A live migration fills disks laid out here first (block migration).
+        replica = await self.store.get_replica(prep.instance_uuid)
+        data = await self.runner.driver.pre_live_migration(
+            await self.specs.build(replica.replace(flavor=flavor, host=self.host)))
+        lv = self.config.libvirt
+        inbound = lv.live_migration_inbound_addr
+        return {"state": prep.state, "instance_dir": str(data.instance_dir),
+                "node_id": data.node_id, "uri": lv.live_migration_uri or lv.connection_uri,
+                "migrate_uri": f"tcp://{inbound}" if inbound else None}
 
     runner_claims: Any = None
     """The node's :class:`~novad.compute.claims.Claims` (set when wired)."""
@@ -393,6 +405,48 @@ class Mover:
         await r.driver.finish_migration(spec, power_on=old_vm is not V.STOPPED)
         await self.store.update_migration_status(int(op.params["migration_id"]), "finished")
         return Outcome(changes={"launched_at": now()})
+
+    # -- live migration --------------------------------------------------------------
+    async def live_out(self, r: Runner, op: Op) -> Outcome:
+        """Live-migrate to another node: queued → preparing (the target lays
+        out the disks and claims) → running (libvirt peer-to-peer, with the
+        disks copied when storage is not shared) → the target adopts the row
+        → completed; the source's files go.  A failure before the guest left
+        leaves it running here (task cleared, migration failed)."""
+        inst = op.instance
+        decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
+                                                 frozenset({r.host}), op.params.get("host"))
+        if not decision.hosts:
+            raise NoValidHost()
+        migration = await self.store.create_migration(
+            inst.uuid, "live-migration", "queued", r.host, None, inst.flavor.id, inst.flavor.id)
+        await self.store.update_migration_status(migration.id, "preparing")
+        target, dest = await self._prepare(decision.hosts, migration, inst, inst.flavor, live=True)
+        await self.store.set_migration_dest(migration.id, target)
+        await self.store.update_migration_status(migration.id, "running")
+        block = op.params.get("block_migration") not in (False, "false", "False")
+        try:
+            await r.driver.live_migrate(
+                await self.specs.build(inst), str(dest["uri"]), block_migration=block,
+                migrate_uri=dest.get("migrate_uri"),
+                dest=LiveMigrateData(Path(str(dest["instance_dir"])), dest.get("node_id")))
+        except Exception:
+            await self.store.update_migration_status(migration.id, "failed")
+            with contextlib.suppress(PeerError):
+                await self.settle(target, migration.id, inst.uuid)
+            raise
+        row = await self._hand_to(target, op, migration, {}, {"action": "live_migrate"})
+        if row is None:  # the guest runs there already: nothing to start here
+            raise MoveFailed(f"Node {target} runs the guest but refused its record")
+        await r.driver.destroy(inst.uuid, self.specs.instance_dir(inst.uuid))
+        await self.handover.release(inst.uuid, row)
+        log.info("instance live-migrated", instance_id=inst.uuid, to=target)
+        return Outcome(released=True)
+
+    async def arrive_live(self, r: Runner, op: Op) -> Outcome:
+        """The target's half of a live migration: the guest runs here already."""
+        await self.store.update_migration_status(int(op.params["migration_id"]), "completed")
+        return Outcome()
 
     # -- confirm and revert across nodes ------------------------------------------
     async def confirm_remote(self, migration: Migration) -> None:

@@ -59,7 +59,7 @@ class Operations:
             "pause": self.pause, "unpause": self.unpause, "suspend": self.suspend,
             "resume": self.resume, "resize": self.resize, "confirm_resize": self.confirm,
             "revert_resize": self.revert, "migrate": self.migrate,
-            "live_migrate": self.schedule_elsewhere, "evacuate": self.evacuate,
+            "live_migrate": self.live_migrate, "evacuate": self.evacuate,
             "shelve": self.shelve, "shelve_offload": self.shelve_offload,
             "unshelve": self.unshelve, "rescue": self.rescue, "unrescue": self.unrescue,
             "rebuild": self.rebuild, "snapshot": self.snapshot, "backup": self.snapshot,
@@ -253,6 +253,14 @@ class Operations:
                                                power_on=old_vm is not V.STOPPED)
         await self.specs.migration_status(migration, "reverted")
         return Outcome(vm_state=old_vm, changes={"system_metadata": meta})
+
+    async def live_migrate(self, r: Runner, op: Op) -> Outcome:
+        """Live migration to another node of the cluster."""
+        if op.params.get("arrived"):
+            return await self.mover.arrive_live(r, op)  # type: ignore[no-any-return]
+        if not self._clustered():
+            return await self.schedule_elsewhere(r, op)
+        return await self.mover.live_out(r, op)  # type: ignore[no-any-return]
 
     async def evacuate(self, r: Runner, op: Op) -> Outcome:
         """Rebuild here an instance adopted from a dead node."""
