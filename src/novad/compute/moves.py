@@ -519,7 +519,11 @@ class Mover:
         if member is not None and member.state is MemberState.ALIVE:
             raise Invalid(f"Compute service of {host} is still in use.")
         service = await self.store.get_service(host, "nova-compute")
-        if service is None or not getattr(service, "forced_down", False):
+        if service is None or not service.forced_down:
+            # forced down a moment ago through another node: ask the others
+            await self.cluster.pull_from_all()
+            service = await self.store.get_service(host, "nova-compute")
+        if service is None or not service.forced_down:
             raise Invalid(f"Compute service of {host} is not marked down; fence the node, "
                           f"then: openstack compute service set --down {host} nova-compute")
         return True

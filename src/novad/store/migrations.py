@@ -32,6 +32,13 @@ def _qmarks(n: int) -> str:
     return ", ".join("?" * n)
 
 
+def _next_id(conn: sqlite3.Connection) -> int:
+    """A new id: unique across the cluster, and above every id held here,
+    so this node's records list in creation order."""
+    held = conn.execute("SELECT MAX(id) FROM migrations").fetchone()[0]
+    return max(new_migration_id(), int(held or 0) + 1)
+
+
 class MigrationsMixin:
     """Migration records of :class:`novad.store.Store`."""
 
@@ -61,7 +68,7 @@ class MigrationsMixin:
                     "INSERT INTO migrations(id, instance_uuid, migration_type, status,"
                     " source_compute, dest_compute, old_flavor_id, new_flavor_id,"
                     f" created_at, updated_at, uuid) VALUES ({_qmarks(11)}) RETURNING {_COLUMNS}",
-                    (new_migration_id(), instance_uuid, migration_type, status, source_compute,
+                    (_next_id(conn), instance_uuid, migration_type, status, source_compute,
                      dest_compute, old_flavor_id, new_flavor_id, now, now, str(uuidlib.uuid4())),
                 ).fetchall()[0]
             except sqlite3.IntegrityError as exc:
