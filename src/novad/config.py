@@ -197,6 +197,13 @@ class ClusterSection:
     max_message_size: int = _opt(4194304, "largest node-to-node message accepted, bytes")
     max_clock_skew: float = _opt(30.0, "node-to-node messages older or newer than this many "
                                  "seconds are refused")
+    auto_evacuate: bool = _opt(False, "evacuate the instances of a node that stays dead for "
+                               "auto_evacuate_after seconds, once fence_command fenced it")
+    auto_evacuate_after: float = _opt(120.0, "seconds a node must stay dead before it is "
+                                      "fenced and evacuated (auto_evacuate)")
+    fence_command: str = _opt("", "command that powers a dead node off (e.g. ipmitool ... "
+                              "power off); {host} is replaced by its name; exit 0 = fenced. "
+                              "Empty: auto_evacuate never acts")
     rejoin_wait: float = _opt(30.0, "seconds a restarting node that holds instances waits "
                               "for a member to answer before it starts anything (it must learn "
                               "which of them were evacuated meanwhile); 0 = do not wait")

@@ -46,6 +46,7 @@ import contextlib
 import hashlib
 import json
 import os
+import shlex
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -601,6 +602,63 @@ class Mover:
                                      self.config.compute.shutdown_retry_interval)
         await self.store.update_migration_status(int(op.params["migration_id"]), "done")
         return Outcome(changes={"launched_at": now()})
+
+    # -- automatic evacuation --------------------------------------------------------
+    async def auto_evacuate(self) -> list[str]:
+        """``[cluster] auto_evacuate``: one node (the live one whose name sorts
+        first) fences each node dead for ``auto_evacuate_after`` seconds with
+        ``fence_command``; only when that reports success is the node forced
+        down and its instances evacuated.  Returns the nodes evacuated."""
+        c = self.config.cluster
+        if not c.auto_evacuate or not c.fence_command or self.cluster.runner is None:
+            return []
+        members = self.cluster.members()
+        alive = sorted(m.name for m in members if m.state is MemberState.ALIVE)
+        if not alive or alive[0] != self.host:
+            return []
+        now = self.cluster.runner.now()
+        done = []
+        for member in members:
+            if member.state is not MemberState.DEAD \
+                    or now - member.state_changed_at < c.auto_evacuate_after:
+                continue
+            service = await self.store.get_service(member.name, "nova-compute")
+            if service is None or not service.forced_down:
+                if not await self._fence(member.name):
+                    continue
+                await self.store.set_forced_down(member.name, "nova-compute", True)
+            await self._evacuate_all(member.name)
+            done.append(member.name)
+        return done
+
+    async def _fence(self, host: str) -> bool:
+        argv = [arg.replace("{host}", host) for arg in shlex.split(self.config.cluster.fence_command)]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            out, _ = await asyncio.wait_for(proc.communicate(), 300)
+        except (OSError, TimeoutError) as exc:
+            log.error("fence command failed to run", host=host, error=repr(exc))
+            return False
+        if proc.returncode != 0:
+            log.error("fence command did not fence the node", host=host,
+                      code=proc.returncode, output=out.decode(errors="replace")[-500:])
+            return False
+        log.warning("node fenced", host=host)
+        return True
+
+    async def _evacuate_all(self, host: str) -> None:
+        rows = await self.store.db.fetch(
+            "SELECT uuid FROM cluster_instances WHERE host = ? AND deleted = 0", (host,))
+        for (uuid,) in rows:
+            try:
+                inst = await self.store.get_replica(str(uuid))
+                if inst.vm_state not in (V.ACTIVE, V.STOPPED, V.ERROR):
+                    continue
+                await self.evacuate(RequestContext.admin(new_request_id()), inst, {})
+                log.warning("instance evacuated automatically", instance_id=uuid, source=host)
+            except NovadError as exc:
+                log.error("automatic evacuation failed", instance_id=uuid, error=exc.message)
 
     # -- fencing stale copies ----------------------------------------------------------
     async def fence_stale(self) -> list[str]:
