@@ -603,6 +603,26 @@ class Mover:
         await self.store.update_migration_status(int(op.params["migration_id"]), "done")
         return Outcome(changes={"launched_at": now()})
 
+    async def drop_dead_preps(self) -> int:
+        """Abort moves prepared here that will never arrive (their record says
+        the move ended otherwise), so their claims are freed; returns how many."""
+        dropped = 0
+        for prep in await self.store.list_moves(PREPARED):
+            migration = await self.store.get_migration(prep.migration_id)
+            over = migration is not None and (
+                migration.status in ("error", "failed", "cancelled", "reverted", "confirmed")
+                or migration.dest_compute not in (None, self.host))
+            if not over:
+                continue
+            if await self.store.settle_move(prep.migration_id, ABORTED) == ABORTED:
+                if not await self.store.has_instance(prep.instance_uuid):
+                    await asyncio.to_thread(shutil.rmtree,
+                                            self.specs.instance_dir(prep.instance_uuid), True)
+                log.info("prepared move dropped", migration=prep.migration_id,
+                         status=migration.status if migration else None)
+                dropped += 1
+        return dropped
+
     # -- automatic evacuation --------------------------------------------------------
     async def auto_evacuate(self) -> list[str]:
         """``[cluster] auto_evacuate``: one node (the live one whose name sorts
