@@ -77,6 +77,13 @@ SMOKES: dict[str, Smoke] = {
         + tuple(rf"{w}\s+added latency p50 \(16x16\): novad {N} us, websockify {N} us"
                 for w in ("guest", "replay")),
         needs_qemu_binary=True),
+    "scripts/bench/migrate.py": Smoke(
+        ("--gib", "0.05", "--runs", "1"),
+        (rf"plain copy \(aiohttp PUT over loopback, fsynced\): median={N} s/GiB \({N} MB/s\) "
+         rf"over 1 runs; CPU {N} s/GiB \(client \+ server\)",
+         rf"cold migration \(202 to VERIFY_RESIZE\): median={N} s/GiB \({N} MB/s\) "
+         rf"over 1 runs; CPU {N} s/GiB \(both daemons\)",
+         rf"migrate ratio={N}")),
     "scripts/bench/transitions.py": Smoke(
         ("--instances", "20", "--workers", "5", "--cycles", "1"),
         (rf"direct libvirt: calls/s={N} p50={N}ms p99={N}ms",
