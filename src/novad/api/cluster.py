@@ -111,7 +111,7 @@ def routes(cluster: ClusterService, images: ImageService,
         except (ValueError, TypeError):
             raise Invalid("Malformed node-to-node message: expected {migration, instance, "
                           "name}") from None
-        answer = await mover.receive_file(descriptor, request.content.iter_chunked(1 << 20))
+        answer = await mover.receive_file(descriptor, request.content.iter_any())
         raw = encode(answer)
         headers = cluster.auth.sign_response(request.headers[NONCE], 200, raw)
         return web.Response(body=raw, status=200, headers=headers,
