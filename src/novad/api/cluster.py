@@ -93,7 +93,7 @@ def routes(cluster: ClusterService, images: ImageService,
 
     async def move_file(request: web.Request) -> web.StreamResponse:
         """One file of a move, streamed; the signature covers its descriptor
-        (in a header), the answer carries the SHA-256 the sender checks."""
+        (in a header), the answer carries the BLAKE3 digest the sender checks."""
         assert mover is not None
         try:
             descriptor_raw = base64.b64decode(request.headers.get(MOVE_HEADER, ""), validate=True)
@@ -125,7 +125,7 @@ def routes(cluster: ClusterService, images: ImageService,
             ("confirm", mover.drop_source), ("evacuate", mover.rebuild_here))]
         table.append(Route("POST", FILE_PATH, move_file, public=True, streaming=True,
                            tag="cluster", summary="One file of an instance moving here",
-                           responses={200: "Received, with its SHA-256", 401: "Not signed",
+                           responses={200: "Received, with its BLAKE3 digest", 401: "Not signed",
                                       409: "No such move prepared here"}))
     return [*table,
             Route("POST", f"{PREFIX}/image-data", image_data, public=True, streaming=True,

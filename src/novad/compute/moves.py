@@ -14,7 +14,7 @@ source (owns the row)      destination
 RESIZE_PREP: schedule      ``prepare``: claim the flavor (``move_preps``)
 RESIZE_MIGRATING: power
 off; migration migrating
-RESIZE_MIGRATED: stream    ``file``: each disk file, checksummed
+RESIZE_MIGRATED: stream    ``file``: each disk file, checksummed (BLAKE3)
 the files
 ``adopt`` ──────────────►  the row is adopted in the same transaction
                            that settles the prepared move
@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import shlex
@@ -54,6 +53,7 @@ from typing import Any
 
 import aiohttp
 import structlog
+from blake3 import blake3
 
 from novad.cluster.auth import NONCE
 from novad.cluster.http import PREFIX, PeerError, encode
@@ -159,13 +159,13 @@ class Mover:
                                               message, timeout)
 
     async def send_file(self, host: str, migration_id: int, uuid: str, path: Path) -> str:
-        """Stream one file to ``host``; returns its SHA-256, which the
+        """Stream one file to ``host``; returns its BLAKE3 digest, which the
         receiver computed too and must have answered with."""
         descriptor = encode({"migration": migration_id, "instance": uuid, "name": path.name})
         headers = self.cluster.auth.sign("POST", FILE_PATH, descriptor)
         headers[MOVE_HEADER] = base64.b64encode(descriptor).decode()
         headers["Content-Type"] = "application/octet-stream"
-        digest = hashlib.sha256()
+        digest = blake3()
 
         async def chunks() -> AsyncIterator[bytes]:
             # The next block is read and hashed in a thread while this one is
@@ -192,7 +192,7 @@ class Mover:
         self.cluster.auth.verify_response(headers[NONCE], status, answer_headers, raw)
         if status != 200:
             raise PeerError(address, f"file {path.name} refused with {status}", status)
-        theirs = json.loads(raw).get("sha256")
+        theirs = json.loads(raw).get("blake3")
         if theirs != digest.hexdigest():
             raise PeerError(address, f"file {path.name} arrived damaged")
         return digest.hexdigest()
@@ -337,7 +337,7 @@ class Mover:
         incoming = self.specs.instance_dir(prep.instance_uuid) / INCOMING
         await asyncio.to_thread(incoming.mkdir, parents=True, exist_ok=True)
         part = incoming / f".{name}.part"
-        digest = hashlib.sha256()
+        digest = blake3()
         size = 0
         with part.open("wb") as f:
             # Chunks are gathered to about 4 MiB per thread hop, and one batch
@@ -364,8 +364,8 @@ class Mover:
             await asyncio.to_thread(_write_hashed, f, batch, digest)
             await asyncio.to_thread(os.fsync, f.fileno())
         await asyncio.to_thread(os.replace, part, incoming / name)
-        await asyncio.to_thread((incoming / f"{name}.sha256").write_text, digest.hexdigest())
-        return {"sha256": digest.hexdigest(), "size": size}
+        await asyncio.to_thread((incoming / f"{name}.blake3").write_text, digest.hexdigest())
+        return {"blake3": digest.hexdigest(), "size": size}
 
     async def adopt(self, message: dict[str, Any]) -> dict[str, Any]:
         """Take the row of a prepared move (or of a revert coming back);
@@ -806,7 +806,7 @@ def _place_files(inst_dir: Path, files: dict[str, str]) -> None:
     MoveFailed when one is missing or its checksum differs."""
     incoming = inst_dir / INCOMING
     for name, digest in files.items():
-        got = incoming / f"{name}.sha256"
+        got = incoming / f"{name}.blake3"
         if not (incoming / name).is_file() or not got.is_file() \
                 or got.read_text().strip() != digest:
             raise MoveFailed(f"File {name} did not arrive whole")
