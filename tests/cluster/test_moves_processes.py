@@ -175,6 +175,32 @@ async def test_refusals_leave_the_server_where_it_is(apis: list[Api]) -> None:
     assert after[HOST] == source
 
 
+async def test_confirm_waits_for_the_source_to_be_up(procs: list[Proc], apis: list[Api]) -> None:
+    source = procs[1]
+    inst = await boot(apis[0], "mv-source-down", on=source.name)
+    await act(apis[0], inst["id"], {"resize": {"flavorRef": "mv2"}})
+    resized = await settled(apis[0], inst["id"], "VERIFY_RESIZE")
+    owner = by_name(apis, resized[HOST])
+    source.kill()
+
+    async def dead() -> bool:
+        return all(p.states().get(source.name) == "dead" for p in procs if p is not source)
+    await eventually(dead, 30, f"{source.name} dead")
+    answer = await act(owner, inst["id"], {"confirmResize": None}, expect=409)
+    assert source.name in answer["conflictingRequest"]["message"]
+    assert (await settled(owner, inst["id"], "VERIFY_RESIZE"))[HOST] == resized[HOST]
+
+    source.start()
+    await eventually(lambda: source.ready(owner.session), 90, f"{source.name} ready")
+
+    async def alive() -> bool:
+        return all(p.states().get(source.name) == "alive" for p in procs if p is not source)
+    await eventually(alive, 30, f"{source.name} alive again")
+    await act(owner, inst["id"], {"confirmResize": None}, expect=204)
+    await settled(owner, inst["id"], "ACTIVE")
+    assert not (source.state_dir / "instances" / inst["id"]).exists()
+
+
 async def force_down(api: Api, host: str, down: bool) -> None:
     async with api.session.put(
             f"{api.proc.url}/compute/v2.1/os-services/force-down",

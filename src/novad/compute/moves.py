@@ -146,6 +146,11 @@ class Mover:
         """Whether no other node is alive (moves need one)."""
         return self.cluster.alone()
 
+    def is_alive(self, host: str) -> bool:
+        """Whether gossip says ``host`` is alive."""
+        member = self.cluster.member(host)
+        return member is not None and member.state is MemberState.ALIVE
+
     def _address(self, host: str) -> str:
         member = self.cluster.member(host)
         if member is None or member.state is not MemberState.ALIVE:

@@ -32,6 +32,7 @@ from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import (
     Conflict,
+    DriverError,
     FlavorNotFound,
     Forbidden,
     ImageNotFound,
@@ -62,7 +63,9 @@ from novad.store.models import (
     FaultRecord,
     Flavor,
     Instance,
+    Migration,
 )
+from novad.drivers.base import MigrationProgress
 from novad.supervisor import Supervisor
 
 log = structlog.get_logger("novad.compute")
@@ -151,22 +154,103 @@ class ComputeService:
                                              project_id=ctx.project_id, limit=None,
                                              marker=None, min_ram=None, min_disk=None)
 
-    async def instance_actions(self, ctx: RequestContext, instance_id: str) -> list[ActionRecord]:
-        """The instance's actions, newest first (deleted instances too, as 2.21)."""
-        await self._visible(ctx, instance_id)
+    async def instance_actions(self, ctx: RequestContext, instance_id: str, *,
+                               deleted: bool = False) -> list[ActionRecord]:
+        """The instance's actions, newest first; a deleted instance's only
+        with ``deleted`` (Nova reads deleted instances from 2.21)."""
+        await self._visible(ctx, instance_id, deleted)
         return await self.store.list_actions(instance_id)
 
     async def instance_action(self, ctx: RequestContext, instance_id: str,
-                              request_id: str) -> ActionRecord:
+                              request_id: str, *, deleted: bool = False) -> ActionRecord:
         """One action with its events."""
-        await self._visible(ctx, instance_id)
+        await self._visible(ctx, instance_id, deleted)
         return await self.store.get_action(instance_id, request_id)
 
-    async def _visible(self, ctx: RequestContext, instance_id: str) -> Instance:
-        inst = await self.store.get_instance(instance_id, include_deleted=True)
+    async def _visible(self, ctx: RequestContext, instance_id: str,
+                       deleted: bool = True) -> Instance:
+        inst = await self.store.get_instance(instance_id, include_deleted=deleted)
         if not ctx.is_admin and inst.project_id != ctx.project_id:
             raise InstanceNotFound(instance_id)
         return inst
+
+    # -- live migrations of one server (2.22-2.24) --------------------------------
+    async def live_migrations(self, ctx: RequestContext, instance_id: str) -> list[Migration]:
+        """The server's in-progress live migrations, oldest first."""
+        inst = await self.get(ctx, instance_id)
+        found = await self.store.search_migrations(instance_uuid=inst.uuid,
+                                                   migration_type="live-migration")
+        return [m for m in found if m.status in LIVE_IN_PROGRESS]
+
+    async def live_migration(self, ctx: RequestContext, instance_id: str,
+                             migration_id: str) -> Migration:
+        """One in-progress live migration of the server; NotFound otherwise."""
+        inst = await self.get(ctx, instance_id)
+        migration = await self._migration_of(inst, migration_id)
+        if migration.migration_type != "live-migration":
+            raise NotFound(f"Migration {migration.id} for server {inst.uuid} is not "
+                           "live-migration.")
+        if migration.status not in LIVE_IN_PROGRESS:
+            raise NotFound(f"Live migration {migration.id} for server {inst.uuid} is not "
+                           "in progress.")
+        return migration
+
+    async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
+        """The driver's reading of the live migration running here, if any."""
+        return await self.runner.driver.live_migration_progress(instance_id)
+
+    async def force_complete(self, ctx: RequestContext, instance_id: str,
+                             migration_id: str) -> None:
+        """Nova's ``live_migrate_force_complete``: the server ACTIVE and
+        MIGRATING (else 409), the migration its own (else 404) and
+        ``running`` (else 400); then the driver finishes it."""
+        inst = await self.get(ctx, instance_id)
+        self._migrating(inst, "live_migrate_force_complete", check_vm=True)
+        migration = await self._running(inst, migration_id, "force complete")
+        await self._live_entry("force_complete_live", migration)
+
+    async def abort_live_migration(self, ctx: RequestContext, instance_id: str,
+                                   migration_id: str) -> None:
+        """Nova's ``live_migrate_abort`` at 2.24: the server MIGRATING (else
+        409), the migration its own (404) and ``running`` (400); the driver
+        cancels it and it ends ``cancelled``."""
+        inst = await self.get(ctx, instance_id)
+        self._migrating(inst, "live_migrate_abort", check_vm=False)
+        migration = await self._running(inst, migration_id, "abort live migration")
+        await self._live_entry("abort_live", migration)
+
+    @staticmethod
+    def _migrating(inst: Instance, method: str, *, check_vm: bool) -> None:
+        if check_vm and inst.vm_state is not V.ACTIVE:
+            raise InstanceInvalidState(method, inst.uuid, "vm_state", inst.vm_state)
+        if inst.task_state is not T.MIGRATING:
+            raise InstanceInvalidState(method, inst.uuid, "task_state", inst.task_state)
+
+    async def _migration_of(self, inst: Instance, migration_id: str) -> Migration:
+        found = None
+        if migration_id.isdigit():
+            found = await self.store.get_migration(int(migration_id))
+        if found is None or found.instance_uuid != inst.uuid:
+            raise NotFound(f"Migration {migration_id} not found for instance {inst.uuid}")
+        return found
+
+    async def _running(self, inst: Instance, migration_id: str, method: str) -> Migration:
+        migration = await self._migration_of(inst, migration_id)
+        if migration.status != "running":
+            raise Invalid(f"Migration {migration.id} state of instance {inst.uuid} is "
+                          f"{migration.status}. Cannot {method} while the migration is in "
+                          "this state.")
+        return migration
+
+    async def _live_entry(self, name: str, migration: Migration) -> None:
+        """The mover's entry point ``name``; a driver that finds nothing
+        running (the migration ended meanwhile) is a 400, as Nova's race."""
+        if self.mover is None:  # no cluster: no live migration can run here
+            raise Invalid(f"Migration {migration.id} is not running on this node.")
+        try:
+            await getattr(self.mover, name)(migration)
+        except DriverError as exc:
+            raise Invalid(f"Migration {migration.id} could not be changed: {exc}") from None
 
     # -- console -----------------------------------------------------------------
     async def console_output(self, ctx: RequestContext, instance_id: str,
@@ -196,13 +280,19 @@ class ComputeService:
         return await self.console_url_factory(ctx, inst, console_type)
 
     # -- writing -----------------------------------------------------------------
-    async def update(self, ctx: RequestContext, instance_id: str, name: str | None) -> Instance:
-        """Rename; not a state change (Nova checks no state for it)."""
+    async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
+                     description: str | None = None, *, set_description: bool = False
+                     ) -> Instance:
+        """Rename and (2.19) describe; not a state change (Nova checks no
+        state for it)."""
         inst = await self.get(ctx, instance_id)
         self._writer(ctx)
-        if name is None:
+        changes: dict[str, Any] = {} if name is None else {"name": name}
+        if set_description:
+            changes["description"] = description
+        if not changes:
             return inst
-        return await self.store.update_fields(inst.uuid, {"name": name})
+        return await self.store.update_fields(inst.uuid, changes)
 
     async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
@@ -312,8 +402,13 @@ class ComputeService:
         if spec.name == "resize":
             await self._check_resize(inst, ctx, args)
         elif spec.name in ("confirm_resize", "revert_resize"):
-            if await self.store.get_migration_for_instance(inst.uuid, ("finished",)) is None:
+            migration = await self.store.get_migration_for_instance(inst.uuid, ("finished",))
+            if migration is None:
                 raise Invalid(f"Instance has not been resized. (instance {inst.uuid})")
+            source = migration.source_compute
+            if source != self.host and self.mover is not None \
+                    and not self.mover.is_alive(source):  # Nova: the source must be up
+                raise Conflict(f"Compute service of {source} is unavailable at this time.")
         elif spec.name == "restore":
             await self._check_quota(ctx, inst.project_id, inst.flavor, 1)
         elif spec.name == "unlock":
@@ -400,6 +495,8 @@ class ComputeService:
                                       "task_host": self.host}
         if spec.name in ("stop", "rebuild", "delete", "force_delete"):
             changes["progress"] = 0
+        if spec.name == "rebuild" and "description" in args:  # 2.19: shown in the response
+            changes["description"] = args["description"]
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -511,9 +608,13 @@ class ComputeService:
                         config_drive=req.config_drive,
                         availability_zone=req.availability_zone or "nova",
                         metadata=dict(req.metadata), reservation_id=reservation,
-                        networks=req.networks,
+                        networks=req.networks, description=req.description,
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
                         system_metadata={"launch_index": str(launch_index)})
+
+
+LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
+"""The statuses of a live migration still in progress (Nova's)."""
 
 
 def _password() -> str:
