@@ -232,6 +232,7 @@ async def join_cluster(node: Node) -> None:
         cluster.schedule(node.supervisor.every, node.supervisor.run_forever)
         node.supervisor.every("cluster-meta", 2.0, functools.partial(_gossip_meta, node))
         if node.mover is not None:
+            node.supervisor.every("moves-settle", 2.0, node.mover.settle_unsettled)
             node.supervisor.every("moves-gc", 30.0, node.mover.drop_dead_preps, run_now=False)
         if node.config.cluster.auto_evacuate and node.mover is not None:
             node.supervisor.every("auto-evacuate", 5.0, node.mover.auto_evacuate, run_now=False)

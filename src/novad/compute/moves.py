@@ -47,7 +47,7 @@ import json
 import os
 import shlex
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,10 @@ class Mover:
         self.supervisor = supervisor
         self.handover = Handover(store.db)
         self.host = config.host
+        self.unsettled: dict[str, Instance] = {}
+        """Instances whose move to another node a restart interrupted here."""
+        self.rollback: Callable[[Instance], Awaitable[None]] | None = None
+        """Rolls an interrupted resize back on this node (set by recovery)."""
         self.aborting: set[int] = set()
         """Live migrations (ids) an admin asked to abort: they end ``cancelled``."""
 
@@ -229,8 +233,16 @@ class Mover:
         except Exception as exc:
             await self._call_off(r, op, target, migration)
             raise InstanceFaultRollback(f"Migration to {target} failed: {exc}") from exc
-        row = await self._hand_to(target, op, migration, files, {
-            "flavor": flavor_to_json(new_flavor), "action": op.spec.name})
+        try:
+            row = await self._hand_to(target, op, migration, files, {
+                "flavor": flavor_to_json(new_flavor), "action": op.spec.name})
+        except PeerError as exc:
+            # Neither adopt nor abort was answered: only the target knows.
+            # The task stays; settle_unsettled asks until it answers.
+            log.warning("move in doubt until the target answers", instance_id=inst.uuid,
+                        target=target, why=str(exc))
+            self.unsettled[inst.uuid] = op.instance
+            return Outcome(released=True)
         if row is None:
             await self._call_off(r, op, target, migration, asked=True)
             raise InstanceFaultRollback(f"Node {target} refused the instance")
@@ -781,17 +793,44 @@ class Mover:
             inst.uuid, ("pre-migrating", "migrating", "post-migrating"))
         if migration is None or migration.dest_compute in (None, self.host):
             return None
-        try:
-            row = await self.settle(migration.dest_compute, migration.id, inst.uuid)
-        except PeerError:
-            await self.store.write(inst.uuid, Expect.task(inst.task_state),
-                                   {"vm_state": V.ERROR, "task_state": None})
-            return f"in doubt: {migration.dest_compute} unreachable"
-        if row is None:
-            return None  # aborted there: roll back here as after any interrupted resize
-        await self.runner.driver.destroy(inst.uuid, None)
-        await self.handover.release(inst.uuid, row)
-        return f"handed over to {migration.dest_compute}"
+        # Membership has not started yet: the destination is asked once it
+        # has (settle_unsettled); until then the task says a move is in flight.
+        self.unsettled[inst.uuid] = inst
+        return f"in doubt until {migration.dest_compute} answers"
+
+    async def settle_unsettled(self) -> int:
+        """Settle the moves a restart interrupted on this, their source: ask
+        each destination whether it adopted the instance (release it here)
+        or not (roll back here).  A destination that does not answer is
+        asked again next time, unless it is dead and forced down (fenced):
+        then nothing runs there, and the rollback is safe.  Returns how
+        many were settled."""
+        settled = 0
+        for uuid, inst in list(self.unsettled.items()):
+            migration = await self.store.get_migration_for_instance(
+                uuid, ("pre-migrating", "migrating", "post-migrating"))
+            if migration is None or migration.dest_compute is None:
+                del self.unsettled[uuid]
+                continue
+            dest = migration.dest_compute
+            try:
+                row = await self.settle(dest, migration.id, uuid)
+            except PeerError:
+                service = await self.store.get_service(dest, "nova-compute")
+                if self.is_alive(dest) or service is None or not service.forced_down:
+                    continue
+                row = None
+            del self.unsettled[uuid]
+            async with self.runner.working.hold(uuid):
+                if row is not None:
+                    await self.runner.driver.destroy(uuid, None)
+                    await self.handover.release(uuid, row)
+                    log.info("interrupted move settled: handed over", instance_id=uuid, to=dest)
+                elif self.rollback is not None:
+                    await self.rollback(inst)
+                    log.info("interrupted move settled: rolled back", instance_id=uuid, to=dest)
+            settled += 1
+        return settled
 
 
 def _read_hashed(f: Any, digest: Any) -> bytes:

@@ -38,6 +38,8 @@ class StartupRecovery:
         self.mover = mover
         """The node's :class:`~novad.compute.moves.Mover`: recovers moves
         between nodes and names the directories it keeps without a row."""
+        if mover is not None:
+            mover.rollback = self._rollback_resize
         self.store = store
         self.runner = runner
         self.specs = specs
