@@ -73,6 +73,8 @@ class Instance:
     generation: int = 1
     """Raised each time the instance changes node (migrate, resize, evacuate):
     a node holding a copy of a lower generation holds a stale copy."""
+    description: str | None = None
+    """The server's free-text description (microversion 2.19); None: never set."""
 
     def replace(self, **changes: Any) -> Instance:
         """A copy with ``changes`` applied."""

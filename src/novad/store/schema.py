@@ -197,6 +197,11 @@ force-down, microversion 2.11): the service counts as down whatever its
 node's heartbeat says, so its instances may be evacuated.  Replicated with
 the rest of the row."""
 
+_V7 = """
+ALTER TABLE instances ADD COLUMN description TEXT;
+"""
+"""v7: a server's description (microversion 2.19), NULL when never set."""
+
 COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5),
-                                (6, MOVES_SQL)])
+                                (6, MOVES_SQL), (7, _V7)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""
