@@ -78,6 +78,24 @@ class ComputeHost:
         return ident in (str(self.id), str(stable_id(self.name)))
 
 
+def host_status(hosts: Mapping[str, ComputeHost], host: str) -> str:
+    """An instance's ``host_status`` (microversion 2.16) from the host it is
+    on, in Nova's order: ``""`` without a host; ``UNKNOWN`` for a host no
+    node knows; ``DOWN`` when an admin forced its service down;
+    ``MAINTENANCE`` when its service is disabled; ``UP`` while membership
+    believes it alive, else ``UNKNOWN`` (a silent node may still run it)."""
+    if not host:
+        return ""
+    found = hosts.get(host)
+    if found is None:
+        return "UNKNOWN"
+    if found.forced_down:
+        return "DOWN"
+    if not found.enabled:
+        return "MAINTENANCE"
+    return "UP" if found.alive else "UNKNOWN"
+
+
 @dataclass(frozen=True)
 class Zone:
     """An availability zone and its hosts that are up."""

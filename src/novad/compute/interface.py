@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from novad.context import RequestContext
-from novad.store.models import ActionRecord, FaultRecord, Flavor, Instance
+from novad.drivers.base import MigrationProgress
+from novad.store.models import ActionRecord, FaultRecord, Flavor, Instance, Migration
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class CreateRequest:
     config_drive: bool = False
     availability_zone: str | None = None
     admin_pass: str | None = None
+    description: str | None = None
+    """The server's description (microversion 2.19)."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     claim: bool = False
@@ -77,8 +80,11 @@ class ComputeAPI(Protocol):
     async def list_servers(self, ctx: RequestContext, filters: ListFilters) -> list[Instance]:
         """Visible instances, newest first."""
 
-    async def update(self, ctx: RequestContext, instance_id: str, name: str | None) -> Instance:
-        """Rename (not a state change)."""
+    async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
+                     description: str | None = None, *, set_description: bool = False
+                     ) -> Instance:
+        """Rename, and with ``set_description`` set the description (2.19;
+        None clears it); not a state change."""
 
     async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
@@ -106,12 +112,33 @@ class ComputeAPI(Protocol):
                           console_type: str) -> str:
         """A console URL with a fresh token."""
 
-    async def instance_actions(self, ctx: RequestContext, instance_id: str) -> list[ActionRecord]:
-        """The instance's actions, newest first."""
+    async def instance_actions(self, ctx: RequestContext, instance_id: str, *,
+                               deleted: bool = False) -> list[ActionRecord]:
+        """The instance's actions, newest first; with ``deleted`` (2.21) a
+        deleted instance's too (else it is InstanceNotFound)."""
 
     async def instance_action(self, ctx: RequestContext, instance_id: str,
-                              request_id: str) -> ActionRecord:
-        """One action with its events."""
+                              request_id: str, *, deleted: bool = False) -> ActionRecord:
+        """One action with its events (``deleted`` as for :meth:`instance_actions`)."""
 
     async def flavors(self, ctx: RequestContext) -> Sequence[Flavor]:
         """Flavors visible to the caller."""
+
+    async def live_migrations(self, ctx: RequestContext, instance_id: str) -> list[Migration]:
+        """The server's in-progress live migrations (2.23)."""
+
+    async def live_migration(self, ctx: RequestContext, instance_id: str,
+                             migration_id: str) -> Migration:
+        """One in-progress live migration of the server (2.23); NotFound otherwise."""
+
+    async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
+        """The running live migration's reading here; None when none runs."""
+
+    async def force_complete(self, ctx: RequestContext, instance_id: str,
+                             migration_id: str) -> None:
+        """Make a running live migration finish (2.22): Conflict unless the
+        server is migrating, NotFound, Invalid unless it is ``running``."""
+
+    async def abort_live_migration(self, ctx: RequestContext, instance_id: str,
+                                   migration_id: str) -> None:
+        """Cancel a running live migration (2.24); errors as :meth:`force_complete`."""

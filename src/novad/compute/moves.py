@@ -142,6 +142,10 @@ class Mover:
         """Instances whose move to another node a restart interrupted here."""
         self.rollback: Callable[[Instance], Awaitable[None]] | None = None
         """Rolls an interrupted resize back on this node (set by recovery)."""
+        self.reconfirm: set[str] = set()
+        """Instances whose confirm a restart interrupted here (the source is remote)."""
+        self.rerun: Callable[[Instance, str], Awaitable[None]] | None = None
+        """Runs an interrupted action again (set by recovery)."""
         self.aborting: set[int] = set()
         """Live migrations (ids) an admin asked to abort: they end ``cancelled``."""
 
@@ -787,6 +791,11 @@ class Mover:
                 T.RESIZE_MIGRATED, T.RESIZE_FINISH, T.RESIZE_REVERTING):
             self._finish_here(inst, new_request_id())
             return "finish arrival"
+        if inst.vm_state is V.RESIZED and inst.task_state is None:
+            confirming = await self.store.get_migration_for_instance(inst.uuid, ("confirming",))
+            if confirming is not None and confirming.source_compute != self.host:
+                self.reconfirm.add(inst.uuid)  # the source is asked once membership runs
+                return f"confirm once {confirming.source_compute} answers"
         if inst.task_state not in (T.RESIZE_MIGRATING, T.RESIZE_MIGRATED):
             return None
         migration = await self.store.get_migration_for_instance(
@@ -806,6 +815,16 @@ class Mover:
         then nothing runs there, and the rollback is safe.  Returns how
         many were settled."""
         settled = 0
+        for uuid in list(self.reconfirm):
+            migration = await self.store.get_migration_for_instance(uuid, ("confirming",))
+            if migration is None:
+                self.reconfirm.discard(uuid)
+                continue
+            if not self.is_alive(migration.source_compute) or self.rerun is None:
+                continue
+            self.reconfirm.discard(uuid)
+            await self.rerun(await self.store.get_instance(uuid), "confirm_resize")
+            settled += 1
         for uuid, inst in list(self.unsettled.items()):
             migration = await self.store.get_migration_for_instance(
                 uuid, ("pre-migrating", "migrating", "post-migrating"))
