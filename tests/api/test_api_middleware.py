@@ -179,8 +179,8 @@ async def test_microversion_defaults_and_echo(client: Client) -> None:
 async def test_microversion_headers_accepted(client: Client) -> None:
     for hdrs, echoed in (({"OpenStack-API-Version": "compute 2.1"}, "2.1"),
                          ({"X-OpenStack-Nova-API-Version": "2.1"}, "2.1"),
-                         ({"OpenStack-API-Version": "image 2.5, compute latest"}, "2.11"),
-                         ({"X-OpenStack-Nova-API-Version": "latest"}, "2.11"),
+                         ({"OpenStack-API-Version": "image 2.5, compute latest"}, "2.24"),
+                         ({"X-OpenStack-Nova-API-Version": "latest"}, "2.24"),
                          ({"OpenStack-API-Version": "compute 2.1",
                            "X-OpenStack-Nova-API-Version": "2.1"}, "2.1")):
         resp = await client.get("/v2.1/flavors", headers=headers(**hdrs))
@@ -197,12 +197,12 @@ async def test_bad_microversion_is_400(client: Client) -> None:
 
 
 async def test_unsupported_microversion_is_406(client: Client) -> None:
-    for value in ("2.12", "2.96", "3.0", "2.0", "1.1"):
+    for value in ("2.25", "2.96", "3.0", "2.0", "1.1"):
         resp = await client.get("/compute/v2.1/flavors",
                                 headers=headers(**{"X-OpenStack-Nova-API-Version": value}))
         assert resp.status == 406, value
         _, _, message = await shape_of(resp)
-        assert message.endswith("Minimum is 2.1 and maximum is 2.11."), message
+        assert message.endswith("Minimum is 2.1 and maximum is 2.24."), message
 
 
 async def test_new_header_wins_over_legacy(client: Client) -> None:

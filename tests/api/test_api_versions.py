@@ -24,7 +24,7 @@ async def test_v21_document(client: Client) -> None:
     body = await resp.json()
     base = str(client.make_url("")).rstrip("/")
     assert body == {"version": {
-        "id": "v2.1", "status": "CURRENT", "version": "2.11", "min_version": "2.1",
+        "id": "v2.1", "status": "CURRENT", "version": "2.24", "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"},
                   {"rel": "describedby", "type": "text/html",
@@ -46,7 +46,7 @@ async def test_versions_list(client: Client) -> None:
     versions = (await resp.json())["versions"]
     assert [(v["id"], v["status"]) for v in versions] == [("v2.0", "SUPPORTED"),
                                                           ("v2.1", "CURRENT")]
-    assert versions[1]["version"] == "2.11"
+    assert versions[1]["version"] == "2.24"
     assert versions[1]["links"][0]["href"].endswith("/compute/v2.1/")
 
 

@@ -67,14 +67,50 @@ KEYPAIR_USER = Microversion(
 FORCED_DOWN = Microversion(
     "2.11", "os-services shows `forced_down`; `PUT /os-services/force-down` sets it.")
 
+VIF_NET_ID = Microversion(
+    "2.12", "os-virtual-interfaces shows each VIF's `net_id` (novad, like Nova since "
+    "nova-network went, answers 410 Gone there at every version).")
+SERVER_GROUP_OWNER = Microversion(
+    "2.13", "Server group views show `project_id` and `user_id`.")
+EVACUATE_NO_SHARED_STORAGE = Microversion(
+    "2.14", "evacuate: `onSharedStorage` is gone from the request (detected) and the "
+    "response has no `adminPass` (empty 200).")
+SOFT_AFFINITY = Microversion(
+    "2.15", "Server groups accept the `soft-affinity` and `soft-anti-affinity` policies.")
+HOST_STATUS = Microversion(
+    "2.16", "Admins see `host_status` (UP, DOWN, MAINTENANCE, UNKNOWN or empty) in server "
+    "show and detail.")
+TRIGGER_CRASH_DUMP = Microversion(
+    "2.17", "The `trigger_crash_dump` server action (an NMI to the guest).")
+OPTIONAL_PROJECT_ID = Microversion(
+    "2.18", "The project id in URLs is optional: every resource is also served under "
+    "`/v2.1/{project_id}`.")
+SERVER_DESCRIPTION = Microversion(
+    "2.19", "Servers have a `description`: set on create, rebuild and update; shown in "
+    "show, detail, update and rebuild.")
+SHELVED_VOLUME_ATTACH = Microversion(
+    "2.20", "Volumes may be attached to and detached from shelved servers (novad has no "
+    "volume service and serves no volume attachments, so nothing changes here).")
+DELETED_INSTANCE_ACTIONS = Microversion(
+    "2.21", "os-instance-actions also lists the actions of deleted servers.")
+FORCE_COMPLETE = Microversion(
+    "2.22", "`POST /servers/{id}/migrations/{migration_id}/action` `force_complete` makes "
+    "a running live migration finish (202).")
+SERVER_MIGRATIONS = Microversion(
+    "2.23", "`GET /servers/{id}/migrations[/{migration_id}]` shows in-progress live "
+    "migrations; os-migrations shows `migration_type` and links to them.")
+ABORT_LIVE_MIGRATION = Microversion(
+    "2.24", "`DELETE /servers/{id}/migrations/{migration_id}` aborts a running live "
+    "migration (202; it ends `cancelled`).")
+
 HISTORY: tuple[Microversion, ...] = (
     BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,
     PUBLIC_FLAVOR_ACCESS_CONFLICT, MKS_CONSOLE, LOCKED, KEYPAIR_USER, FORCED_DOWN,
+    VIF_NET_ID, SERVER_GROUP_OWNER, EVACUATE_NO_SHARED_STORAGE, SOFT_AFFINITY, HOST_STATUS,
+    TRIGGER_CRASH_DUMP, OPTIONAL_PROJECT_ID, SERVER_DESCRIPTION, SHELVED_VOLUME_ATTACH,
+    DELETED_INSTANCE_ACTIONS, FORCE_COMPLETE, SERVER_MIGRATIONS, ABORT_LIVE_MIGRATION,
 )
 """Every served microversion, oldest first, each one minor after the last."""
-
-TRIGGER_CRASH_DUMP = Microversion("2.17", "The trigger_crash_dump server action.")
-"""Not served yet (beyond the maximum): the action is 404 at every served version."""
 
 MIN_MICROVERSION = HISTORY[0].text
 """The oldest microversion served (Nova's v2.1 base)."""

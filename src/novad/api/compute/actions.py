@@ -52,7 +52,24 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
     "os-getVNCConsole": microversion.REMOTE_CONSOLES}
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
+ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
+    microversion.SERVER_DESCRIPTION, microversion.EVACUATE_NO_SHARED_STORAGE)
+"""Versions that changed some action's arguments (newest first; their
+schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``)."""
+
+_REVISED = {microversion.SERVER_DESCRIPTION: schemas.ACTION_ARGUMENTS_V2_19,
+            microversion.EVACUATE_NO_SHARED_STORAGE: schemas.ACTION_ARGUMENTS_V2_14}
+
 ParamBuilder = Callable[[Any], dict[str, Any]]
+
+
+def _rebuild(a: Any) -> dict[str, Any]:
+    params = {"image_id": a["imageRef"], "name": a.get("name"),
+              "admin_pass": a.get("adminPass"), "metadata": a.get("metadata")}
+    if "description" in a:  # 2.19; null clears it
+        params["description"] = a["description"]
+    return params
+
 
 PARAMS: dict[str, ParamBuilder] = {
     "resize": lambda a: {"flavor_id": str(a["flavorRef"])},
@@ -60,8 +77,7 @@ PARAMS: dict[str, ParamBuilder] = {
     "createBackup": lambda a: {"name": a["name"], "backup_type": a["backup_type"],
                                "rotation": to_int(a["rotation"]),
                                "metadata": a.get("metadata") or {}},
-    "rebuild": lambda a: {"image_id": a["imageRef"], "name": a.get("name"),
-                          "admin_pass": a.get("adminPass"), "metadata": a.get("metadata")},
+    "rebuild": _rebuild,
     "os-resetState": lambda a: {"state": a["state"]},
     "changePassword": lambda a: {"admin_pass": a["adminPass"]},
     "lock": lambda a: {"reason": None},
@@ -98,7 +114,16 @@ def check_key(request: web.Request, key: str, argument: Any) -> None:
     if (minimum is not None and not microversion.at_least(request, minimum)) or \
             (removed is not None and microversion.at_least(request, removed)):
         raise NotFound("The resource could not be found.")
-    validate({key: argument}, schemas.action_schema(key))
+    validate({key: argument}, schemas.action_schema(key, revision_for(request, key)))
+
+
+def revision_for(request: web.Request, key: str) -> int:
+    """The minor version whose arguments of ``key`` apply to the request
+    (0: the 2.1 arguments)."""
+    for version in ARGUMENTS_FROM:
+        if key in _REVISED[version] and microversion.at_least(request, version):
+            return version.key[1]
+    return 0
 
 
 class ActionHandlers:
@@ -140,6 +165,9 @@ class ActionHandlers:
     async def _respond(self, request: web.Request, ctx: RequestContext, server_id: str,
                        key: str, row: str, result: ActionResult) -> web.StreamResponse:
         """Nova's per-action response: most are an empty 202."""
+        if key == "evacuate" and microversion.at_least(
+                request, microversion.EVACUATE_NO_SHARED_STORAGE):
+            return web.Response(status=200)  # no adminPass from 2.14, as Nova
         if key in ("rescue", "evacuate"):
             return json_response(self._password_body(result), status=200)
         if key == "rebuild":

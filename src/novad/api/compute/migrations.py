@@ -1,5 +1,7 @@
-"""os-migrations at microversion 2.1 (admin): the resize, migration and
-evacuation records (``openstack server migration list``).
+"""os-migrations (admin): the resize, migration and evacuation records
+(``openstack server migration list``); from 2.23 each shows its
+``migration_type``, and an in-progress live migration links to its
+``/servers/{id}/migrations/{migration_id}``.
 
 Filters as in Nova below 2.23: ``status``, ``instance_uuid``,
 ``source_compute``, ``migration_type`` and ``host`` (source or destination);
@@ -16,8 +18,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute.misc import require_admin
+from novad.api.compute.views import Links
+from novad.compute.service import LIVE_IN_PROGRESS
+from novad.config import Config
 from novad.store.models import Migration
 
 FILTERS = ("status", "instance_uuid", "host", "source_compute", "migration_type")
@@ -42,18 +48,31 @@ def migration_view(m: Migration) -> dict[str, Any]:
             "created_at": m.created_at, "updated_at": m.updated_at}
 
 
+def migration_view_v2_23(m: Migration, links: Links) -> dict[str, Any]:
+    """One migration from 2.23: ``migration_type``, and links for an
+    in-progress live migration."""
+    body = {**migration_view(m), "migration_type": m.migration_type}
+    if m.migration_type == "live-migration" and m.status in LIVE_IN_PROGRESS:
+        body["links"] = links.pair(f"servers/{m.instance_uuid}/migrations", str(m.id))
+    return body
+
+
 class MigrationHandlers:
     """``GET /os-migrations``."""
 
-    def __init__(self, source: MigrationSource) -> None:
+    def __init__(self, source: MigrationSource, config: Config) -> None:
         self.source = source
+        self.config = config
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List migrations (admin)."""
         require_admin(context(request), "os-migrations:index")
         filters = {key: request.query[key] for key in FILTERS if request.query.get(key)}
         found = await self.source.search_migrations(**filters)
-        return json_response({"migrations": [migration_view(m) for m in found]})
+        if not microversion.at_least(request, microversion.SERVER_MIGRATIONS):
+            return json_response({"migrations": [migration_view(m) for m in found]})
+        links = Links.of(request, self.config)
+        return json_response({"migrations": [migration_view_v2_23(m, links) for m in found]})
 
     def routes(self) -> list[Route]:
         """The migration routes, relative to a versioned mount."""

@@ -274,23 +274,31 @@ class NodeHandlers:
         ]
 
 
+def _deleted_too(request: web.Request) -> bool:
+    """Whether a deleted server's actions are shown (2.21; 404 before, as Nova)."""
+    return microversion.at_least(request, microversion.DELETED_INSTANCE_ACTIONS)
+
+
 class InstanceActionHandlers:
-    """Handlers of ``/servers/{id}/os-instance-actions`` (2.1 shapes)."""
+    """Handlers of ``/servers/{id}/os-instance-actions`` (2.1 shapes; deleted
+    servers' from 2.21)."""
 
     def __init__(self, compute: ComputeAPI) -> None:
         self.compute = compute
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List a server's actions, newest first."""
+        """List a server's actions, newest first (a deleted server's from 2.21)."""
         actions = await self.compute.instance_actions(context(request),
-                                                      request.match_info["server_id"])
+                                                      request.match_info["server_id"],
+                                                      deleted=_deleted_too(request))
         return json_response({"instanceActions": [action_view(a) for a in actions]})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one action; before 2.51 only admins see its events."""
         ctx = context(request)
         action = await self.compute.instance_action(ctx, request.match_info["server_id"],
-                                                    request.match_info["request_id"])
+                                                    request.match_info["request_id"],
+                                                    deleted=_deleted_too(request))
         body = action_view(action)
         if ctx.is_admin:
             body["events"] = [event_view(e) for e in action.events]

@@ -2,8 +2,10 @@
 
 ``os-fixed-ips`` belonged to nova-network, which Nova removed: show and the
 reserve/unreserve actions answer 410 at every microversion, so the 2.4
-delta (``reserved`` in the fixed IP) is never visible.  novad, which has no
-network service either, answers the same.
+delta (``reserved`` in the fixed IP) is never visible.  So is
+``os-virtual-interfaces`` (nova-network's VIFs), so the 2.12 delta (each
+VIF's ``net_id``) is never visible either.  novad, which has no network
+service, answers the same.
 """
 
 from __future__ import annotations
@@ -26,4 +28,7 @@ def routes() -> list[Route]:
     return [Route("GET", "/os-fixed-ips/{fixed_ip}", gone, tag="fixed ips (removed)",
                   summary="Show a fixed IP (410: removed)", responses=answer),
             Route("POST", "/os-fixed-ips/{fixed_ip}/action", gone, tag="fixed ips (removed)",
-                  summary="Reserve or unreserve a fixed IP (410: removed)", responses=answer)]
+                  summary="Reserve or unreserve a fixed IP (410: removed)", responses=answer),
+            Route("GET", "/servers/{server_id}/os-virtual-interfaces", gone,
+                  tag="virtual interfaces (removed)",
+                  summary="List a server's virtual interfaces (410: removed)", responses=answer)]

@@ -134,6 +134,26 @@ SERVER_UPDATE: Schema = envelope("server", strict({
     "OS-DCF:diskConfig": DISK_CONFIG,
 }))
 
+DESCRIPTION: Schema = {
+    # Nova's parameter_types.description: printable characters or null.
+    "type": ["string", "null"], "minLength": 0, "maxLength": 255,
+    "pattern": r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$",
+}
+
+
+def with_server_property(schema: Schema, name: str, value: Schema) -> Schema:
+    """``schema`` (an envelope of ``server``) accepting one more property."""
+    extended = copy.deepcopy(schema)
+    extended["properties"]["server"]["properties"][name] = value
+    return extended
+
+
+SERVER_CREATE_V2_19 = with_server_property(SERVER_CREATE, "description", DESCRIPTION)
+"""2.19: create takes a ``description``."""
+
+SERVER_UPDATE_V2_19 = with_server_property(SERVER_UPDATE, "description", DESCRIPTION)
+"""2.19: update takes a ``description``."""
+
 METADATA_SET: Schema = envelope("metadata", METADATA)
 
 METADATA_ITEM: Schema = envelope("meta", {**METADATA, "minProperties": 1,
@@ -178,11 +198,27 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
 """The value schema of each action key of ``POST /servers/{id}/action``."""
 
 
+ACTION_ARGUMENTS_V2_14: dict[str, Schema] = {
+    "evacuate": strict({"host": HOSTNAME, "adminPass": ADMIN_PASSWORD}),
+}
+"""2.14: evacuate no longer takes ``onSharedStorage`` (Nova detects it)."""
+
+ACTION_ARGUMENTS_V2_19: dict[str, Schema] = {
+    "rebuild": strict({**ACTION_ARGUMENTS["rebuild"]["properties"],
+                       "description": DESCRIPTION}, required=["imageRef"]),
+}
+"""2.19: rebuild takes a ``description``."""
+
+
 @functools.lru_cache(maxsize=None)
-def action_schema(key: str) -> Schema:
+def action_schema(key: str, revision: int = 0) -> Schema:
     """The whole-body schema of one action (built once: validators are cached
-    per schema object)."""
-    return envelope(key, ACTION_ARGUMENTS[key])
+    per schema object).  ``revision`` picks a later version's arguments:
+    14 for :data:`ACTION_ARGUMENTS_V2_14`, 19 for :data:`ACTION_ARGUMENTS_V2_19`
+    (a key that changed at neither falls back to its 2.1 arguments)."""
+    tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19}
+    arguments = tables.get(revision, {}).get(key, ACTION_ARGUMENTS[key])
+    return envelope(key, arguments)
 
 
 SERVER_ACTION: Schema = {

@@ -1,9 +1,11 @@
-"""``/os-server-groups`` at 2.1: create (200), list, show, delete (204).
+"""``/os-server-groups``: create (200), list, show, delete (204).
 
 At 2.1 a group has a one-item ``policies`` list of ``affinity`` or
-``anti-affinity``; the soft policies arrive at 2.15 and the single
-``policy`` field with ``rules`` at 2.64, both above novad's maximum, so
-they are refused here as Nova refuses them at 2.1.  The list pages with
+``anti-affinity``; 2.13 shows its ``project_id`` and ``user_id``; 2.15
+accepts ``soft-affinity`` and ``soft-anti-affinity`` (the scheduler's soft
+weighers place their members).  The single ``policy`` field with
+``rules`` (2.64) is above novad's maximum.  A group created with a soft
+policy still shows at 2.1, as in Nova.  The list pages with
 ``limit``/``offset`` (Nova's ``common.limited``).
 """
 
@@ -14,6 +16,7 @@ from typing import Any
 from aiohttp import web
 from multidict import MultiMapping
 
+from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute.parsing import MAX_LIMIT, limit_param, read_body
 from novad.api.compute.schemas import NAME, Schema, envelope, strict
@@ -30,12 +33,25 @@ SERVER_GROUP_CREATE: Schema = envelope("server_group", strict({
 }, required=["name", "policies"]))
 """Nova's 2.1-2.14 create body."""
 
+SERVER_GROUP_CREATE_V2_15: Schema = envelope("server_group", strict({
+    "name": NAME,
+    "policies": {"type": "array", "items": {"type": "string", "enum": [
+        "anti-affinity", "affinity", "soft-anti-affinity", "soft-affinity"]},
+                 "uniqueItems": True, "minItems": 1, "maxItems": 1},
+}, required=["name", "policies"]))
+"""2.15-2.63: the soft policies too."""
 
-def server_group_view(group: ServerGroup) -> dict[str, Any]:
-    """A group at 2.1: ``policies`` as a list, the always-empty
-    ``metadata`` Nova keeps, members' uuids; no project or user (2.13)."""
-    return {"id": group.id, "name": group.name, "policies": [group.policy],
-            "members": list(group.members), "metadata": {}}
+
+def server_group_view(group: ServerGroup, version: tuple[int, int] = microversion.BASE.key
+                      ) -> dict[str, Any]:
+    """A group: ``policies`` as a list, the always-empty ``metadata`` Nova
+    keeps, members' uuids; from 2.13 its ``project_id`` and ``user_id``."""
+    body: dict[str, Any] = {"id": group.id, "name": group.name, "policies": [group.policy],
+                            "members": list(group.members), "metadata": {}}
+    if version >= microversion.SERVER_GROUP_OWNER.key:
+        body["project_id"] = group.project_id
+        body["user_id"] = group.user_id
+    return body
 
 
 def _offset_param(query: MultiMapping[str]) -> int:
@@ -66,20 +82,25 @@ class ServerGroupHandlers:
         groups = await self.groups.list_groups(context(request),
                                                "all_projects" in request.query)
         page = groups[offset:offset + limit]
-        return json_response({"server_groups": [server_group_view(g) for g in page]})
+        version = microversion.of(request)
+        return json_response({"server_groups": [server_group_view(g, version) for g in page]})
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create an empty group in the caller's project."""
-        body = await read_body(request, self.max_body, SERVER_GROUP_CREATE)
+        soft = microversion.at_least(request, microversion.SOFT_AFFINITY)
+        body = await read_body(request, self.max_body,
+                               SERVER_GROUP_CREATE_V2_15 if soft else SERVER_GROUP_CREATE)
         spec = body["server_group"]
         group = await self.groups.create_group(context(request), spec["name"],
                                                spec["policies"][0])
-        return json_response({"server_group": server_group_view(group)})
+        return json_response({"server_group": server_group_view(
+            group, microversion.of(request))})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one group."""
         group = await self.groups.get_group(context(request), request.match_info["id"])
-        return json_response({"server_group": server_group_view(group)})
+        return json_response({"server_group": server_group_view(
+            group, microversion.of(request))})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete one group."""
@@ -90,7 +111,7 @@ class ServerGroupHandlers:
         """The server-group routes, relative to a versioned mount."""
         return [
             Route("GET", "/os-server-groups", self.index, tag="server-groups"),
-            Route("POST", "/os-server-groups", self.create, schema=SERVER_GROUP_CREATE,
+            Route("POST", "/os-server-groups", self.create, schema=SERVER_GROUP_CREATE_V2_15,
                   tag="server-groups"),
             Route("GET", "/os-server-groups/{id}", self.show, tag="server-groups"),
             Route("DELETE", "/os-server-groups/{id}", self.delete, tag="server-groups",

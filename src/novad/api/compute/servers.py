@@ -32,6 +32,8 @@ from novad.api.compute.parsing import (
     to_int,
 )
 from novad.api.compute.views import Links, addresses, server_brief, server_detail
+from novad.api.compute.protocols import NodeInfo
+from novad.compute.hosts import ComputeHost, host_status
 from novad.compute.interface import ComputeAPI, CreateRequest, ListFilters
 from novad.config import Config
 from novad.context import RequestContext
@@ -110,7 +112,8 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         user_data=user_data, metadata=dict(metadata), networks=server.get("networks"),
         config_drive=to_bool(server.get("config_drive", False)),
         availability_zone=server.get("availability_zone"),
-        admin_pass=server.get("adminPass") or generate_password())
+        admin_pass=server.get("adminPass") or generate_password(),
+        description=server.get("description"))
 
 
 def list_filters(query: MultiMapping[str], ctx: RequestContext) -> ListFilters:
@@ -160,18 +163,30 @@ def has_ip6(inst: Instance, pattern: str) -> bool:
 class ServerHandlers:
     """Handlers of ``/servers`` and ``/servers/{id}/metadata``."""
 
-    def __init__(self, compute: ComputeAPI, config: Config) -> None:
+    def __init__(self, compute: ComputeAPI, config: Config,
+                 node: NodeInfo | None = None) -> None:
         self.compute = compute
         self.config = config
+        self.node = node
         self.max_body = config.DEFAULT.max_request_body_size
 
-    async def _detail(self, request: web.Request, ctx: RequestContext,
-                      inst: Instance) -> dict[str, Any]:
+    async def _hosts(self, request: web.Request, ctx: RequestContext
+                     ) -> dict[str, ComputeHost] | None:
+        """The cluster's hosts by name when the response shows ``host_status``
+        (2.16, admins as Nova's default policy); None otherwise."""
+        if self.node is None or not ctx.is_admin \
+                or not microversion.at_least(request, microversion.HOST_STATUS):
+            return None
+        return {h.name: h for h in await self.node.hosts.list_hosts()}
+
+    async def _detail(self, request: web.Request, ctx: RequestContext, inst: Instance,
+                      hosts: dict[str, ComputeHost] | None = None) -> dict[str, Any]:
         fault = None
         if status_of(inst.vm_state, inst.task_state, inst.deleted) in ("ERROR", "DELETED"):
             fault = await self.compute.fault(inst)
         return server_detail(inst, Links.of(request, self.config), ctx, fault,
-                             version=microversion.of(request))
+                             version=microversion.of(request),
+                             host_status=None if hosts is None else host_status(hosts, inst.host))
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List servers (id, name, links)."""
@@ -190,7 +205,8 @@ class ServerHandlers:
             found = [inst for inst in found if has_ip6(inst, ip6)]
         links = Links.of(request, self.config)
         if detail:
-            items = [await self._detail(request, ctx, inst) for inst in found]
+            hosts = await self._hosts(request, ctx)
+            items = [await self._detail(request, ctx, inst, hosts) for inst in found]
         else:
             items = [server_brief(inst, links) for inst in found]
         body: dict[str, Any] = {"servers": items}
@@ -203,7 +219,8 @@ class ServerHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one or more servers (202; the boot goes on in the background)."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_CREATE)
+        body = await read_body(request, self.max_body, schemas.SERVER_CREATE_V2_19
+                               if self._described(request) else schemas.SERVER_CREATE)
         req = create_request(body["server"])
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         if hints.get("group"):
@@ -229,14 +246,23 @@ class ServerHandlers:
         ctx = context(request)
         inst = await self.compute.get(ctx, request.match_info["server_id"],
                                       replica=request.get(REPLICA, False))
-        return json_response({"server": await self._detail(request, ctx, inst)})
+        return json_response({"server": await self._detail(
+            request, ctx, inst, await self._hosts(request, ctx))})
+
+    @staticmethod
+    def _described(request: web.Request) -> bool:
+        return microversion.at_least(request, microversion.SERVER_DESCRIPTION)
 
     async def update(self, request: web.Request) -> web.StreamResponse:
-        """Rename a server (``description`` is 2.19+ and refused at 2.1)."""
+        """Rename a server; from 2.19 also set or clear its ``description``."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_UPDATE)
-        inst = await self.compute.update(ctx, request.match_info["server_id"],
-                                         body["server"].get("name"))
+        described = self._described(request)
+        body = await read_body(request, self.max_body, schemas.SERVER_UPDATE_V2_19
+                               if described else schemas.SERVER_UPDATE)
+        server = body["server"]
+        inst = await self.compute.update(ctx, request.match_info["server_id"], server.get("name"),
+                                         server.get("description"),
+                                         set_description=described and "description" in server)
         return json_response({"server": await self._detail(request, ctx, inst)})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:

@@ -39,18 +39,22 @@ ROOT_DEVICE_NAME = "/dev/vda"
 
 @dataclass(frozen=True)
 class Links:
-    """How this request reaches the API: ``base`` (scheme://host[:port]) and
-    the mount ``prefix`` (``/compute`` or empty)."""
+    """How this request reaches the API: ``base`` (scheme://host[:port]),
+    the mount ``prefix`` (``/compute`` or empty) and the ``project`` id the
+    URL named (2.18 made it optional; empty when absent), which Nova keeps
+    in the links it gives back."""
 
     base: str
     prefix: str
+    project: str = ""
 
     @classmethod
     def of(cls, request: web.Request, config: Config) -> Links:
         """The links of ``request``."""
         path = request.path
         prefix = "/compute" if path == "/compute" or path.startswith("/compute/") else ""
-        return cls(base_url(request, config.api.public_endpoint), prefix)
+        return cls(base_url(request, config.api.public_endpoint), prefix,
+                   request.match_info.get("project_id", ""))
 
     @property
     def root(self) -> str:
@@ -58,17 +62,21 @@ class Links:
         return f"{self.base}{self.prefix}"
 
     @property
+    def _project(self) -> str:
+        return f"/{self.project}" if self.project else ""
+
+    @property
     def api(self) -> str:
         """The versioned endpoint (self links start here)."""
-        return f"{self.root}/{API_VERSION_PATH}"
+        return f"{self.root}/{API_VERSION_PATH}{self._project}"
 
     def self_href(self, collection: str, ident: str) -> str:
         """``<api>/<collection>/<id>``."""
         return f"{self.api}/{collection}/{_quote(ident)}"
 
     def bookmark(self, collection: str, ident: str) -> str:
-        """``<root>/<collection>/<id>``."""
-        return f"{self.root}/{collection}/{_quote(ident)}"
+        """``<root>[/<project>]/<collection>/<id>``."""
+        return f"{self.root}{self._project}/{collection}/{_quote(ident)}"
 
     def pair(self, collection: str, ident: str) -> list[dict[str, str]]:
         """Nova's self + bookmark link list."""
@@ -143,11 +151,13 @@ def server_brief(inst: Instance, links: Links) -> dict[str, Any]:
 
 
 def server_detail(inst: Instance, links: Links, ctx: RequestContext,
-                  fault: FaultRecord | None = None, *, version: Version = BASE
-                  ) -> dict[str, Any]:
+                  fault: FaultRecord | None = None, *, version: Version = BASE,
+                  host_status: str | None = None) -> dict[str, Any]:
     """The server body (``GET /servers/{id}``, ``/servers/detail``): 2.3's
-    extended attributes for admins, 2.9's ``locked``.  Attached volumes
-    (2.3 adds their ``delete_on_termination``) are always none here."""
+    extended attributes for admins, 2.9's ``locked``, 2.16's ``host_status``
+    when the caller passes one (show and detail, for admins), 2.19's
+    ``description``.  Attached volumes (2.3 adds their
+    ``delete_on_termination``) are always none here."""
     status = status_of(inst.vm_state, inst.task_state, inst.deleted)
     image: Any = "" if not inst.image_ref else {
         "id": inst.image_ref, "links": [{"rel": "bookmark",
@@ -182,6 +192,10 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
             body.update(extended_attributes(inst))
     if version >= microversion.LOCKED.key:
         body["locked"] = inst.locked
+    if host_status is not None and version >= microversion.HOST_STATUS.key:
+        body["host_status"] = host_status
+    if version >= microversion.SERVER_DESCRIPTION.key:
+        body["description"] = inst.description
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
     return body
