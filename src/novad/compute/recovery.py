@@ -40,6 +40,7 @@ class StartupRecovery:
         between nodes and names the directories it keeps without a row."""
         if mover is not None:
             mover.rollback = self._rollback_resize
+            mover.rerun = self._rerun
         self.store = store
         self.runner = runner
         self.specs = specs
