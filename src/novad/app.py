@@ -177,8 +177,8 @@ async def start_node(config: Config, driver: Driver | None = None,
             except TimeoutError:
                 log.warning("no member answered; starting without the cluster's records",
                             waited=config.cluster.rejoin_wait)
-        for uuid in await mover.fence_stale():
-            log.warning("stale copy destroyed at start-up", instance_id=uuid)
+    for uuid in await mover.fence_stale():  # records held from before a crash count too
+        log.warning("stale copy destroyed at start-up", instance_id=uuid)
     await service.auto_enable()  # libvirt answered: a disable for its loss is over
     driver.watch_connection(service.auto_disable, service.auto_enable)
     await _first_start(node)
@@ -233,7 +233,7 @@ async def join_cluster(node: Node) -> None:
         node.supervisor.every("cluster-meta", 2.0, functools.partial(_gossip_meta, node))
         if node.mover is not None:
             node.supervisor.every("moves-settle", 2.0, node.mover.settle_unsettled)
-            node.supervisor.every("moves-gc", 30.0, node.mover.drop_dead_preps, run_now=False)
+            node.supervisor.every("moves-gc", 10.0, node.mover.drop_dead_preps)
         if node.config.cluster.auto_evacuate and node.mover is not None:
             node.supervisor.every("auto-evacuate", 5.0, node.mover.auto_evacuate, run_now=False)
     node.ready = True

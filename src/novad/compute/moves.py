@@ -541,9 +541,16 @@ class Mover:
         op.touched_guest = True
         await r.driver.power_off(op.uuid, False, 0, 0)
         old = await self.specs.old_flavor(op.instance)
-        row = await self._hand_back(op, migration, old)
+        try:
+            row = await self._hand_back(op, migration, old)
+        except PeerError as exc:
+            log.warning("revert in doubt until the source answers", instance_id=op.uuid,
+                        source=migration.source_compute, why=str(exc))
+            self.unsettled[op.uuid] = op.instance
+            return Outcome(released=True)
         if row is None:
-            raise MoveFailed(f"Node {migration.source_compute} refused the revert")
+            await self._unrevert(op.instance, migration)
+            return Outcome(released=True)
         await r.driver.destroy(op.uuid, self.specs.instance_dir(op.uuid))
         await self.handover.release(op.uuid, row)
         return Outcome(released=True)
@@ -566,6 +573,18 @@ class Mover:
         except PeerError:
             return await self.settle(migration.source_compute, migration.id, op.uuid)
         return answer.get("row") if answer.get("state") == ADOPTED else None
+
+    async def _unrevert(self, inst: Instance, migration: Migration) -> None:
+        """A revert the source never took: the resized guest here starts
+        again and the server is VERIFY_RESIZE, as before the revert."""
+        old_vm = V(inst.system_metadata.get("old_vm_state", V.ACTIVE.value))
+        await self.runner.driver.finish_migration(await self.specs.build(inst),
+                                                  power_on=old_vm is not V.STOPPED)
+        await self.store.update_migration_status(migration.id, "finished")
+        await self.store.write(inst.uuid, Expect.task(T.RESIZE_REVERTING),
+                               {"vm_state": V.RESIZED, "task_state": None,
+                                "power_state": await self.runner.driver.get_power_state(
+                                    inst.uuid)})
 
     async def arrive_revert(self, r: Runner, op: Op) -> Outcome:
         """The source's half of a revert: its untouched original starts again."""
@@ -796,16 +815,25 @@ class Mover:
             if confirming is not None and confirming.source_compute != self.host:
                 self.reconfirm.add(inst.uuid)  # the source is asked once membership runs
                 return f"confirm once {confirming.source_compute} answers"
-        if inst.task_state not in (T.RESIZE_MIGRATING, T.RESIZE_MIGRATED):
+        if inst.task_state not in (T.RESIZE_MIGRATING, T.RESIZE_MIGRATED, T.RESIZE_REVERTING):
             return None
-        migration = await self.store.get_migration_for_instance(
-            inst.uuid, ("pre-migrating", "migrating", "post-migrating"))
-        if migration is None or migration.dest_compute in (None, self.host):
+        migration, peer = await self._in_flight(inst)
+        if migration is None or peer in (None, self.host):
             return None
-        # Membership has not started yet: the destination is asked once it
+        # Membership has not started yet: the other node is asked once it
         # has (settle_unsettled); until then the task says a move is in flight.
         self.unsettled[inst.uuid] = inst
-        return f"in doubt until {migration.dest_compute} answers"
+        return f"in doubt until {peer} answers"
+
+    async def _in_flight(self, inst: Instance) -> tuple[Migration | None, str | None]:
+        """The move ``inst`` is in the middle of, and the node that decides
+        it: the destination of a move out, the source of a revert going back."""
+        if inst.task_state is T.RESIZE_REVERTING:
+            m = await self.store.get_migration_for_instance(inst.uuid, ("reverting", "reverted"))
+            return m, m.source_compute if m is not None else None
+        m = await self.store.get_migration_for_instance(
+            inst.uuid, ("pre-migrating", "migrating", "post-migrating"))
+        return m, m.dest_compute if m is not None else None
 
     async def settle_unsettled(self) -> int:
         """Settle the moves a restart interrupted on this, their source: ask
@@ -826,12 +854,10 @@ class Mover:
             await self.rerun(await self.store.get_instance(uuid), "confirm_resize")
             settled += 1
         for uuid, inst in list(self.unsettled.items()):
-            migration = await self.store.get_migration_for_instance(
-                uuid, ("pre-migrating", "migrating", "post-migrating"))
-            if migration is None or migration.dest_compute is None:
+            migration, dest = await self._in_flight(inst)
+            if migration is None or dest is None:
                 del self.unsettled[uuid]
                 continue
-            dest = migration.dest_compute
             try:
                 row = await self.settle(dest, migration.id, uuid)
             except PeerError:
@@ -840,11 +866,16 @@ class Mover:
                     continue
                 row = None
             del self.unsettled[uuid]
+            reverting = inst.task_state is T.RESIZE_REVERTING
             async with self.runner.working.hold(uuid):
                 if row is not None:
-                    await self.runner.driver.destroy(uuid, None)
+                    await self.runner.driver.destroy(
+                        uuid, self.specs.instance_dir(uuid) if reverting else None)
                     await self.handover.release(uuid, row)
                     log.info("interrupted move settled: handed over", instance_id=uuid, to=dest)
+                elif reverting:
+                    await self._unrevert(inst, migration)
+                    log.info("interrupted revert settled: still resized here", instance_id=uuid)
                 elif self.rollback is not None:
                     await self.rollback(inst)
                     log.info("interrupted move settled: rolled back", instance_id=uuid, to=dest)
