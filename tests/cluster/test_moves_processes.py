@@ -173,6 +173,12 @@ async def test_refusals_leave_the_server_where_it_is(apis: list[Api]) -> None:
     assert "still in use" in answer["badRequest"]["message"]
     after = await settled(apis[2], inst["id"], "ACTIVE")
     assert after[HOST] == source
+    # 2.18's project-scoped path reaches the owner the same way
+    for api in apis:
+        status, body = await api.call(
+            "GET", f"/compute/v2.1/{after['tenant_id']}/servers/{inst['id']}")
+        assert status == 200, body
+        assert body["server"][HOST] == source
 
 
 async def test_confirm_waits_for_the_source_to_be_up(procs: list[Proc], apis: list[Api]) -> None:

@@ -39,9 +39,10 @@ Placer = Callable[[web.Request, bytes], Awaitable[Decision]]
 FORWARDED = "X-Novad-Forwarded"
 CLAIM = "X-Novad-Claim"
 _CLAIM_FAILED = b"Claim failed on "
-_SERVER = re.compile(r"^/(?:compute/)?v2\.1/servers/([0-9a-fA-F-]{36})(?:/.*)?$")
-_SHOW = re.compile(r"^/(?:compute/)?v2\.1/servers/[0-9a-fA-F-]{36}/?$")
-_CREATE = re.compile(r"^/(?:compute/)?v2\.1/servers/?$")
+_PREFIX = r"^/(?:compute/)?v2\.1/(?:[0-9a-fA-F-]+/)?"  # with 2.18's optional project id
+_SERVER = re.compile(_PREFIX + r"servers/([0-9a-fA-F-]{36})(?:/.*)?$")
+_SHOW = re.compile(_PREFIX + r"servers/[0-9a-fA-F-]{36}/?$")
+_CREATE = re.compile(_PREFIX + r"servers/?$")
 _HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length",
                   "content-encoding", "host", "x-openstack-request-id", "x-compute-request-id",
                   "date", "server"})
