@@ -10,6 +10,11 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from api_helpers import headers
 
+from novad.api.microversion import HISTORY, MAX_MICROVERSION
+
+NEXT = f"2.{HISTORY[-1].key[1] + 1}"
+"""The first version not served."""
+
 Client = TestClient[Any, Any]
 
 REQ_ID = re.compile(r"^req-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -179,8 +184,9 @@ async def test_microversion_defaults_and_echo(client: Client) -> None:
 async def test_microversion_headers_accepted(client: Client) -> None:
     for hdrs, echoed in (({"OpenStack-API-Version": "compute 2.1"}, "2.1"),
                          ({"X-OpenStack-Nova-API-Version": "2.1"}, "2.1"),
-                         ({"OpenStack-API-Version": "image 2.5, compute latest"}, "2.24"),
-                         ({"X-OpenStack-Nova-API-Version": "latest"}, "2.24"),
+                         ({"OpenStack-API-Version": "image 2.5, compute latest"},
+                          MAX_MICROVERSION),
+                         ({"X-OpenStack-Nova-API-Version": "latest"}, MAX_MICROVERSION),
                          ({"OpenStack-API-Version": "compute 2.1",
                            "X-OpenStack-Nova-API-Version": "2.1"}, "2.1")):
         resp = await client.get("/v2.1/flavors", headers=headers(**hdrs))
@@ -197,12 +203,12 @@ async def test_bad_microversion_is_400(client: Client) -> None:
 
 
 async def test_unsupported_microversion_is_406(client: Client) -> None:
-    for value in ("2.25", "2.96", "3.0", "2.0", "1.1"):
+    for value in (NEXT, "2.200", "3.0", "2.0", "1.1"):
         resp = await client.get("/compute/v2.1/flavors",
                                 headers=headers(**{"X-OpenStack-Nova-API-Version": value}))
         assert resp.status == 406, value
         _, _, message = await shape_of(resp)
-        assert message.endswith("Minimum is 2.1 and maximum is 2.24."), message
+        assert message.endswith(f"Minimum is 2.1 and maximum is {MAX_MICROVERSION}."), message
 
 
 async def test_new_header_wins_over_legacy(client: Client) -> None:

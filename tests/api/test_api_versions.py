@@ -10,6 +10,7 @@ from api_helpers import UnreachableCompute, StaticNode, validate_token
 
 from novad.api.app import build_api
 from novad.api.compute import routes
+from novad.api.microversion import MAX_MICROVERSION
 from novad.compute.flavors import FlavorService
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import KeypairService
@@ -24,7 +25,7 @@ async def test_v21_document(client: Client) -> None:
     body = await resp.json()
     base = str(client.make_url("")).rstrip("/")
     assert body == {"version": {
-        "id": "v2.1", "status": "CURRENT", "version": "2.24", "min_version": "2.1",
+        "id": "v2.1", "status": "CURRENT", "version": MAX_MICROVERSION, "min_version": "2.1",
         "updated": "2013-07-23T11:33:21Z",
         "links": [{"rel": "self", "href": f"{base}/compute/v2.1/"},
                   {"rel": "describedby", "type": "text/html",
@@ -46,7 +47,7 @@ async def test_versions_list(client: Client) -> None:
     versions = (await resp.json())["versions"]
     assert [(v["id"], v["status"]) for v in versions] == [("v2.0", "SUPPORTED"),
                                                           ("v2.1", "CURRENT")]
-    assert versions[1]["version"] == "2.24"
+    assert versions[1]["version"] == MAX_MICROVERSION
     assert versions[1]["links"][0]["href"].endswith("/compute/v2.1/")
 
 

@@ -46,14 +46,14 @@ def without(body: dict[str, Any], *keys: str) -> dict[str, Any]:
 def test_history_is_consecutive_and_ends_at_the_maximum() -> None:
     keys = [v.key for v in microversion.HISTORY]
     assert keys == [(2, minor) for minor in range(1, len(keys) + 1)]
-    assert microversion.MAX_MICROVERSION == microversion.HISTORY[-1].text == "2.24"
+    assert microversion.MAX_MICROVERSION == microversion.HISTORY[-1].text == "2.25"
     assert all(v.meaning for v in microversion.HISTORY)
 
 
 async def test_latest_is_the_maximum_and_only_in_lower_case(client: Client) -> None:
     resp = await client.get(f"{V}/flavors", headers=at("latest"))
-    assert resp.headers["OpenStack-API-Version"] == "compute 2.24"
-    assert resp.headers["X-OpenStack-Nova-API-Version"] == "2.24"
+    assert resp.headers["OpenStack-API-Version"] == f"compute {microversion.MAX_MICROVERSION}"
+    assert resp.headers["X-OpenStack-Nova-API-Version"] == microversion.MAX_MICROVERSION
     assert resp.headers["Vary"] == "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
     resp = await client.get(f"{V}/flavors", headers=at("LATEST"))
     assert await error_of(resp) == (
@@ -62,10 +62,12 @@ async def test_latest_is_the_maximum_and_only_in_lower_case(client: Client) -> N
 
 
 async def test_out_of_range_is_406_without_version_headers(client: Client) -> None:
-    resp = await client.get(f"{V}/flavors", headers=at("2.25"))
+    top = microversion.HISTORY[-1].key[1]
+    resp = await client.get(f"{V}/flavors", headers=at(f"2.{top + 1}"))
     assert await error_of(resp) == (
         406, "computeFault",
-        "Version 2.25 is not supported by the API. Minimum is 2.1 and maximum is 2.24.")
+        f"Version 2.{top + 1} is not supported by the API. Minimum is 2.1 and maximum is "
+        f"2.{top}.")
     assert "OpenStack-API-Version" not in resp.headers
     assert "Vary" not in resp.headers
 

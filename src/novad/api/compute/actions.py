@@ -53,11 +53,13 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
-    microversion.SERVER_DESCRIPTION, microversion.EVACUATE_NO_SHARED_STORAGE)
+    microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
+    microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
 schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``)."""
 
-_REVISED = {microversion.SERVER_DESCRIPTION: schemas.ACTION_ARGUMENTS_V2_19,
+_REVISED = {microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
+            microversion.SERVER_DESCRIPTION: schemas.ACTION_ARGUMENTS_V2_19,
             microversion.EVACUATE_NO_SHARED_STORAGE: schemas.ACTION_ARGUMENTS_V2_14}
 
 ParamBuilder = Callable[[Any], dict[str, Any]]
@@ -69,6 +71,14 @@ def _rebuild(a: Any) -> dict[str, Any]:
     if "description" in a:  # 2.19; null clears it
         params["description"] = a["description"]
     return params
+
+
+def _live_migrate(a: Any) -> dict[str, Any]:
+    # 2.25's "auto" lets Nova pick block migration unless the instance's
+    # storage is shared; novad's instance disks are local to their node, so
+    # auto always means a block migration.
+    block = a["block_migration"]
+    return {"host": a["host"], "block_migration": True if block == "auto" else to_bool(block)}
 
 
 PARAMS: dict[str, ParamBuilder] = {
@@ -84,8 +94,7 @@ PARAMS: dict[str, ParamBuilder] = {
     "rescue": lambda a: {"admin_pass": (a or {}).get("adminPass"),
                          "rescue_image_ref": (a or {}).get("rescue_image_ref")},
     "evacuate": lambda a: {"host": a.get("host"), "admin_pass": a.get("adminPass")},
-    "os-migrateLive": lambda a: {"host": a["host"],
-                                 "block_migration": to_bool(a["block_migration"])},
+    "os-migrateLive": _live_migrate,
     "migrate": lambda a: {"host": None},
 }
 """How each action's validated argument becomes ``compute.act`` parameters."""

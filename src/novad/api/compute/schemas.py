@@ -210,13 +210,23 @@ ACTION_ARGUMENTS_V2_19: dict[str, Schema] = {
 """2.19: rebuild takes a ``description``."""
 
 
+ACTION_ARGUMENTS_V2_25: dict[str, Schema] = {
+    "os-migrateLive": strict({"block_migration": {"oneOf": [BOOLEAN, {"enum": ["auto"]}]},
+                              "host": {**HOSTNAME, "type": ["string", "null"]}},
+                             required=["block_migration", "host"]),
+}
+"""2.25: live migration's ``block_migration`` may be ``auto``; ``disk_over_commit``
+is gone (refused as an additional property)."""
+
+
 @functools.lru_cache(maxsize=None)
 def action_schema(key: str, revision: int = 0) -> Schema:
     """The whole-body schema of one action (built once: validators are cached
-    per schema object).  ``revision`` picks a later version's arguments:
-    14 for :data:`ACTION_ARGUMENTS_V2_14`, 19 for :data:`ACTION_ARGUMENTS_V2_19`
-    (a key that changed at neither falls back to its 2.1 arguments)."""
-    tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19}
+    per schema object).  ``revision`` picks a later version's arguments: the
+    minor of its ``ACTION_ARGUMENTS_V2_<minor>`` table (a key that table does
+    not change falls back to its 2.1 arguments)."""
+    tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19,
+              25: ACTION_ARGUMENTS_V2_25}
     arguments = tables.get(revision, {}).get(key, ACTION_ARGUMENTS[key])
     return envelope(key, arguments)
 

@@ -1,0 +1,93 @@
+"""The boundaries from 2.25 on, over HTTP: the same request at N-1 and N,
+showing the difference Nova documents for N and nothing else.
+
+The compute service is a recorder here: what reaches it is what the API
+made of the request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from api_helpers import StaticNode, error_of, headers, identity_shaped, validate_token
+
+from novad.api.app import build_api
+from novad.api.compute import routes as compute_routes
+from novad.compute.flavors import FlavorService
+from novad.compute.interface import ActionResult, ComputeAPI
+from novad.compute.keypairs import KeypairService
+from novad.config import Config
+from novad.context import RequestContext
+from novad.store import Store
+
+Client = TestClient[Any, Any]
+V = "/compute/v2.1"
+SERVER = "4f9a5c4e-2f7e-4d0b-9d55-1b2f6c1f0e6a"
+
+
+@dataclass
+class RecordingCompute:
+    """Accepts every action and remembers the (row, params) it was given."""
+
+    acts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    async def act(self, ctx: RequestContext, instance_id: str, action: str,
+                  params: dict[str, Any]) -> ActionResult:
+        self.acts.append((action, params))
+        return ActionResult()
+
+
+def at(version: str, token: str = "admin-token") -> dict[str, str]:
+    return headers(token, **{"OpenStack-API-Version": f"compute {version}"})
+
+
+@pytest.fixture
+def compute() -> RecordingCompute:
+    return RecordingCompute()
+
+
+@pytest.fixture
+async def client(config: Config, store: Store, node: StaticNode,
+                 compute: RecordingCompute) -> AsyncIterator[Client]:
+    app_routes = compute_routes(cast(ComputeAPI, compute), config, None, node,
+                                flavors=FlavorService(store), keypairs=KeypairService(store))
+    app = build_api(config, app_routes, validate_token, identity_shaped)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def live(client: Client, version: str, **argument: Any) -> Any:
+    return await client.post(f"{V}/servers/{SERVER}/action",
+                             json={"os-migrateLive": argument}, headers=at(version))
+
+
+# -- 2.25 block_migration "auto"; disk_over_commit gone -----------------------------
+
+async def test_2_25_block_migration_auto(client: Client, compute: RecordingCompute) -> None:
+    before = await live(client, "2.24", host=None, block_migration="auto",
+                        disk_over_commit=False)
+    assert (await error_of(before))[0] == 400
+    after = await live(client, "2.25", host=None, block_migration="auto")
+    assert after.status == 202
+    assert compute.acts == [("live_migrate", {"host": None, "block_migration": True})]
+
+
+async def test_2_25_disk_over_commit_is_gone(client: Client,
+                                             compute: RecordingCompute) -> None:
+    old = {"host": "node-2", "block_migration": False, "disk_over_commit": False}
+    assert (await live(client, "2.24", **old)).status == 202
+    status, _, message = await error_of(await live(client, "2.25", **old))
+    assert status == 400 and "disk_over_commit" in message
+    new = {"host": "node-2", "block_migration": False}
+    assert (await error_of(await live(client, "2.24", **new)))[0] == 400
+    assert (await live(client, "2.25", **new)).status == 202
+    assert compute.acts == [("live_migrate", {"host": "node-2", "block_migration": False})] * 2
+
+
+async def test_2_25_still_requires_host_and_block_migration(client: Client) -> None:
+    for argument in ({"block_migration": "auto"}, {"host": None}):
+        assert (await error_of(await live(client, "2.25", **argument)))[0] == 400, argument
