@@ -54,6 +54,28 @@ class ListFilters:
     project_id: str | None = None
     host: str | None = None
     deleted: bool = False
+    tags: tuple[str, ...] | None = None
+    """2.26 ``tags``: servers with every one of these tags."""
+    tags_any: tuple[str, ...] | None = None
+    """2.26 ``tags-any``: servers with at least one of these tags."""
+    not_tags: tuple[str, ...] | None = None
+    """2.26 ``not-tags``: servers without at least one of these tags."""
+    not_tags_any: tuple[str, ...] | None = None
+    """2.26 ``not-tags-any``: servers with none of these tags."""
+
+    def matches_tags(self, tags: Sequence[str]) -> bool:
+        """Whether a server with ``tags`` passes the four tag filters."""
+        have = set(tags)
+        return ((self.tags is None or have.issuperset(self.tags))
+                and (self.tags_any is None or not have.isdisjoint(self.tags_any))
+                and (self.not_tags is None or not have.issuperset(self.not_tags))
+                and (self.not_tags_any is None or have.isdisjoint(self.not_tags_any)))
+
+    @property
+    def by_tags(self) -> bool:
+        """Whether any tag filter is set."""
+        return any(f is not None for f in (self.tags, self.tags_any, self.not_tags,
+                                           self.not_tags_any))
 
 
 @dataclass(frozen=True)
@@ -90,6 +112,12 @@ class ComputeAPI(Protocol):
                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:
         """Change the metadata with ``edit``, guarded as Nova guards it; ``verb``
         ("update" or "delete") names a refusal."""
+
+    async def edit_tags(self, ctx: RequestContext, instance_id: str, action: str,
+                        edit: Callable[[list[str]], list[str]]) -> list[str]:
+        """Change the server's tags with ``edit`` (2.26): refused (409) outside
+        ACTIVE, PAUSED, SUSPENDED and STOPPED, as Nova; ``action`` ("update
+        tag", "delete tags", ...) names the refusal.  Returns the new tags."""
 
     async def delete(self, ctx: RequestContext, instance_id: str) -> None:
         """``DELETE /servers/{id}`` (soft delete when reclaim_instance_interval > 0)."""

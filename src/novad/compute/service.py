@@ -129,7 +129,7 @@ class ComputeService:
         if ctx.is_admin and filters.project_id:
             project = filters.project_id
         deleted = bool(filters.changes_since) or (ctx.is_admin and filters.deleted)
-        late_page = filters.status is not None
+        late_page = filters.status is not None or filters.by_tags
         rows = await self.store.list_instances(
             project_id=project, host=filters.host if ctx.is_admin else None,
             include_deleted=deleted, name_regex=filters.name,
@@ -141,6 +141,9 @@ class ComputeService:
         if filters.status is not None:
             wanted = filters.status.upper()
             rows = [r for r in rows if status_of(r.vm_state, r.task_state, r.deleted) == wanted]
+        if filters.by_tags:
+            rows = [r for r in rows if filters.matches_tags(r.tags or [])]
+        if late_page:
             rows = _page(rows, filters.limit, filters.marker)
         return rows
 
@@ -318,6 +321,22 @@ class ComputeService:
                 self._metadata_guard(action, await self.get(ctx, instance_id), ctx)
                 raise
         return dict(inst.metadata)
+
+    async def edit_tags(self, ctx: RequestContext, instance_id: str, action: str,
+                        edit: Callable[[list[str]], list[str]]) -> list[str]:
+        """Nova's server-tags writes: no lock or task check, only the vm_state
+        (ACTIVE, PAUSED, SUSPENDED, STOPPED; else 409 naming ``action``).
+        Read, edit and write under the accept lock, the write a
+        compare-and-swap on those states, so no concurrent edit is lost."""
+        async with self._accepting.hold(instance_id):
+            inst = await self.get(ctx, instance_id)
+            self._writer(ctx)
+            if inst.vm_state not in METADATA_VM_STATES:
+                raise InstanceInvalidState(action, inst.uuid, "vm_state", inst.vm_state)
+            tags = edit(list(inst.tags or []))
+            inst = await self.store.write(inst.uuid, Expect(vm_states=METADATA_VM_STATES),
+                                          {"tags": tags})
+        return list(inst.tags)
 
     @staticmethod
     def _metadata_guard(action: str, inst: Instance, ctx: RequestContext) -> None:

@@ -23,7 +23,7 @@ INSTANCE_COLUMNS = ", ".join(INSTANCE_FIELDS)
 FLAVOR_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Flavor))
 FLAVOR_COLUMNS = ", ".join(FLAVOR_FIELDS)
 
-_JSON_FIELDS = frozenset({"metadata", "system_metadata", "networks"})
+_JSON_FIELDS = frozenset({"metadata", "system_metadata", "networks", "tags"})
 _BOOL_FIELDS = frozenset({"locked", "deleted", "config_drive"})
 
 

@@ -75,6 +75,8 @@ class Instance:
     a node holding a copy of a lower generation holds a stale copy."""
     description: str | None = None
     """The server's free-text description (microversion 2.19); None: never set."""
+    tags: list[str] = field(default_factory=list)
+    """The server's tags (microversion 2.26), in the order they were added."""
 
     def replace(self, **changes: Any) -> Instance:
         """A copy with ``changes`` applied."""

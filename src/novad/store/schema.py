@@ -202,6 +202,12 @@ ALTER TABLE instances ADD COLUMN description TEXT;
 """
 """v7: a server's description (microversion 2.19), NULL when never set."""
 
+_V8 = """
+ALTER TABLE instances ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
+"""
+"""v8: a server's tags (microversion 2.26), a JSON list in the row itself so
+they replicate with it and move with it when the instance changes node."""
+
 COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5),
-                                (6, MOVES_SQL), (7, _V7)])
+                                (6, MOVES_SQL), (7, _V7), (8, _V8)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""
