@@ -105,6 +105,10 @@ ABORT_LIVE_MIGRATION = Microversion(
 LIVE_MIGRATE_AUTO = Microversion(
     "2.25", "os-migrateLive: `block_migration` may be `auto` (novad's disks are local "
     "to their node, so auto is a block migration); `disk_over_commit` is gone (400).")
+SERVER_TAGS = Microversion(
+    "2.26", "Server tags: `/servers/{id}/tags[/{tag}]` (list, replace, check, add, "
+    "delete); `tags` in show, detail, update and rebuild; the list filters `tags`, "
+    "`tags-any`, `not-tags` and `not-tags-any`.")
 
 HISTORY: tuple[Microversion, ...] = (
     BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,
@@ -112,7 +116,7 @@ HISTORY: tuple[Microversion, ...] = (
     VIF_NET_ID, SERVER_GROUP_OWNER, EVACUATE_NO_SHARED_STORAGE, SOFT_AFFINITY, HOST_STATUS,
     TRIGGER_CRASH_DUMP, OPTIONAL_PROJECT_ID, SERVER_DESCRIPTION, SHELVED_VOLUME_ATTACH,
     DELETED_INSTANCE_ACTIONS, FORCE_COMPLETE, SERVER_MIGRATIONS, ABORT_LIVE_MIGRATION,
-    LIVE_MIGRATE_AUTO,
+    LIVE_MIGRATE_AUTO, SERVER_TAGS,
 )
 """Every served microversion, oldest first, each one minor after the last."""
 

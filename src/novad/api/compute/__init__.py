@@ -32,6 +32,7 @@ from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute.quotas import QuotaHandlers
 from novad.api.compute.server_groups import ServerGroupHandlers
 from novad.api.compute.server_migrations import ServerMigrationHandlers
+from novad.api.compute.server_tags import ServerTagHandlers
 from novad.api.compute.servers import ServerHandlers
 from novad.api.compute.usage import UsageHandlers
 from novad.api.compute.versions import VersionHandlers
@@ -94,6 +95,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *RemoteConsoleHandlers(compute, config).routes(),
         *InstanceActionHandlers(compute).routes(),
         *ServerMigrationHandlers(compute, config).routes(),
+        *ServerTagHandlers(compute, config).routes(),
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
         *NodeHandlers(node, config, quotas).routes(),

@@ -154,6 +154,19 @@ SERVER_CREATE_V2_19 = with_server_property(SERVER_CREATE, "description", DESCRIP
 SERVER_UPDATE_V2_19 = with_server_property(SERVER_UPDATE, "description", DESCRIPTION)
 """2.19: update takes a ``description``."""
 
+MAX_TAGS = 50
+"""Tags per server at most (Nova's MAX_TAG_COUNT)."""
+
+TAG: Schema = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
+"""One server tag (2.26): no ``/`` or ``,``."""
+
+SERVER_TAGS_REPLACE: Schema = strict({"tags": {"type": "array", "items": TAG,
+                                               "maxItems": MAX_TAGS}}, required=["tags"])
+"""``PUT /servers/{id}/tags``."""
+
+SERVER_TAG_ADD: Schema = {"type": "null"}
+"""``PUT /servers/{id}/tags/{tag}`` takes no body."""
+
 METADATA_SET: Schema = envelope("metadata", METADATA)
 
 METADATA_ITEM: Schema = envelope("meta", {**METADATA, "minProperties": 1,

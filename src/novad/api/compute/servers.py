@@ -116,9 +116,25 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         description=server.get("description"))
 
 
-def list_filters(query: MultiMapping[str], ctx: RequestContext) -> ListFilters:
+TAG_FILTERS = {"tags": "tags", "tags-any": "tags_any", "not-tags": "not_tags",
+               "not-tags-any": "not_tags_any"}
+"""2.26's list filters (comma-separated tags) and their ListFilters fields."""
+
+
+def tag_filters(query: MultiMapping[str], version: tuple[int, int]) -> dict[str, Any]:
+    """The tag filters of a list query as ListFilters fields: from 2.26 (below,
+    as every unknown parameter, ignored)."""
+    if version < microversion.SERVER_TAGS.key:
+        return {}
+    return {field: tuple(query[name].split(",")) for name, field in TAG_FILTERS.items()
+            if name in query}
+
+
+def list_filters(query: MultiMapping[str], ctx: RequestContext,
+                 version: tuple[int, int] = microversion.BASE.key) -> ListFilters:
     """``GET /servers`` query as Nova reads it at 2.1: unknown parameters are
-    ignored, admin-only ones are ignored for others, all_tenants is 403 for them."""
+    ignored, admin-only ones are ignored for others, all_tenants is 403 for them;
+    from 2.26 the tag filters apply."""
     all_tenants = False
     if "all_tenants" in query:
         raw = query["all_tenants"]
@@ -134,7 +150,8 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext) -> ListFilters:
         changes_since=time_param(query.get("changes-since"), "changes-since"),
         limit=limit_param(query), marker=query.get("marker"), all_tenants=all_tenants,
         project_id=project, host=query.get("host") if admin else None,
-        deleted=bool_param(query.get("deleted")) if admin else False)
+        deleted=bool_param(query.get("deleted")) if admin else False,
+        **tag_filters(query, version))
 
 
 def ip6_filter(query: MultiMapping[str], ctx: RequestContext,
@@ -198,7 +215,7 @@ class ServerHandlers:
 
     async def _list(self, request: web.Request, detail: bool) -> web.StreamResponse:
         ctx = context(request)
-        filters = list_filters(request.query, ctx)
+        filters = list_filters(request.query, ctx, microversion.of(request))
         found = await self.compute.list_servers(ctx, filters)
         ip6 = ip6_filter(request.query, ctx, microversion.of(request))
         if ip6 is not None:

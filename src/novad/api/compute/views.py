@@ -156,7 +156,7 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
     """The server body (``GET /servers/{id}``, ``/servers/detail``): 2.3's
     extended attributes for admins, 2.9's ``locked``, 2.16's ``host_status``
     when the caller passes one (show and detail, for admins), 2.19's
-    ``description``.  Attached volumes (2.3 adds their
+    ``description``, 2.26's ``tags``.  Attached volumes (2.3 adds their
     ``delete_on_termination``) are always none here."""
     status = status_of(inst.vm_state, inst.task_state, inst.deleted)
     image: Any = "" if not inst.image_ref else {
@@ -196,6 +196,8 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         body["host_status"] = host_status
     if version >= microversion.SERVER_DESCRIPTION.key:
         body["description"] = inst.description
+    if version >= microversion.SERVER_TAGS.key:
+        body["tags"] = list(inst.tags or [])
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
     return body
