@@ -7,6 +7,7 @@ made of the request.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -91,3 +92,39 @@ async def test_2_25_disk_over_commit_is_gone(client: Client,
 async def test_2_25_still_requires_host_and_block_migration(client: Client) -> None:
     for argument in ({"block_migration": "auto"}, {"host": None}):
         assert (await error_of(await live(client, "2.25", **argument)))[0] == 400, argument
+
+
+# -- 2.26 (server tags): tests/api/test_server_tags.py and the e2e tier ------------------
+
+# -- 2.27 the new header form: accepted at every version, nothing changes ---------------
+
+async def test_2_27_both_header_forms_on_both_sides(client: Client) -> None:
+    for version in ("2.26", "2.27"):
+        for hdrs in ({"OpenStack-API-Version": f"compute {version}"},
+                     {"X-OpenStack-Nova-API-Version": version}):
+            resp = await client.get(f"{V}/flavors", headers=headers("member-token", **hdrs))
+            assert resp.status == 200
+            assert resp.headers["OpenStack-API-Version"] == f"compute {version}"
+            assert resp.headers["X-OpenStack-Nova-API-Version"] == version
+
+
+# -- 2.28 cpu_info as an object ----------------------------------------------------------
+
+async def test_2_28_cpu_info_is_an_object(client: Client) -> None:
+    async def detail(version: str) -> list[dict[str, Any]]:
+        resp = await client.get(f"{V}/os-hypervisors/detail", headers=at(version))
+        assert resp.status == 200
+        listed: list[dict[str, Any]] = (await resp.json())["hypervisors"]
+        return listed
+
+    before, after = await detail("2.27"), await detail("2.28")
+    assert len(before) == len(after) >= 1
+    for old, new in zip(before, after, strict=True):
+        assert isinstance(old["cpu_info"], str) and isinstance(new["cpu_info"], dict)
+        assert new["cpu_info"] == (json.loads(old["cpu_info"]) if old["cpu_info"] else {})
+        assert {k: v for k, v in old.items() if k != "cpu_info"} == {
+            k: v for k, v in new.items() if k != "cpu_info"}
+    ident = after[0]["id"]
+    shown = {v: (await (await client.get(f"{V}/os-hypervisors/{ident}", headers=at(v))).json())
+             ["hypervisor"]["cpu_info"] for v in ("2.27", "2.28")}
+    assert isinstance(shown["2.27"], str) and isinstance(shown["2.28"], dict)

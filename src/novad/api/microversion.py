@@ -109,6 +109,12 @@ SERVER_TAGS = Microversion(
     "2.26", "Server tags: `/servers/{id}/tags[/{tag}]` (list, replace, check, add, "
     "delete); `tags` in show, detail, update and rebuild; the list filters `tags`, "
     "`tags-any`, `not-tags` and `not-tags-any`.")
+NEW_VERSION_HEADER = Microversion(
+    "2.27", "The `OpenStack-API-Version: compute X.Y` header is accepted besides "
+    "`X-OpenStack-Nova-API-Version` (both are read, and both answered, at every version, "
+    "as Nova does, so nothing else changes).")
+CPU_INFO_OBJECT = Microversion(
+    "2.28", "Hypervisor show and detail give `cpu_info` as a JSON object (was a string).")
 
 HISTORY: tuple[Microversion, ...] = (
     BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,
@@ -116,7 +122,7 @@ HISTORY: tuple[Microversion, ...] = (
     VIF_NET_ID, SERVER_GROUP_OWNER, EVACUATE_NO_SHARED_STORAGE, SOFT_AFFINITY, HOST_STATUS,
     TRIGGER_CRASH_DUMP, OPTIONAL_PROJECT_ID, SERVER_DESCRIPTION, SHELVED_VOLUME_ATTACH,
     DELETED_INSTANCE_ACTIONS, FORCE_COMPLETE, SERVER_MIGRATIONS, ABORT_LIVE_MIGRATION,
-    LIVE_MIGRATE_AUTO, SERVER_TAGS,
+    LIVE_MIGRATE_AUTO, SERVER_TAGS, NEW_VERSION_HEADER, CPU_INFO_OBJECT,
 )
 """Every served microversion, oldest first, each one minor after the last."""
 

@@ -9,6 +9,7 @@ per member; this node's own has id 1, and every other member the id of
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from datetime import datetime
@@ -68,8 +69,18 @@ def service_view(host: ComputeHost, request: web.Request) -> dict[str, Any]:
     return body
 
 
-def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool) -> dict[str, Any]:
-    """One hypervisor at 2.1 (integer-like id, ``cpu_info`` as a JSON string)."""
+def cpu_info(text: str, version: tuple[int, int]) -> Any:
+    """``cpu_info`` as Nova shows it: the driver's JSON text below 2.28, the
+    object it encodes from 2.28 (an empty text is ``{}``)."""
+    if version < microversion.CPU_INFO_OBJECT.key:
+        return text
+    return json.loads(text) if text else {}
+
+
+def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
+                    version: tuple[int, int] = microversion.BASE.key) -> dict[str, Any]:
+    """One hypervisor (integer-like id; ``cpu_info`` a JSON string at 2.1 and
+    an object from 2.28)."""
     body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
                             "state": "up" if host.up else "down",
                             "status": "enabled" if host.enabled else "disabled"}
@@ -84,7 +95,7 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool) -> dict
         "current_workload": 0, "running_vms": res.running_vms,
         "hypervisor_type": res.hypervisor_type,
         "hypervisor_version": getattr(res, "hypervisor_version", 0),
-        "host_ip": getattr(res, "host_ip", ""), "cpu_info": getattr(res, "cpu_info", "{}"),
+        "host_ip": getattr(res, "host_ip", ""), "cpu_info": cpu_info(getattr(res, "cpu_info", "{}"), version),
         "service": {"id": host.id, "host": host.name,
                     "disabled_reason": host.service.disabled_reason},
     })
@@ -213,7 +224,9 @@ class NodeHandlers:
         """List hypervisors with details (admin)."""
         require_admin(context(request), "os-hypervisors:list-detail")
         found = await self.node.hosts.hypervisors()
-        return json_response({"hypervisors": [hypervisor_view(h, r, True) for h, r in found]})
+        version = microversion.of(request)
+        return json_response({"hypervisors": [hypervisor_view(h, r, True, version)
+                                              for h, r in found]})
 
     async def _hypervisor(self, request: web.Request) -> tuple[ComputeHost, HostResources]:
         ident = request.match_info["hypervisor_id"]
@@ -226,7 +239,8 @@ class NodeHandlers:
         """Show one hypervisor (admin); its id here or the one other nodes give it."""
         require_admin(context(request), "os-hypervisors:show")
         host, res = await self._hypervisor(request)
-        return json_response({"hypervisor": hypervisor_view(host, res, True)})
+        return json_response({"hypervisor": hypervisor_view(host, res, True,
+                                                            microversion.of(request))})
 
     async def hypervisor_uptime(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor's uptime line (admin; ``hypervisor show`` below
