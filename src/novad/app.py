@@ -233,7 +233,7 @@ async def join_cluster(node: Node) -> None:
         node.supervisor.every("cluster-meta", 2.0, functools.partial(_gossip_meta, node))
         if node.mover is not None:
             node.supervisor.every("moves-settle", 2.0, node.mover.settle_unsettled)
-            node.supervisor.every("moves-gc", 10.0, node.mover.drop_dead_preps)
+            node.supervisor.every("moves-gc", 5.0, node.mover.drop_dead_preps)
         if node.config.cluster.auto_evacuate and node.mover is not None:
             node.supervisor.every("auto-evacuate", 5.0, node.mover.auto_evacuate, run_now=False)
     node.ready = True

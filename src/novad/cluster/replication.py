@@ -457,7 +457,7 @@ class Handover:
                     return False
                 conn.execute(
                     "INSERT INTO move_preps(migration_id, instance_uuid, source, flavor, state,"
-                    " created_at) VALUES (?, ?, ?, '{}', 'adopted', datetime('now'))"
+                    " created_at) VALUES (?, ?, ?, '{}', 'adopted', strftime('%Y-%m-%dT%H:%M:%f', 'now'))"
                     " ON CONFLICT(migration_id) DO UPDATE SET state = 'adopted'",
                     (migration_id, exported["row"]["uuid"], source))
             table = _describe(conn, "instances")

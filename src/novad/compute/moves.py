@@ -705,6 +705,15 @@ class Mover:
                 log.info("prepared move dropped", migration=prep.migration_id,
                          status=migration.status if migration else None)
                 dropped += 1
+        # A file still arriving when its move was aborted may have made the
+        # directory again after the abort removed it.
+        for prep in await self.store.list_moves(ABORTED):
+            inst_dir = self.specs.instance_dir(prep.instance_uuid)
+            if prep.instance_uuid and inst_dir.exists() \
+                    and not await self.store.has_instance(prep.instance_uuid) \
+                    and prep.instance_uuid not in await self.kept_dirs():
+                await asyncio.to_thread(shutil.rmtree, inst_dir, True)
+        await self.store.purge_moves(older_than_days=1)
         return dropped
 
     # -- automatic evacuation --------------------------------------------------------

@@ -21,6 +21,7 @@ These are version 6 of the compute component (:data:`MOVES_SQL`).
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -138,3 +139,11 @@ class MovesMixin:
         rows = await self._db.fetch(
             "SELECT * FROM move_preps WHERE state = ? ORDER BY created_at", (state,))
         return [_prep(r) for r in rows]
+
+    async def purge_moves(self, older_than_days: int) -> None:
+        """Forget settled moves older than ``older_than_days`` (a late message
+        about one that old is refused by the channel's clock check anyway)."""
+        await self._db.write(lambda conn: conn.execute(
+            "DELETE FROM move_preps WHERE state != ? AND created_at < ?",
+            (PREPARED, (datetime.now(UTC) - timedelta(days=older_than_days))
+             .replace(tzinfo=None).isoformat(timespec="microseconds"))))
