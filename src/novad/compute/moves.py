@@ -80,7 +80,8 @@ from novad.states.enums import PowerState as P, TaskState as T, VmState as V
 from novad.states.table import BY_NAME
 from novad.store import Store
 from novad.store.codec import flavor_to_json
-from novad.store.models import ActionStart, EventStart, Expect, Flavor, Instance, Migration
+from novad.store.models import (ActionStart, EventStart, Expect, Fault, Flavor, Instance,
+                                 Migration)
 from novad.store.moves import ABORTED, ADOPTED, PREPARED
 from novad.supervisor import Supervisor
 
@@ -574,6 +575,46 @@ class Mover:
             return await self.settle(migration.source_compute, migration.id, op.uuid)
         return answer.get("row") if answer.get("state") == ADOPTED else None
 
+    async def _settle_live(self, inst: Instance, migration: Migration, dest: str) -> bool:
+        """A live migration a restart interrupted here.  libvirt carries a
+        peer-to-peer migration on by itself, so the guest tells how it
+        ended: still here, the target is told to drop its side (the task is
+        cleared, the migration is error); gone, it runs there, and the target
+        is asked to adopt the row.  False: ask again later."""
+        uuid = inst.uuid
+        async with self.runner.working.hold(uuid):
+            power = await self.runner.driver.get_power_state(uuid)
+            if power in (P.RUNNING, P.PAUSED):
+                try:
+                    row = await self.settle(dest, migration.id, uuid)
+                except PeerError:
+                    return False
+                if row is not None:  # cannot be: the guest is here; keep asking
+                    return False
+                await self.store.update_migration_status(migration.id, "error")
+                await self.store.write(uuid, Expect.task(T.MIGRATING),
+                                       {"task_state": None, "power_state": power})
+                log.info("interrupted live migration settled: still here", instance_id=uuid)
+                return True
+            op = Op(spec=BY_NAME["live_migrate"], instance=inst, ctx=RequestContext.admin(),
+                    params={}, origin_vm=inst.vm_state, task=T.MIGRATING,
+                    request_id=new_request_id())
+            try:
+                row = await self._hand_to(dest, op, migration, {}, {"action": "live_migrate"})
+            except PeerError:
+                return False
+            if row is None:
+                await self.store.write(uuid, Expect.task(T.MIGRATING),
+                                       {"vm_state": V.ERROR, "task_state": None},
+                                       fault=Fault(500, f"Live migration to {dest} was "
+                                                   "interrupted and its outcome is unknown",
+                                                   "", self.host))
+                return True
+            await self.runner.driver.destroy(uuid, self.specs.instance_dir(uuid))
+            await self.handover.release(uuid, row)
+            log.info("interrupted live migration settled: handed over", instance_id=uuid, to=dest)
+            return True
+
     async def _unrevert(self, inst: Instance, migration: Migration) -> None:
         """A revert the source never took: the resized guest here starts
         again and the server is VERIFY_RESIZE, as before the revert."""
@@ -824,7 +865,8 @@ class Mover:
             if confirming is not None and confirming.source_compute != self.host:
                 self.reconfirm.add(inst.uuid)  # the source is asked once membership runs
                 return f"confirm once {confirming.source_compute} answers"
-        if inst.task_state not in (T.RESIZE_MIGRATING, T.RESIZE_MIGRATED, T.RESIZE_REVERTING):
+        if inst.task_state not in (T.RESIZE_MIGRATING, T.RESIZE_MIGRATED, T.RESIZE_REVERTING,
+                                   T.MIGRATING):
             return None
         migration, peer = await self._in_flight(inst)
         if migration is None or peer in (None, self.host):
@@ -840,6 +882,10 @@ class Mover:
         if inst.task_state is T.RESIZE_REVERTING:
             m = await self.store.get_migration_for_instance(inst.uuid, ("reverting", "reverted"))
             return m, m.source_compute if m is not None else None
+        if inst.task_state is T.MIGRATING:
+            m = await self.store.get_migration_for_instance(
+                inst.uuid, ("queued", "preparing", "running"))
+            return m, m.dest_compute if m is not None else None
         m = await self.store.get_migration_for_instance(
             inst.uuid, ("pre-migrating", "migrating", "post-migrating"))
         return m, m.dest_compute if m is not None else None
@@ -866,6 +912,11 @@ class Mover:
             migration, dest = await self._in_flight(inst)
             if migration is None or dest is None:
                 del self.unsettled[uuid]
+                continue
+            if inst.task_state is T.MIGRATING:
+                if await self._settle_live(inst, migration, dest):
+                    del self.unsettled[uuid]
+                    settled += 1
                 continue
             try:
                 row = await self.settle(dest, migration.id, uuid)
