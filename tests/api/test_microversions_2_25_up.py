@@ -74,7 +74,8 @@ async def test_2_25_block_migration_auto(client: Client, compute: RecordingCompu
     assert (await error_of(before))[0] == 400
     after = await live(client, "2.25", host=None, block_migration="auto")
     assert after.status == 202
-    assert compute.acts == [("live_migrate", {"host": None, "block_migration": True})]
+    assert compute.acts == [("live_migrate", {"host": None, "block_migration": True,
+                                              "force": False})]
 
 
 async def test_2_25_disk_over_commit_is_gone(client: Client,
@@ -86,7 +87,9 @@ async def test_2_25_disk_over_commit_is_gone(client: Client,
     new = {"host": "node-2", "block_migration": False}
     assert (await error_of(await live(client, "2.24", **new)))[0] == 400
     assert (await live(client, "2.25", **new)).status == 202
-    assert compute.acts == [("live_migrate", {"host": "node-2", "block_migration": False})] * 2
+    # below 2.30 a named host is always forced (no scheduler checks), as in Nova
+    assert compute.acts == [("live_migrate", {"host": "node-2", "block_migration": False,
+                                              "force": True})] * 2
 
 
 async def test_2_25_still_requires_host_and_block_migration(client: Client) -> None:
@@ -128,3 +131,37 @@ async def test_2_28_cpu_info_is_an_object(client: Client) -> None:
     shown = {v: (await (await client.get(f"{V}/os-hypervisors/{ident}", headers=at(v))).json())
              ["hypervisor"]["cpu_info"] for v in ("2.27", "2.28")}
     assert isinstance(shown["2.27"], str) and isinstance(shown["2.28"], dict)
+
+
+# -- 2.29 evacuate force; 2.30 os-migrateLive force ---------------------------------------
+
+async def evacuate(client: Client, version: str, **argument: Any) -> Any:
+    return await client.post(f"{V}/servers/{SERVER}/action",
+                             json={"evacuate": argument}, headers=at(version))
+
+
+async def test_2_29_evacuate_takes_force(client: Client, compute: RecordingCompute) -> None:
+    status, _, message = await error_of(await evacuate(client, "2.28", host="n2", force=False))
+    assert status == 400 and "force" in message
+    assert (await evacuate(client, "2.28", host="n2")).status == 200
+    assert (await evacuate(client, "2.29", host="n2")).status == 200
+    assert (await evacuate(client, "2.29", host="n2", force=True)).status == 200
+    # below 2.29 a named host is forced; from it only with force: true
+    assert [p["force"] for _, p in compute.acts] == [True, False, True]
+    status, _, message = await error_of(await evacuate(client, "2.29", force=True))
+    assert (status, message) == (400, "Can't force to a non-provided destination")
+
+
+async def test_2_30_live_migration_takes_force(client: Client,
+                                               compute: RecordingCompute) -> None:
+    status, _, message = await error_of(await live(client, "2.29", host="n2",
+                                                   block_migration="auto", force=True))
+    assert status == 400 and "force" in message
+    assert (await live(client, "2.29", host="n2", block_migration="auto")).status == 202
+    assert (await live(client, "2.30", host="n2", block_migration="auto")).status == 202
+    assert (await live(client, "2.30", host="n2", block_migration="auto",
+                       force=True)).status == 202
+    assert [p["force"] for _, p in compute.acts] == [True, False, True]
+    status, _, message = await error_of(await live(client, "2.30", host=None,
+                                                   block_migration="auto", force=True))
+    assert (status, message) == (400, "Can't force to a non-provided destination")

@@ -115,6 +115,12 @@ NEW_VERSION_HEADER = Microversion(
     "as Nova does, so nothing else changes).")
 CPU_INFO_OBJECT = Microversion(
     "2.28", "Hypervisor show and detail give `cpu_info` as a JSON object (was a string).")
+EVACUATE_FORCE = Microversion(
+    "2.29", "evacuate takes `force`: a named host is checked by the scheduler unless "
+    "`force` is true (below 2.29 a named host is always forced); `force` without a host "
+    "is 400.")
+LIVE_MIGRATE_FORCE = Microversion(
+    "2.30", "os-migrateLive takes `force`, with the same meaning as evacuate's at 2.29.")
 
 HISTORY: tuple[Microversion, ...] = (
     BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,
@@ -122,7 +128,8 @@ HISTORY: tuple[Microversion, ...] = (
     VIF_NET_ID, SERVER_GROUP_OWNER, EVACUATE_NO_SHARED_STORAGE, SOFT_AFFINITY, HOST_STATUS,
     TRIGGER_CRASH_DUMP, OPTIONAL_PROJECT_ID, SERVER_DESCRIPTION, SHELVED_VOLUME_ATTACH,
     DELETED_INSTANCE_ACTIONS, FORCE_COMPLETE, SERVER_MIGRATIONS, ABORT_LIVE_MIGRATION,
-    LIVE_MIGRATE_AUTO, SERVER_TAGS, NEW_VERSION_HEADER, CPU_INFO_OBJECT,
+    LIVE_MIGRATE_AUTO, SERVER_TAGS, NEW_VERSION_HEADER, CPU_INFO_OBJECT, EVACUATE_FORCE,
+    LIVE_MIGRATE_FORCE,
 )
 """Every served microversion, oldest first, each one minor after the last."""
 

@@ -463,7 +463,7 @@ class Mover:
         leaves it running here (task cleared, migration failed)."""
         inst = op.instance
         decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
-                                                 frozenset({r.host}), op.params.get("host"))
+                                                 frozenset({r.host}), *_destination(op.params))
         if not decision.hosts:
             raise NoValidHost()
         migration = await self.store.create_migration(
@@ -659,7 +659,7 @@ class Mover:
         """Rebuild a dead, fenced node's instance elsewhere (seed 000 §5)."""
         await self.source_down(inst.host)
         decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
-                                                 frozenset({inst.host}), params.get("host"))
+                                                 frozenset({inst.host}), *_destination(params))
         if not decision.hosts:
             raise NoValidHost()
         failed: list[str] = []
@@ -941,6 +941,15 @@ class Mover:
                     log.info("interrupted move settled: rolled back", instance_id=uuid, to=dest)
             settled += 1
         return settled
+
+
+def _destination(params: dict[str, Any]) -> tuple[str | None, str | None]:
+    """A move's named host as (forced, requested): forced skips the
+    scheduler's checks, requested must pass them (2.29/2.30's ``force``)."""
+    host = params.get("host")
+    if not host:
+        return None, None
+    return (host, None) if params.get("force", True) else (None, host)
 
 
 def _read_hashed(f: Any, digest: Any) -> bytes:

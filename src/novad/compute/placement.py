@@ -114,10 +114,12 @@ class Placement:
 
     async def for_move(self, flavor: Any, image_properties: Mapping[str, Any],
                        members: list[Member], ignore: frozenset[str],
-                       force_host: str | None) -> Decision:
+                       force_host: str | None, requested: str | None = None) -> Decision:
         """Candidates for moving an instance of ``flavor`` (a migrate, a
         resize, an evacuation): never a host in ``ignore``; an admin's
-        ``force_host`` replaces filtering, as Nova's ``--host`` does."""
+        ``force_host`` replaces filtering, as Nova's forced ``--host`` does;
+        a ``requested`` host is the only candidate, if it passes the filters
+        (Nova's requested destination, 2.29/2.30 without ``force``)."""
         spec = RequestSpec(
             instance_uuid=str(uuid.uuid4()),
             flavor=Flavor(vcpus=flavor.vcpus, memory_mb=flavor.memory_mb, root_gb=flavor.root_gb,
@@ -128,7 +130,9 @@ class Placement:
         alive = [m for m in members if m.state is MemberState.ALIVE]
         hosts = [self._with_pending(host_state(m), m) for m in alive]
         chosen = self.scheduler.select_destinations(hosts, spec)
-        decision = Decision(self, [h.name for h in chosen if h.name not in ignore], spec)
+        names = [h.name for h in chosen if h.name not in ignore
+                 and (requested is None or h.name == requested)]
+        decision = Decision(self, names, spec)
         if decision.hosts:
             decision.trying(decision.hosts[0])
         return decision

@@ -25,7 +25,7 @@ from novad.api.compute.views import Links, server_detail
 from novad.compute.interface import ActionResult, ComputeAPI
 from novad.config import Config
 from novad.context import RequestContext
-from novad.errors import NoSuchAction, NotFound
+from novad.errors import Invalid, NoSuchAction, NotFound
 from novad.states.table import ACTIONS, BY_NAME
 
 _NOT_ACTIONS = frozenset({"create", "delete", "reboot"})
@@ -53,12 +53,15 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
+    microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
     microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
     microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
 schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``)."""
 
-_REVISED = {microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
+_REVISED = {microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
+            microversion.EVACUATE_FORCE: schemas.ACTION_ARGUMENTS_V2_29,
+            microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
             microversion.SERVER_DESCRIPTION: schemas.ACTION_ARGUMENTS_V2_19,
             microversion.EVACUATE_NO_SHARED_STORAGE: schemas.ACTION_ARGUMENTS_V2_14}
 
@@ -135,6 +138,24 @@ def revision_for(request: web.Request, key: str) -> int:
     return 0
 
 
+FORCE_FROM: dict[str, microversion.Microversion] = {
+    "evacuate": microversion.EVACUATE_FORCE, "os-migrateLive": microversion.LIVE_MIGRATE_FORCE}
+"""Moves whose named host the scheduler checks from a version on, unless forced."""
+
+
+def _forced(request: web.Request, key: str, argument: Any) -> bool:
+    """Whether a move's named host skips the scheduler's checks: always below
+    the version that added ``force`` (Nova's old behaviour), else only with
+    ``force: true``, which needs a host (400 otherwise, as Nova)."""
+    host = (argument or {}).get("host")
+    if not microversion.at_least(request, FORCE_FROM[key]):
+        return bool(host)
+    force = bool((argument or {}).get("force", False))
+    if force and not host:
+        raise Invalid("Can't force to a non-provided destination")
+    return force
+
+
 class ActionHandlers:
     """The server-action endpoint."""
 
@@ -153,6 +174,8 @@ class ActionHandlers:
             return await self._console(ctx, server_id, key, argument)
         row = row_for(key, argument)
         params = PARAMS.get(key, lambda a: {})(argument)
+        if key in FORCE_FROM:
+            params["force"] = _forced(request, key, argument)
         result = await self.compute.act(ctx, server_id, row, params)
         return await self._respond(request, ctx, server_id, key, row, result)
 

@@ -232,6 +232,18 @@ ACTION_ARGUMENTS_V2_25: dict[str, Schema] = {
 is gone (refused as an additional property)."""
 
 
+ACTION_ARGUMENTS_V2_29: dict[str, Schema] = {
+    "evacuate": strict({**ACTION_ARGUMENTS_V2_14["evacuate"]["properties"], "force": BOOLEAN}),
+}
+"""2.29: evacuate takes ``force`` (a named host is checked unless it is true)."""
+
+ACTION_ARGUMENTS_V2_30: dict[str, Schema] = {
+    "os-migrateLive": strict({**ACTION_ARGUMENTS_V2_25["os-migrateLive"]["properties"],
+                              "force": BOOLEAN}, required=["block_migration", "host"]),
+}
+"""2.30: os-migrateLive takes ``force``, as evacuate at 2.29."""
+
+
 @functools.lru_cache(maxsize=None)
 def action_schema(key: str, revision: int = 0) -> Schema:
     """The whole-body schema of one action (built once: validators are cached
@@ -239,7 +251,8 @@ def action_schema(key: str, revision: int = 0) -> Schema:
     minor of its ``ACTION_ARGUMENTS_V2_<minor>`` table (a key that table does
     not change falls back to its 2.1 arguments)."""
     tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19,
-              25: ACTION_ARGUMENTS_V2_25}
+              25: ACTION_ARGUMENTS_V2_25, 29: ACTION_ARGUMENTS_V2_29,
+              30: ACTION_ARGUMENTS_V2_30}
     arguments = tables.get(revision, {}).get(key, ACTION_ARGUMENTS[key])
     return envelope(key, arguments)
 
