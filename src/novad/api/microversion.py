@@ -122,6 +122,169 @@ EVACUATE_FORCE = Microversion(
 LIVE_MIGRATE_FORCE = Microversion(
     "2.30", "os-migrateLive takes `force`, with the same meaning as evacuate's at 2.29.")
 
+# Not served yet (PLANNED below): each joins HISTORY once its delta is built.
+CONSOLE_AUTH_TOKENS = Microversion(
+    "2.31", "`GET /os-console-auth-tokens/{token}` answers for every console type (was RDP "
+    "only).")
+DEVICE_TAGS_FIRST = Microversion(
+    "2.32", "A `tag` on each `networks` and `block_device_mapping_v2` item of server "
+    "create.")
+HYPERVISOR_PAGES = Microversion(
+    "2.33", "os-hypervisors lists take `limit` and `marker`; `block_device_mapping_v2` "
+    "items lose `tag` (restored at 2.42).")
+ASYNC_LIVE_MIGRATE_CHECKS = Microversion(
+    "2.34", "os-migrateLive checks the destination after answering 202; a failed check "
+    "ends the migration `error` instead of a 400.")
+KEYPAIR_PAGES = Microversion(
+    "2.35", "os-keypairs takes `limit` and `marker` and sorts by name.")
+PROXY_APIS_GONE = Microversion(
+    "2.36", "The proxy APIs (images, os-networks, os-volumes, os-security-groups, "
+    "os-floating-ips, os-fping and friends) are 404; network quotas and limits go.")
+NETWORKS_AUTO = Microversion(
+    "2.37", "`networks` is required on create: `auto`, `none`, or a list whose `uuid`s "
+    "must be UUIDs; `networks` items lose `tag` (restored at 2.42).")
+STATUS_FILTER_STRICT = Microversion(
+    "2.38", "An unknown `status` filter on the server list is 400 (was an empty list).")
+IMAGE_METADATA_PROXY_GONE = Microversion(
+    "2.39", "`/images/{id}/metadata` is 404 and `maxImageMeta` leaves the limits.")
+USAGE_PAGES = Microversion(
+    "2.40", "os-simple-tenant-usage takes `limit` and `marker`.")
+AGGREGATE_UUID = Microversion(
+    "2.41", "Aggregates show their `uuid`.")
+DEVICE_TAGS = Microversion(
+    "2.42", "`tag` is accepted again on `networks` and `block_device_mapping_v2` items.")
+OS_HOSTS_GONE = Microversion(
+    "2.43", "os-hosts is 404 (use os-hypervisors and os-services).")
+NETWORK_ACTIONS_GONE = Microversion(
+    "2.44", "addFixedIp, removeFixedIp, addFloatingIp, removeFloatingIp and "
+    "os-virtual-interfaces are 404.")
+IMAGE_ID_IN_BODY = Microversion(
+    "2.45", "createImage and createBackup answer `{\"image_id\": ...}` and no `Location` "
+    "header.")
+REQUEST_ID_HEADER = Microversion(
+    "2.46", "`X-OpenStack-Request-ID` beside `X-Compute-Request-ID` (signalling only: "
+    "novad sends both at every version).")
+EMBEDDED_FLAVOR = Microversion(
+    "2.47", "Servers embed their flavor (`vcpus`, `ram`, `disk`, `ephemeral`, `swap`, "
+    "`original_name`, `extra_specs`) instead of its id and links.")
+STANDARD_DIAGNOSTICS = Microversion(
+    "2.48", "Server diagnostics have a standard shape, with `null` where the driver cannot "
+    "tell.")
+TAGGED_ATTACH = Microversion(
+    "2.49", "Interface and volume attach take a `tag`.")
+QUOTA_CLASS_GROUPS = Microversion(
+    "2.50", "os-quota-class-sets show `server_groups` and `server_group_members` and drop "
+    "the network quotas.")
+ACTION_EVENTS_ALL = Microversion(
+    "2.51", "Instance action events are shown to non-admins (without `traceback`); "
+    "`volume-extended` external event.")
+TAGS_ON_CREATE = Microversion(
+    "2.52", "Server create takes `tags`.")
+SERVICE_UUIDS = Microversion(
+    "2.53", "Services and hypervisors are identified by UUID; `PUT /os-services/{id}` "
+    "replaces the enable, disable and force-down routes.")
+REBUILD_KEY_NAME = Microversion(
+    "2.54", "Rebuild takes `key_name` (null removes the key pair).")
+FLAVOR_DESCRIPTION = Microversion(
+    "2.55", "Flavors have a `description` (create, update with `PUT /flavors/{id}`, views).")
+MIGRATE_HOST = Microversion(
+    "2.56", "The migrate action takes `host`.")
+PERSONALITY_GONE = Microversion(
+    "2.57", "`personality` leaves create and rebuild; rebuild takes `user_data`; "
+    "personality limits and quotas go.")
+ACTION_PAGES = Microversion(
+    "2.58", "Instance actions take `limit`, `marker` and `changes-since`; views show "
+    "`updated_at`.")
+MIGRATION_PAGES = Microversion(
+    "2.59", "Migrations take `limit`, `marker` and `changes-since`, show `uuid`, and "
+    "refuse unknown query parameters.")
+MULTIATTACH = Microversion(
+    "2.60", "Multiattach volumes (novad has no volume service: nothing changes).")
+FLAVOR_EXTRA_SPECS = Microversion(
+    "2.61", "Flavor views show `extra_specs`.")
+ACTION_EVENT_HOST = Microversion(
+    "2.62", "Instance action events show `hostId`, and `host` for admins.")
+TRUSTED_CERTS = Microversion(
+    "2.63", "Create and rebuild take `trusted_image_certificates`; servers show it.")
+GROUP_POLICY_RULES = Microversion(
+    "2.64", "Server groups have one `policy` and `rules` (`max_server_per_host`) instead "
+    "of `policies` and `metadata`.")
+ABORT_QUEUED_LIVE = Microversion(
+    "2.65", "A live migration may be aborted while `queued` or `preparing`.")
+CHANGES_BEFORE = Microversion(
+    "2.66", "`changes-before` filters servers, instance actions and migrations.")
+VOLUME_TYPE_BDM = Microversion(
+    "2.67", "`block_device_mapping_v2` items take `volume_type`.")
+FORCE_GONE = Microversion(
+    "2.68", "`force` leaves evacuate and os-migrateLive (400).")
+DOWN_CELL = Microversion(
+    "2.69", "Servers and services on an unreachable node come back in a minimal form "
+    "(`status` UNKNOWN) instead of being left out.")
+DEVICE_TAGS_SHOWN = Microversion(
+    "2.70", "Interface and volume attachment views show `tag`.")
+SERVER_GROUPS_IN_SERVER = Microversion(
+    "2.71", "Server show, update and rebuild list the server's `server_groups`.")
+PORT_RESOURCE_REQUEST = Microversion(
+    "2.72", "Neutron ports with resource requests (novad has no network service: nothing "
+    "changes).")
+LOCK_REASON = Microversion(
+    "2.73", "`lock` takes `locked_reason`; servers show `locked_reason`; the list filters "
+    "and sorts by `locked`.")
+CREATE_HOST = Microversion(
+    "2.74", "Create takes `host` and `hypervisor_hostname` (admins; the scheduler still "
+    "checks them).")
+STRICT_PARAMS = Microversion(
+    "2.75", "Unknown query and body parameters are 400; update and rebuild answer the full "
+    "server view; flavor `swap` is 0, not \"\".")
+POWER_UPDATE_EVENT = Microversion(
+    "2.76", "The `power-update` external event.")
+UNSHELVE_AZ = Microversion(
+    "2.77", "Unshelve takes `availability_zone`.")
+SERVER_TOPOLOGY = Microversion(
+    "2.78", "`GET /servers/{id}/topology` shows the guest's NUMA topology.")
+VOLUME_DELETE_ON_TERMINATION = Microversion(
+    "2.79", "Volume attach takes and shows `delete_on_termination`.")
+MIGRATION_OWNER = Microversion(
+    "2.80", "Migrations show `user_id` and `project_id` and filter by them.")
+IMAGE_CACHE = Microversion(
+    "2.81", "`POST /os-aggregates/{id}/images` pre-caches images.")
+ARQ_EVENT = Microversion(
+    "2.82", "The `accelerator-request-bound` external event.")
+USER_FILTERS = Microversion(
+    "2.83", "Non-admins may filter servers by availability_zone, config_drive, key_name, "
+    "created_at, launched_at, terminated_at, power_state, task_state, vm_state, "
+    "progress and user_id.")
+ACTION_EVENT_DETAILS = Microversion(
+    "2.84", "Failed instance action events show `details` (the fault message).")
+VOLUME_ATTACHMENT_UPDATE = Microversion(
+    "2.85", "`PUT /servers/{id}/os-volume_attachments/{volume}` takes "
+    "`delete_on_termination`.")
+EXTRA_SPEC_VALIDATION = Microversion(
+    "2.86", "Known flavor extra specs are validated.")
+BFV_RESCUE = Microversion(
+    "2.87", "Volume-backed servers may be rescued.")
+HYPERVISOR_SLIM = Microversion(
+    "2.88", "Hypervisor views drop the resource figures and `/statistics`; `uptime` moves "
+    "into show and detail.")
+VOLUME_ATTACHMENT_IDS = Microversion(
+    "2.89", "Volume attachment views show `attachment_id` and `bdm_uuid` and drop `id`.")
+HOSTNAME = Microversion(
+    "2.90", "Create, update and rebuild take `hostname`; `OS-EXT-SRV-ATTR:hostname` is "
+    "shown to everyone.")
+UNSHELVE_HOST = Microversion(
+    "2.91", "Unshelve takes `host`, and `availability_zone: null` unpins.")
+KEYPAIR_IMPORT_ONLY = Microversion(
+    "2.92", "Key pair create needs `public_key` (no generation); names may contain `@` and "
+    "`.`.")
+REBUILD_VOLUME_BACKED = Microversion(
+    "2.93", "Volume-backed servers may be rebuilt.")
+HOSTNAME_FQDN = Microversion(
+    "2.94", "`hostname` may be a fully qualified domain name.")
+EVACUATE_STOPPED = Microversion(
+    "2.95", "An evacuated server ends STOPPED (was its earlier state).")
+PINNED_AZ = Microversion(
+    "2.96", "Server show and list show `pinned_availability_zone`.")
+
 HISTORY: tuple[Microversion, ...] = (
     BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,
     PUBLIC_FLAVOR_ACCESS_CONFLICT, MKS_CONSOLE, LOCKED, KEYPAIR_USER, FORCED_DOWN,
@@ -132,6 +295,25 @@ HISTORY: tuple[Microversion, ...] = (
     LIVE_MIGRATE_FORCE,
 )
 """Every served microversion, oldest first, each one minor after the last."""
+
+PLANNED: tuple[Microversion, ...] = (
+    CONSOLE_AUTH_TOKENS, DEVICE_TAGS_FIRST, HYPERVISOR_PAGES, ASYNC_LIVE_MIGRATE_CHECKS,
+    KEYPAIR_PAGES, PROXY_APIS_GONE, NETWORKS_AUTO, STATUS_FILTER_STRICT,
+    IMAGE_METADATA_PROXY_GONE, USAGE_PAGES, AGGREGATE_UUID, DEVICE_TAGS, OS_HOSTS_GONE,
+    NETWORK_ACTIONS_GONE, IMAGE_ID_IN_BODY, REQUEST_ID_HEADER, EMBEDDED_FLAVOR,
+    STANDARD_DIAGNOSTICS, TAGGED_ATTACH, QUOTA_CLASS_GROUPS, ACTION_EVENTS_ALL, TAGS_ON_CREATE,
+    SERVICE_UUIDS, REBUILD_KEY_NAME, FLAVOR_DESCRIPTION, MIGRATE_HOST, PERSONALITY_GONE,
+    ACTION_PAGES, MIGRATION_PAGES, MULTIATTACH, FLAVOR_EXTRA_SPECS, ACTION_EVENT_HOST,
+    TRUSTED_CERTS, GROUP_POLICY_RULES, ABORT_QUEUED_LIVE, CHANGES_BEFORE, VOLUME_TYPE_BDM,
+    FORCE_GONE, DOWN_CELL, DEVICE_TAGS_SHOWN, SERVER_GROUPS_IN_SERVER, PORT_RESOURCE_REQUEST,
+    LOCK_REASON, CREATE_HOST, STRICT_PARAMS, POWER_UPDATE_EVENT, UNSHELVE_AZ, SERVER_TOPOLOGY,
+    VOLUME_DELETE_ON_TERMINATION, MIGRATION_OWNER, IMAGE_CACHE, ARQ_EVENT, USER_FILTERS,
+    ACTION_EVENT_DETAILS, VOLUME_ATTACHMENT_UPDATE, EXTRA_SPEC_VALIDATION, BFV_RESCUE,
+    HYPERVISOR_SLIM, VOLUME_ATTACHMENT_IDS, HOSTNAME, UNSHELVE_HOST, KEYPAIR_IMPORT_ONLY,
+    REBUILD_VOLUME_BACKED, HOSTNAME_FQDN, EVACUATE_STOPPED, PINNED_AZ,
+)
+"""Versions whose deltas are not all built yet, oldest first: not advertised and
+not accepted (406) until they move to :data:`HISTORY`."""
 
 MIN_MICROVERSION = HISTORY[0].text
 """The oldest microversion served (Nova's v2.1 base)."""
