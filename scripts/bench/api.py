@@ -32,6 +32,10 @@ sent to the other node, which forwards each request to the owner.  The
 ratio (forwarded / direct accept latency, and the throughputs) is what a
 client pays for not knowing where an instance lives.
 
+Microversions: the closed loop and the list run again with every request
+at the newest microversion served, on the same daemon and servers; the
+ratios to the 2.1 figures are what the richer views of today's clients cost.
+
 Prints accept latency p50/p99 (time to the 202), completed actions/s and
 list latency.  Run: ``.venv/bin/python scripts/bench/api.py``
 """
@@ -44,6 +48,7 @@ import socket
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +60,7 @@ import orjson  # noqa: E402
 import structlog  # noqa: E402
 
 from novad import config as config_mod
+from novad.api.microversion import MAX_MICROVERSION
 from novad.app import running
 from novad.compute.interface import CreateRequest
 from novad.context import RequestContext
@@ -84,14 +90,15 @@ async def token(session: aiohttp.ClientSession, base: str, password: str) -> str
 
 
 async def http_cycles(session: aiohttp.ClientSession, base: str, uuids: list[str],
-                      clients: int, cycles: int, wait: bool = True
-                      ) -> tuple[float, list[float]]:
+                      clients: int, cycles: int, wait: bool = True,
+                      version: str = "2.1") -> tuple[float, list[float]]:
     """Each client cycles pause, then unpause, over its own servers (4 each for
     200/50): by the time it comes back to a server its last action has long
     ended.  A 409 (still busy) would be counted as refused; returns accepted
     actions/s (each later seen finished, unless not ``wait``) and accept
-    latencies."""
+    latencies.  Every request asks for compute microversion ``version``."""
     accept: list[float] = []
+    asked = {"OpenStack-API-Version": f"compute {version}"}
     refused = 0
 
     async def client(mine: list[str]) -> None:
@@ -101,7 +108,7 @@ async def http_cycles(session: aiohttp.ClientSession, base: str, uuids: list[str
                 for uuid in mine:
                     t0 = time.perf_counter()
                     async with session.post(f"{base}/compute/v2.1/servers/{uuid}/action",
-                                            json={action: None}) as resp:
+                                            json={action: None}, headers=asked) as resp:
                         await resp.read()
                         ok = resp.status == 202
                     if ok:
@@ -312,10 +319,25 @@ async def measure_service(tmp: Path, count: int, clients: int, cycles: int) -> f
 Paced = list[tuple[float, float, list[float]]]
 
 
-async def measure_http(tmp: Path, args: argparse.Namespace
-                       ) -> tuple[float, list[float], Paced, list[float], int]:
+@dataclass
+class Figures:
+    """What :func:`measure_http` measured against one daemon."""
+
+    rate: float
+    accept: list[float]
+    paced: Paced
+    listing: list[float]
+    listed: int
+    newest: tuple[float, list[float]]
+    """The closed loop again, every request at the newest microversion."""
+    newest_listing: list[float]
+    """The list again at the newest microversion."""
+
+
+async def measure_http(tmp: Path, args: argparse.Namespace) -> Figures:
     """Actions/s and accept latencies (closed loop, then paced at fractions of
-    the closed loop's rate) and list latencies against a separate daemon."""
+    the closed loop's rate, then the closed loop at the newest microversion)
+    and list latencies (at 2.1 and the newest) against a separate daemon."""
     proc, base = await start_daemon(tmp)
     try:
         password = _password(tmp / "state" / "clouds.yaml")
@@ -331,19 +353,31 @@ async def measure_http(tmp: Path, args: argparse.Namespace
                 achieved, latencies = await paced_cycles(session, base, uuids, offered,
                                                          args.paced_actions)
                 paced.append((offered, achieved, latencies))
+            newest = await http_cycles(session, base, uuids, args.clients, args.cycles,
+                                       version=MAX_MICROVERSION)
             await boot_http(session, base, image, args.listed - args.servers)
-            listing = []
-            for _ in range(50):
-                t0 = time.perf_counter()
-                async with session.get(f"{base}/compute/v2.1/servers/detail?all_tenants=1") \
-                        as resp:
-                    raw = await resp.read()
-                listing.append(time.perf_counter() - t0)
-            listed = len(orjson.loads(raw)["servers"])
+            listing, listed = await list_times(session, base, "2.1")
+            newest_listing, _ = await list_times(session, base, MAX_MICROVERSION)
     finally:
         proc.terminate()
         await proc.wait()
-    return rate, accept, paced, listing, listed
+    return Figures(rate, accept, paced, listing, listed, newest, newest_listing)
+
+
+async def list_times(session: aiohttp.ClientSession, base: str, version: str
+                     ) -> tuple[list[float], int]:
+    """50 timings of ``GET /servers/detail`` (all projects) at ``version``,
+    and how many servers it listed."""
+    listing = []
+    asked = {"OpenStack-API-Version": f"compute {version}"}
+    for _ in range(50):
+        t0 = time.perf_counter()
+        async with session.get(f"{base}/compute/v2.1/servers/detail?all_tenants=1",
+                               headers=asked) as resp:
+            raw = await resp.read()
+            assert resp.status == 200, raw
+        listing.append(time.perf_counter() - t0)
+    return listing, len(orjson.loads(raw)["servers"])
 
 
 async def measure_forwarding(tmp: Path, args: argparse.Namespace
@@ -419,7 +453,9 @@ async def measure(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         service_rate = await measure_service(Path(tmp), args.servers, args.clients, args.cycles)
         floor = await measure_floor(args)
-        rate, accept, paced, listing, listed = await measure_http(Path(tmp), args)
+        figures = await measure_http(Path(tmp), args)
+        rate, accept, paced, listing, listed = (figures.rate, figures.accept, figures.paced,
+                                                figures.listing, figures.listed)
         forwarding = await measure_forwarding(Path(tmp) / "fw", args) if args.forwarded \
             else None
     print(f"servers={args.servers} clients={args.clients} actions={len(accept)}")
@@ -435,6 +471,14 @@ async def measure(args: argparse.Namespace) -> None:
               f"p99={pct(latencies, .99):.2f}ms")
     print(f"GET /servers/detail with {listed} servers: p50={pct(listing, .5):.1f}ms "
           f"p99={pct(listing, .99):.1f}ms")
+    n_rate, n_acc = figures.newest
+    n_list = figures.newest_listing
+    print(f"microversion {MAX_MICROVERSION} against 2.1 (same daemon, same servers): "
+          f"actions/s {n_rate:.0f} vs {rate:.0f} (ratio {n_rate / rate:.2f}); accept p50 ratio "
+          f"{pct(n_acc, .5) / pct(accept, .5):.2f}, "
+          f"p99 ratio {pct(n_acc, .99) / pct(accept, .99):.2f}; "
+          f"list p50 ratio {pct(n_list, .5) / pct(listing, .5):.2f}, "
+          f"p99 ratio {pct(n_list, .99) / pct(listing, .99):.2f}")
     if forwarding is not None:
         (d_rate, d_acc), (f_rate, f_acc) = forwarding
         print(f"forwarded to the owner ({args.forwarded} servers, 2-node cluster): direct "
