@@ -266,3 +266,12 @@ async def test_large_body_under_the_limit_is_read_whole(client: Client, config: 
                              headers=headers())
     assert resp.status == 400
     assert (await shape_of(resp))[2] == "Keypair data is invalid: failed to generate fingerprint"
+
+
+async def test_openapi_documents_every_served_microversion(client: Client) -> None:
+    doc = await (await client.get("/openapi.json")).json()
+    versions = doc["x-compute-microversions"]
+    assert (versions["minimum"], versions["maximum"]) == (HISTORY[0].text, MAX_MICROVERSION)
+    assert [row["version"] for row in versions["history"]] == [v.text for v in HISTORY]
+    locked = next(row for row in versions["history"] if row["version"] == "2.9")
+    assert "locked" in locked["changes"]

@@ -248,10 +248,24 @@ def openapi_document(routes: Sequence[Route]) -> dict[str, Any]:
         "info": {"title": "novad", "version": microversion.MAX_MICROVERSION,
                  "description": "OpenStack-compatible Compute, Identity and Image APIs "
                                 "for one node."},
+        "x-compute-microversions": _microversions(),
         "paths": paths,
         "components": {"securitySchemes": {
             "X-Auth-Token": {"type": "apiKey", "in": "header", "name": "X-Auth-Token"}}},
         "security": [{"X-Auth-Token": []}],
+    }
+
+
+def _microversions() -> dict[str, Any]:
+    """How a compute request picks its microversion, and what each one changes
+    (:data:`microversion.HISTORY`): the per-version differences of every path."""
+    return {
+        "minimum": microversion.MIN_MICROVERSION,
+        "maximum": microversion.MAX_MICROVERSION,
+        "request_headers": ["OpenStack-API-Version: compute X.Y",
+                            "X-OpenStack-Nova-API-Version: X.Y"],
+        "default": microversion.MIN_MICROVERSION,
+        "history": [{"version": v.text, "changes": v.meaning} for v in microversion.HISTORY],
     }
 
 
