@@ -307,7 +307,8 @@ async def check(w: World) -> None:
         raise AssertionError("a node runs a guest it holds no row for: "
                              + "; ".join(views)) from None
 
-    async def no_move_open() -> bool:
+    def open_moves() -> list[str]:
+        found = []
         for proc in w.procs:
             for sid in w.servers:
                 m = latest_migration(proc, sid)
@@ -315,9 +316,16 @@ async def check(w: World) -> None:
                     continue
                 verifying = held(w.proc(owners[sid])).get(sid, ("",))[0] == "resized"
                 if m[1] in IN_FLIGHT or (m[1] == "finished" and not verifying):
-                    return False
-        return True
-    await eventually(no_move_open, 30, "no migration left open")
+                    found.append(f"{proc.name} sees {sid}'s migration {m} (owner "
+                                 f"{owners[sid]} holds {held(w.proc(owners[sid])).get(sid)})")
+        return found
+
+    async def no_move_open() -> bool:
+        return not open_moves()
+    try:
+        await eventually(no_move_open, 60, "no migration left open")
+    except AssertionError:
+        raise AssertionError("migrations left open: " + "; ".join(open_moves())) from None
 
     async def no_prep_left() -> bool:
         # A target dropped before its source could abort drops the move itself

@@ -133,6 +133,15 @@ async def apis(procs: list[NetProc], session: aiohttp.ClientSession) -> list[Api
 IMAGE: list[str] = []
 
 
+def replica_settled(proc: Proc, sid: str) -> bool:
+    """Whether ``proc`` holds the instance's record as active with no task:
+    what it will act on once the owner is cut off."""
+    with sqlite3.connect(proc.state_dir / "novad.sqlite") as conn:
+        row = conn.execute("SELECT vm_state, task_state FROM cluster_instances WHERE uuid = ?",
+                           (sid,)).fetchone()
+    return row is not None and tuple(row) == ("active", None)
+
+
 def rows_held(proc: Proc) -> set[str]:
     with sqlite3.connect(proc.state_dir / "novad.sqlite") as conn:
         return {r[0] for r in conn.execute("SELECT uuid FROM instances WHERE deleted = 0")}
@@ -148,6 +157,11 @@ async def test_a_cut_off_node_is_evacuated_once_down_and_keeps_no_copy_after_hea
     assert (await settled(apis[0], sid, "ACTIVE"))[HOST] == "node3"
     guest_dir = procs[2].state_dir / "instances" / sid
     assert guest_dir.is_dir()
+    # The others must have heard it is ACTIVE before the cut: a node that last
+    # heard "building" refuses evacuate for that (409), rightly.
+    async def heard_active() -> bool:
+        return all(replica_settled(p, sid) for p in procs[:2])
+    await eventually(heard_active, 30, "the ACTIVE record on nodes 1 and 2")
 
     ip("link", "set", HOST_IF, "down")  # the partition
     try:
