@@ -315,6 +315,9 @@ PLANNED: tuple[Microversion, ...] = (
 """Versions whose deltas are not all built yet, oldest first: not advertised and
 not accepted (406) until they move to :data:`HISTORY`."""
 
+# DEV ONLY (branch mv-dev; reverted before landing): serve every planned version.
+HISTORY = HISTORY + PLANNED
+
 MIN_MICROVERSION = HISTORY[0].text
 """The oldest microversion served (Nova's v2.1 base)."""
 
