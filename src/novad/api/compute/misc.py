@@ -315,8 +315,21 @@ class InstanceActionHandlers:
                                                     deleted=_deleted_too(request))
         body = action_view(action)
         if ctx.is_admin:
-            body["events"] = [event_view(e) for e in action.events]
+            version = microversion.of(request)
+            project = ""
+            if version >= microversion.ACTION_EVENT_HOST.key:
+                project = await self._owner(request, ctx)
+            body["events"] = [event_view(e, version, project_id=project,
+                                         show_host=ctx.is_admin) for e in action.events]
         return json_response({"instanceAction": body})
+
+    async def _owner(self, request: web.Request, ctx: RequestContext) -> str:
+        """The server's project, whose ``hostId`` the events show (2.62): the
+        project that created it (servers are created in the caller's project),
+        which a deleted server's actions still record."""
+        actions = await self.compute.instance_actions(ctx, request.match_info["server_id"],
+                                                      deleted=_deleted_too(request))
+        return next((a.project_id for a in actions if a.action == "create"), "")
 
     def routes(self) -> list[Route]:
         """The instance-action routes, relative to a versioned mount."""

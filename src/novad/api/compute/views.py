@@ -241,16 +241,22 @@ def flavor_brief(flavor: Flavor, links: Links) -> dict[str, Any]:
     return {"id": flavor.id, "name": flavor.name, "links": links.pair("flavors", flavor.id)}
 
 
-def flavor_detail(flavor: Flavor, links: Links) -> dict[str, Any]:
-    """The 2.1 flavor body."""
-    return {
+def flavor_detail(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
+    """The flavor body; 2.61 adds its ``extra_specs``; from 2.75 ``swap`` is
+    0 (not "") without swap."""
+    body: dict[str, Any] = {
         "id": flavor.id, "name": flavor.name, "ram": flavor.memory_mb, "disk": flavor.root_gb,
-        "vcpus": flavor.vcpus, "swap": flavor.swap or "",
+        "vcpus": flavor.vcpus,
+        # 2.75: no swap is 0, not Nova's old empty string
+        "swap": flavor.swap if version >= microversion.STRICT_PARAMS.key else flavor.swap or "",
         "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
         "OS-FLV-DISABLED:disabled": flavor.disabled,
         "os-flavor-access:is_public": flavor.is_public,
         "rxtx_factor": flavor.rxtx_factor, "links": links.pair("flavors", flavor.id),
     }
+    if version >= microversion.FLAVOR_EXTRA_SPECS.key:
+        body["extra_specs"] = dict(flavor.extra_specs)
+    return body
 
 
 def flavor_access(flavor_id: str, projects: list[str]) -> dict[str, Any]:
@@ -297,8 +303,16 @@ def action_view(action: ActionRecord) -> dict[str, Any]:
             "message": action.message}
 
 
-def event_view(event: EventRecord) -> dict[str, Any]:
-    """One event, as shown to callers with the events policy (admins) before 2.51."""
-    return {"event": event.event, "start_time": iso_micro(event.start_time),
-            "finish_time": iso_micro(event.finish_time), "result": event.result,
-            "traceback": event.traceback}
+def event_view(event: EventRecord, version: Version = BASE, *, project_id: str = "",
+               show_host: bool = False) -> dict[str, Any]:
+    """One event, as shown to callers with the events policy (admins) before 2.51;
+    from 2.62 with the ``hostId`` of its host for the server's ``project_id``
+    and, with ``show_host`` (admins), the ``host`` itself."""
+    body: dict[str, Any] = {"event": event.event, "start_time": iso_micro(event.start_time),
+                            "finish_time": iso_micro(event.finish_time),
+                            "result": event.result, "traceback": event.traceback}
+    if version >= microversion.ACTION_EVENT_HOST.key:
+        body["hostId"] = host_id(project_id, event.host)
+        if show_host:
+            body["host"] = event.host
+    return body
