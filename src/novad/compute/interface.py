@@ -168,5 +168,6 @@ class ComputeAPI(Protocol):
         server is migrating, NotFound, Invalid unless it is ``running``."""
 
     async def abort_live_migration(self, ctx: RequestContext, instance_id: str,
-                                   migration_id: str) -> None:
-        """Cancel a running live migration (2.24); errors as :meth:`force_complete`."""
+                                   migration_id: str, *, queued_too: bool = False) -> None:
+        """Cancel a running live migration (2.24), or with ``queued_too`` (2.65)
+        a queued or preparing one; errors as :meth:`force_complete`."""

@@ -213,13 +213,16 @@ class ComputeService:
         await self._live_entry("force_complete_live", migration)
 
     async def abort_live_migration(self, ctx: RequestContext, instance_id: str,
-                                   migration_id: str) -> None:
+                                   migration_id: str, *, queued_too: bool = False) -> None:
         """Nova's ``live_migrate_abort`` at 2.24: the server MIGRATING (else
         409), the migration its own (404) and ``running`` (400); the driver
-        cancels it and it ends ``cancelled``."""
+        cancels it and it ends ``cancelled``.  With ``queued_too`` (2.65) a
+        ``queued`` or ``preparing`` one may be aborted as well: it ends
+        ``cancelled`` before the guest starts moving."""
         inst = await self.get(ctx, instance_id)
         self._migrating(inst, "live_migrate_abort", check_vm=False)
-        migration = await self._running(inst, migration_id, "abort live migration")
+        allowed = ("queued", "preparing", "running") if queued_too else ("running",)
+        migration = await self._running(inst, migration_id, "abort live migration", allowed)
         await self._live_entry("abort_live", migration)
 
     @staticmethod
@@ -237,9 +240,10 @@ class ComputeService:
             raise NotFound(f"Migration {migration_id} not found for instance {inst.uuid}")
         return found
 
-    async def _running(self, inst: Instance, migration_id: str, method: str) -> Migration:
+    async def _running(self, inst: Instance, migration_id: str, method: str,
+                       allowed: tuple[str, ...] = ("running",)) -> Migration:
         migration = await self._migration_of(inst, migration_id)
-        if migration.status != "running":
+        if migration.status not in allowed:
             raise Invalid(f"Migration {migration.id} state of instance {inst.uuid} is "
                           f"{migration.status}. Cannot {method} while the migration is in "
                           "this state.")
