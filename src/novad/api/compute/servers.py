@@ -258,13 +258,41 @@ class ServerHandlers:
         return json_response({"server": server}, status=202,
                              headers={"Location": links.self_href("servers", first.uuid)})
 
+    async def _requested_destination(self, ctx: RequestContext, server: Mapping[str, Any]
+                                     ) -> None:
+        """2.74's ``host`` and ``hypervisor_hostname``: admins only (Nova's
+        default policy), not with an ``az:host:node`` zone, and naming a
+        compute host of the cluster (one hypervisor per host, so both name
+        the node).  The scheduler then checks the host as any other."""
+        named = [server[k] for k in ("host", "hypervisor_hostname") if server.get(k)]
+        if not named:
+            return
+        if not ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:servers:create:"
+                            "requested_destination to be performed.")
+        if ":" in str(server.get("availability_zone") or ""):
+            raise Invalid("One mechanism with host and/or hypervisor_hostname and another "
+                          "mechanism with zone:host:node are mutually exclusive.")
+        known = {h.name for h in await self.node.hosts.list_hosts()} \
+            if self.node is not None else set()
+        for name in named:
+            if name not in known:
+                raise Invalid(f"Compute host {name} could not be found.")
+        if len(set(named)) > 1:
+            raise Invalid(f"Compute host {named[1]} could not be found.")
+
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one server (another node's, while it is down: as last replicated)."""
         ctx = context(request)
-        inst = await self.compute.get(ctx, request.match_info["server_id"],
-                                      replica=request.get(REPLICA, False))
+        replica = request.get(REPLICA, False)
+        inst = await self.compute.get(ctx, request.match_info["server_id"], replica=replica)
+        if inst.host in await self._unreachable(request) or (
+                replica and microversion.at_least(request, microversion.DOWN_CELL)):
+            return json_response({"server": server_unreachable(
+                inst, Links.of(request, self.config), detail=True, show=True,
+                server_groups=await self._groups(request, ctx, inst, True))})
         return json_response({"server": await self._detail(
-            request, ctx, inst, await self._hosts(request, ctx))})
+            request, ctx, inst, await self._hosts(request, ctx), groups=True)})
 
     @staticmethod
     def _described(request: web.Request) -> bool:
