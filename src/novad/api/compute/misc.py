@@ -22,7 +22,7 @@ from novad.api.common import Route, base_url, context, json_response
 from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
-from novad.api.compute.servers import MAX_METADATA_ITEMS
+from novad.api.compute.servers import MAX_METADATA_ITEMS, changes_window
 from novad.api.compute.views import action_view, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
@@ -67,6 +67,12 @@ def service_view(host: ComputeHost, request: web.Request) -> dict[str, Any]:
     if microversion.at_least(request, microversion.FORCED_DOWN):
         body["forced_down"] = host.forced_down
     return body
+
+
+def service_unreachable(host: ComputeHost) -> dict[str, Any]:
+    """The service of a node this one cannot reach, from 2.69: as Nova shows
+    one of a down cell (``binary``, ``host``, ``status`` UNKNOWN)."""
+    return {"binary": BINARY, "host": host.name, "status": "UNKNOWN"}
 
 
 def cpu_info(text: str, version: tuple[int, int]) -> Any:
@@ -175,7 +181,9 @@ class NodeHandlers:
         """List compute services (admin): every host's nova-compute."""
         require_admin(context(request), "os-services:list")
         query = request.query
-        services = [service_view(h, request) for h in await self.node.hosts.list_hosts()]
+        down_form = microversion.at_least(request, microversion.DOWN_CELL)
+        services = [service_unreachable(h) if down_form and not h.alive and not h.local
+                    else service_view(h, request) for h in await self.node.hosts.list_hosts()]
         wanted = [s for s in services
                   if all(query.get(k) in (None, s[k]) for k in ("host", "binary"))]
         return json_response({"services": wanted})
@@ -301,10 +309,16 @@ class InstanceActionHandlers:
         self.compute = compute
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List a server's actions, newest first (a deleted server's from 2.21)."""
+        """List a server's actions, newest first (a deleted server's from 2.21;
+        from 2.66 those changed at or before ``changes-before``)."""
+        before = None
+        if microversion.at_least(request, microversion.CHANGES_BEFORE):
+            _, before = changes_window(request.query, microversion.of(request))
         actions = await self.compute.instance_actions(context(request),
                                                       request.match_info["server_id"],
                                                       deleted=_deleted_too(request))
+        if before is not None:
+            actions = [a for a in actions if (a.updated_at or a.start_time) <= before]
         return json_response({"instanceActions": [action_view(a) for a in actions]})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
