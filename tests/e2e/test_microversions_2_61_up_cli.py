@@ -64,3 +64,17 @@ async def test_2_73_same_request_both_sides(novad: Daemon, server: str) -> None:
     assert after["server"]["locked_reason"] == "maintenance"
     status, _ = await call(novad, "POST", f"/servers/{server}/action", "2.73", {"unlock": None})
     assert status == 202
+
+
+async def test_2_64_group_rules_through_the_cli(novad: Daemon) -> None:
+    created = await novad.cli_json("server", "group", "create", "--policy", "anti-affinity",
+                                   "--rule", "max_server_per_host=2", "g64")
+    shown = await novad.cli_json("server", "group", "show", created["id"])
+    assert (shown["policy"], shown["rules"]) == ("anti-affinity", {"max_server_per_host": 2})
+    status, old = await call(novad, "GET", f"/os-server-groups/{created['id']}", "2.63")
+    assert (status, old["server_group"]["policies"]) == (200, ["anti-affinity"])
+    result = await novad.cli("server", "group", "create", "--policy", "affinity", "--rule",
+                             "max_server_per_host=2", "g64b", check=False)
+    assert result.returncode != 0 and "Only anti-affinity policy supports rules" in (
+        result.stderr + result.stdout)
+    await novad.cli("server", "group", "delete", "g64")
