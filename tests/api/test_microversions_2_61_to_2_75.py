@@ -24,6 +24,7 @@ from compute.conftest import Stack, build_stack, close_stack
 
 from novad.api.app import build_api
 from novad.api.common import REPLICA
+from novad.api.compute.misc import hypervisor_servers
 from novad.api.compute import routes as compute_routes
 from novad.app import SCHEMAS
 from novad.cluster.members import Member, MemberState
@@ -618,3 +619,12 @@ async def test_2_75_flavor_swap_is_zero(client: Client) -> None:
     new = (await (await client.get(f"{V}/flavors/1", headers=at("2.75"))).json())["flavor"]
     assert (old["swap"], new["swap"]) == ("", 0)
     assert without(new, "swap") == without(old, "swap")
+
+
+def test_2_75_hypervisor_servers_always_shown_when_asked() -> None:
+    # with_servers is 2.53's query; the view decides what 2.75 changes
+    assert hypervisor_servers(None, True, (2, 74)) == {}
+    assert hypervisor_servers([], True, (2, 75)) == {"servers": []}
+    assert hypervisor_servers([], False, (2, 75)) == {}
+    assert hypervisor_servers([("vm", "u1")], True, (2, 74)) == {
+        "servers": [{"name": "vm", "uuid": "u1"}]}

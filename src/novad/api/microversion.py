@@ -250,8 +250,8 @@ CREATE_HOST = Microversion(
     "its filters on that host.")
 STRICT_PARAMS = Microversion(
     "2.75", "An unknown query parameter or sort key of the server list is 400; flavor "
-    "`swap` is 0, not \"\"; update and rebuild answer the full server view; hypervisors "
-    "asked `with_servers` always show `servers`.")
+    "`swap` is 0, not \"\"; update and rebuild answer the full server view; a hypervisor "
+    "asked `with_servers` (2.53's query) shows `servers` even when it has none.")
 POWER_UPDATE_EVENT = Microversion(
     "2.76", "The `power-update` external event.")
 UNSHELVE_AZ = Microversion(

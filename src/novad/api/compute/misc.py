@@ -84,12 +84,17 @@ def cpu_info(text: str, version: tuple[int, int]) -> Any:
 
 
 def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
-                    version: tuple[int, int] = microversion.BASE.key) -> dict[str, Any]:
+                    version: tuple[int, int] = microversion.BASE.key, *,
+                    servers: Sequence[tuple[str, str]] | None = None,
+                    with_servers: bool = False) -> dict[str, Any]:
     """One hypervisor (integer-like id; ``cpu_info`` a JSON string at 2.1 and
-    an object from 2.28)."""
+    an object from 2.28).  ``servers`` (name, uuid) are shown when there are
+    any; asked ``with_servers`` (2.53's query), from 2.75 they are shown
+    even when there are none, as Nova."""
     body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
                             "state": "up" if host.up else "down",
                             "status": "enabled" if host.enabled else "disabled"}
+    body.update(hypervisor_servers(servers, with_servers, version))
     if not detail:
         return body
     free_disk = res.local_gb - res.local_gb_used
@@ -106,6 +111,17 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
                     "disabled_reason": host.service.disabled_reason},
     })
     return body
+
+
+def hypervisor_servers(servers: Sequence[tuple[str, str]] | None, with_servers: bool,
+                       version: tuple[int, int]) -> dict[str, Any]:
+    """The ``servers`` key of a hypervisor: its servers when it has some; an
+    empty list only from 2.75 and only when they were asked for."""
+    if servers:
+        return {"servers": [{"name": name, "uuid": uuid} for name, uuid in servers]}
+    if with_servers and version >= microversion.STRICT_PARAMS.key:
+        return {"servers": []}
+    return {}
 
 
 def statistics(resources: Sequence[HostResources]) -> dict[str, int]:
