@@ -270,7 +270,8 @@ async def test_2_64_rules_are_for_anti_affinity_only(client: Client) -> None:
                             rules={"max_server_per_host": 2})
     assert await error_of(resp) == (400, "badRequest",
                                     "Only anti-affinity policy supports rules.")
-    for rules in ({"max_server_per_host": 0}, {"max_server_per_host": "x"}, {"other": 1}):
+    for rules in ({"max_server_per_host": 0}, {"max_server_per_host": "0"},
+                  {"max_server_per_host": "x"}, {"other": 1}):
         resp = await make_group(client, "2.64", name="g", policy="anti-affinity", rules=rules)
         assert (await error_of(resp))[0] == 400, rules
 

@@ -109,6 +109,9 @@ class ServerGroupHandlers:
             spec = body["server_group"]
             policy, rules = spec["policy"], {k: int(v) for k, v in
                                              (spec.get("rules") or {}).items()}
+            if any(v < 1 for v in rules.values()):  # "0" as a string passes the schema
+                raise Invalid("Invalid input for field/attribute max_server_per_host. "
+                              "Value: 0. 0 is less than the minimum of 1")
         else:
             soft = microversion.at_least(request, microversion.SOFT_AFFINITY)
             body = await read_body(request, self.max_body,
