@@ -503,8 +503,8 @@ async def test_2_70_no_interfaces_or_volume_attachments(client: Client, server: 
 
 # -- 2.71 server_groups in show, update and rebuild ------------------------------------------
 
-async def test_2_71_server_groups_in_show_and_update(client: Client, stack: Stack,
-                                                     server: str) -> None:
+async def test_2_71_server_groups_in_show_update_and_rebuild(client: Client, stack: Stack,
+                                                              server: str, image: str) -> None:
     resp = await make_group(client, "2.64", name="g", policy="affinity")
     group_id = (await resp.json())["server_group"]["id"]
     await stack.store.add_server_group_member(group_id, server)
@@ -516,6 +516,13 @@ async def test_2_71_server_groups_in_show_and_update(client: Client, stack: Stac
     assert (await updated.json())["server"]["server_groups"] == [group_id]
     detail = await (await client.get(f"{V}/servers/detail", headers=at("2.71"))).json()
     assert "server_groups" not in detail["servers"][0], "not in the list, as Nova"
+    action = f"{V}/servers/{server}/action"
+    for version, expected in (("2.70", None), ("2.71", [group_id])):
+        rebuilt = await client.post(action, json={"rebuild": {"imageRef": image}},
+                                    headers=at(version))
+        assert rebuilt.status == 202, await rebuilt.text()
+        assert (await rebuilt.json())["server"].get("server_groups") == expected, version
+        await stack.settle()
 
 
 # -- 2.73 lock reason --------------------------------------------------------------------------
