@@ -201,41 +201,57 @@ MIGRATION_PAGES = Microversion(
 MULTIATTACH = Microversion(
     "2.60", "Multiattach volumes (novad has no volume service: nothing changes).")
 FLAVOR_EXTRA_SPECS = Microversion(
-    "2.61", "Flavor views show `extra_specs`.")
+    "2.61", "Flavor views (list detail, show, create) show the flavor's `extra_specs`.")
 ACTION_EVENT_HOST = Microversion(
-    "2.62", "Instance action events show `hostId`, and `host` for admins.")
+    "2.62", "Instance action events show `hostId` (hashed with the server's project) and, "
+    "for admins, `host`.")
 TRUSTED_CERTS = Microversion(
-    "2.63", "Create and rebuild take `trusted_image_certificates`; servers show it.")
+    "2.63", "Create and rebuild take `trusted_image_certificates` (at most 50 distinct ids; "
+    "rebuild's null clears them); they are kept with the server and shown in show, detail, "
+    "update and rebuild (null when none).  novad, like Nova with signature verification "
+    "off, stores them and checks no signature.")
 GROUP_POLICY_RULES = Microversion(
-    "2.64", "Server groups have one `policy` and `rules` (`max_server_per_host`) instead "
-    "of `policies` and `metadata`.")
+    "2.64", "Server groups are created with one `policy` and optional `rules` "
+    "(`max_server_per_host`, anti-affinity only, else 400) and show `policy` and `rules` "
+    "instead of `policies` and `metadata`; the anti-affinity filter enforces the rule.")
 ABORT_QUEUED_LIVE = Microversion(
-    "2.65", "A live migration may be aborted while `queued` or `preparing`.")
+    "2.65", "A live migration may also be aborted while `queued` or `preparing` (it ends "
+    "`cancelled` before the guest moves); below, only `running` (400 otherwise).")
 CHANGES_BEFORE = Microversion(
-    "2.66", "`changes-before` filters servers, instance actions and migrations.")
+    "2.66", "`changes-before` filters servers, instance actions and os-migrations by "
+    "`updated_at` (servers: deleted ones too); earlier than `changes-since` is 400.")
 VOLUME_TYPE_BDM = Microversion(
-    "2.67", "`block_device_mapping_v2` items take `volume_type`.")
+    "2.67", "`block_device_mapping_v2` items take `volume_type` (novad has no volume "
+    "service and boots only image to local disks, so a volume_type is 400 as Nova's "
+    "with destination_type local).")
 FORCE_GONE = Microversion(
-    "2.68", "`force` leaves evacuate and os-migrateLive (400).")
+    "2.68", "`force` leaves evacuate and os-migrateLive (400): a named host is always "
+    "checked by the scheduler.")
 DOWN_CELL = Microversion(
-    "2.69", "Servers and services on an unreachable node come back in a minimal form "
-    "(`status` UNKNOWN) instead of being left out.")
+    "2.69", "Servers (list, detail, show) and os-services of a node this one cannot reach "
+    "come back in Nova's down-cell form (`status` UNKNOWN and only the keys Nova keeps "
+    "outside the cell) instead of as last replicated.")
 DEVICE_TAGS_SHOWN = Microversion(
-    "2.70", "Interface and volume attachment views show `tag`.")
+    "2.70", "Interface and volume attachment views show `tag` (novad has no network or "
+    "volume service and serves neither os-interface nor os-volume_attachments (404): "
+    "nothing changes).")
 SERVER_GROUPS_IN_SERVER = Microversion(
-    "2.71", "Server show, update and rebuild list the server's `server_groups`.")
+    "2.71", "Server show, update and rebuild list the ids of the server's `server_groups`.")
 PORT_RESOURCE_REQUEST = Microversion(
     "2.72", "Neutron ports with resource requests (novad has no network service: nothing "
     "changes).")
 LOCK_REASON = Microversion(
-    "2.73", "`lock` takes `locked_reason`; servers show `locked_reason`; the list filters "
-    "and sorts by `locked`.")
+    "2.73", "`lock` takes `locked_reason` (at most 255 characters); servers show "
+    "`locked_reason` (show, detail, update, rebuild); the list filters by `locked` and "
+    "sorts by it (`sort_key=locked`).")
 CREATE_HOST = Microversion(
-    "2.74", "Create takes `host` and `hypervisor_hostname` (admins; the scheduler still "
-    "checks them).")
+    "2.74", "Create takes `host` and `hypervisor_hostname` (admins only, 403 otherwise; an "
+    "unknown host is 400; not with an `az:host:node` zone, 400); the scheduler still runs "
+    "its filters on that host.")
 STRICT_PARAMS = Microversion(
-    "2.75", "Unknown query and body parameters are 400; update and rebuild answer the full "
-    "server view; flavor `swap` is 0, not \"\".")
+    "2.75", "An unknown query parameter or sort key of the server list is 400; flavor "
+    "`swap` is 0, not \"\"; update and rebuild answer the full server view; a hypervisor "
+    "asked `with_servers` (2.53's query) shows `servers` even when it has none.")
 POWER_UPDATE_EVENT = Microversion(
     "2.76", "The `power-update` external event.")
 UNSHELVE_AZ = Microversion(
@@ -314,6 +330,9 @@ PLANNED: tuple[Microversion, ...] = (
 )
 """Versions whose deltas are not all built yet, oldest first: not advertised and
 not accepted (406) until they move to :data:`HISTORY`."""
+
+# DEV ONLY (branch mv-dev; reverted before landing): serve every planned version.
+HISTORY = HISTORY + PLANNED
 
 MIN_MICROVERSION = HISTORY[0].text
 """The oldest microversion served (Nova's v2.1 base)."""

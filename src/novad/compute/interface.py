@@ -35,6 +35,8 @@ class CreateRequest:
     """The server's description (microversion 2.19)."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
+    trusted_certs: tuple[str, ...] | None = None
+    """2.63 ``trusted_image_certificates``: kept with the server and shown."""
     claim: bool = False
     """The cluster's scheduler chose this node: claim the resources first."""
     no_valid_host: str | None = None
@@ -62,6 +64,12 @@ class ListFilters:
     """2.26 ``not-tags``: servers without at least one of these tags."""
     not_tags_any: tuple[str, ...] | None = None
     """2.26 ``not-tags-any``: servers with none of these tags."""
+    changes_before: str | None = None
+    """2.66 ``changes-before``: servers changed at or before it (deleted ones too)."""
+    locked: bool | None = None
+    """2.73 ``locked``: only locked (True) or only unlocked (False) servers."""
+    sort_locked: str | None = None
+    """2.73 ``sort_key=locked``: "asc" or "desc" (unlocked first when ascending)."""
 
     def matches_tags(self, tags: Sequence[str]) -> bool:
         """Whether a server with ``tags`` passes the four tag filters."""
@@ -129,6 +137,9 @@ class ComputeAPI(Protocol):
         parameters; returns when the action is accepted (the work goes on
         under the supervisor)."""
 
+    async def server_groups_of(self, ctx: RequestContext, instance: Instance) -> list[str]:
+        """The ids of the server groups the instance belongs to (2.71)."""
+
     async def fault(self, instance: Instance) -> FaultRecord | None:
         """The latest fault, for the server view."""
 
@@ -168,5 +179,6 @@ class ComputeAPI(Protocol):
         server is migrating, NotFound, Invalid unless it is ``running``."""
 
     async def abort_live_migration(self, ctx: RequestContext, instance_id: str,
-                                   migration_id: str) -> None:
-        """Cancel a running live migration (2.24); errors as :meth:`force_complete`."""
+                                   migration_id: str, *, queued_too: bool = False) -> None:
+        """Cancel a running live migration (2.24), or with ``queued_too`` (2.65)
+        a queued or preparing one; errors as :meth:`force_complete`."""

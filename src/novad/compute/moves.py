@@ -471,6 +471,12 @@ class Mover:
         await self.store.update_migration_status(migration.id, "preparing")
         target, dest = await self._prepare(decision.hosts, migration, inst, inst.flavor, live=True)
         await self.store.set_migration_dest(migration.id, target)
+        if migration.id in self.aborting:  # 2.65: aborted while queued or preparing
+            self.aborting.discard(migration.id)
+            await self.store.update_migration_status(migration.id, "cancelled")
+            with contextlib.suppress(PeerError):
+                await self.settle(target, migration.id, inst.uuid)
+            raise MoveFailed(f"Live migration {migration.id} was aborted before it ran")
         await self.store.update_migration_status(migration.id, "running")
         block = op.params.get("block_migration") not in (False, "false", "False")
         try:
@@ -486,6 +492,7 @@ class Mover:
             with contextlib.suppress(PeerError):
                 await self.settle(target, migration.id, inst.uuid)
             raise
+        self.aborting.discard(migration.id)  # an abort that came too late to stop it
         row = await self._hand_to(target, op, migration, {}, {"action": "live_migrate"})
         if row is None:  # the guest runs there already: nothing to start here
             raise MoveFailed(f"Node {target} runs the guest but refused its record")
@@ -497,8 +504,11 @@ class Mover:
     async def abort_live(self, migration: Migration) -> None:
         """Cancel a running live migration of an instance here (2.24): the
         driver stops it, :meth:`live_out` then ends it ``cancelled``.
-        Raises DriverError when none runs."""
+        Raises DriverError when none runs.  A queued or preparing one (2.65)
+        is only marked: :meth:`live_out` cancels it before the guest moves."""
         self.aborting.add(migration.id)
+        if migration.status in ("queued", "preparing"):
+            return
         try:
             await self.runner.driver.live_migration_abort(migration.instance_uuid)
         except BaseException:

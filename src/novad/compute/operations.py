@@ -15,7 +15,14 @@ import structlog
 from novad.compute.runner import Op, OperationFn, Outcome, Runner, now
 from novad.compute.specs import SpecBuilder
 from novad.drivers.base import RebootKind
-from novad.errors import Conflict, DriverError, NotImplementedByDriver, NoValidHost, PasswordSetFailed
+from novad.errors import (
+    Conflict,
+    DriverError,
+    NotImplementedByDriver,
+    NovadError,
+    NoValidHost,
+    PasswordSetFailed,
+)
 from novad.states.enums import PowerState as P, TaskState as T, VmState as V
 
 log = structlog.get_logger("novad.compute")
@@ -81,6 +88,7 @@ class Operations:
             await r.step(op, task)
         spec = await self.specs.build(op.instance)
         op.touched_guest = True
+        _verify_image(op)
         await r.driver.spawn(spec)
         return Outcome(changes={"launched_at": now()})
 
@@ -352,6 +360,7 @@ class Operations:
         await r.driver.destroy(op.uuid, self.specs.instance_dir(op.uuid))
         await r.step(op, T.REBUILD_BLOCK_DEVICE_MAPPING)
         await r.step(op, T.REBUILD_SPAWNING)
+        _verify_image(op)
         await r.driver.spawn(await self.specs.build(op.instance))
         if op.origin_vm is V.STOPPED:
             await r.step(op, T.POWERING_OFF)
@@ -370,3 +379,18 @@ class Operations:
             except Exception:  # the backup itself succeeded; rotation retries next time
                 log.exception("backup rotation failed", instance_id=op.uuid)
         return Outcome()
+
+
+TRUSTED_CERTS_KEY = "trusted_image_certificates"
+"""The system_metadata key of a server's 2.63 certificate ids."""
+
+
+def _verify_image(op: Op) -> None:
+    """Nova verifies the image's signature against the server's trusted
+    certificates whenever it has some (2.63), whatever ``[glance]
+    verify_glance_signatures`` says; the certificates live in a key manager,
+    which novad has none of, so such a build fails as Nova's does when
+    verification cannot succeed (the server goes to ERROR with the fault)."""
+    if op.instance.system_metadata.get(TRUSTED_CERTS_KEY):
+        raise NovadError("Signature verification for the image failed: no key manager "
+                         "holds the trusted image certificates.")

@@ -170,7 +170,9 @@ class Placement:
                           extra_specs=dict(row.extra_specs)),
             image_properties=props, scheduler_hints=dict(hints) if isinstance(hints, dict) else {},
             availability_zone=zone or None, group=group,
-            force_hosts=(forced,) if forced and ctx.is_admin else ())
+            force_hosts=(forced,) if forced and ctx.is_admin else (),
+            requested_host=(server.get("host") or server.get("hypervisor_hostname") or None)
+            if ctx.is_admin else None)
 
     async def _group(self, group_id: Any) -> ServerGroupInfo | None:
         """The ``group`` hint's server group, with the hosts of its members."""

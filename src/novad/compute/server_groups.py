@@ -16,7 +16,7 @@ instances of any node), so :func:`scheduler_info` takes them as an argument.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol, cast
 
 from novad.cluster.scheduler import POLICIES, Policy, ServerGroupInfo
@@ -44,8 +44,10 @@ class ServerGroupAPI(Protocol):
     async def get_group(self, ctx: RequestContext, group_id: str) -> ServerGroup:
         """One group the caller may see."""
 
-    async def create_group(self, ctx: RequestContext, name: str, policy: str) -> ServerGroup:
-        """A new, empty group in the caller's project."""
+    async def create_group(self, ctx: RequestContext, name: str, policy: str,
+                           rules: Mapping[str, int] | None = None) -> ServerGroup:
+        """A new, empty group in the caller's project; ``rules`` (2.64) as
+        ``max_server_per_host`` for anti-affinity."""
 
     async def delete_group(self, ctx: RequestContext, group_id: str) -> None:
         """Delete a group the caller may see (its members stay as they are)."""
@@ -88,16 +90,21 @@ class ServerGroupService:
             raise group_not_found(group_id)
         return group
 
-    async def create_group(self, ctx: RequestContext, name: str, policy: str) -> ServerGroup:
-        """Forbidden for readers, OverQuota past :data:`MAX_SERVER_GROUPS`."""
+    async def create_group(self, ctx: RequestContext, name: str, policy: str,
+                           rules: Mapping[str, int] | None = None) -> ServerGroup:
+        """Forbidden for readers, OverQuota past :data:`MAX_SERVER_GROUPS`;
+        Invalid for rules on any policy but anti-affinity, as Nova."""
         if not ctx.can_write:
             raise _policy_refused("create")
         if policy not in POLICIES:
             raise Invalid(f"Invalid server group policy {policy}")
+        if rules and policy != "anti-affinity":
+            raise Invalid("Only anti-affinity policy supports rules.")
         if await self.store.count_server_groups(ctx.project_id) >= self.max_groups:
             raise OverQuota("Quota exceeded, too many server groups.")
         group = ServerGroup(id=str(uuid.uuid4()), name=name, project_id=ctx.project_id,
-                            user_id=ctx.user_id, policy=policy, rules={}, created_at=utcnow())
+                            user_id=ctx.user_id, policy=policy, rules=dict(rules or {}),
+                            created_at=utcnow())
         return await self.store.create_server_group(group)
 
     async def delete_group(self, ctx: RequestContext, group_id: str) -> None:

@@ -25,6 +25,7 @@ import structlog
 from novad.compute.console_log import tail_console_log
 from novad.compute.claims import Claims
 from novad.compute.interface import ActionResult, CreateRequest, ListFilters
+from novad.compute.operations import TRUSTED_CERTS_KEY
 from novad.compute.quotas import Quotas
 from novad.compute.runner import Op, Runner
 from novad.compute.specs import SpecBuilder
@@ -128,8 +129,10 @@ class ComputeService:
             else ctx.project_id
         if ctx.is_admin and filters.project_id:
             project = filters.project_id
-        deleted = bool(filters.changes_since) or (ctx.is_admin and filters.deleted)
-        late_page = filters.status is not None or filters.by_tags
+        deleted = bool(filters.changes_since or filters.changes_before) \
+            or (ctx.is_admin and filters.deleted)
+        late_page = filters.status is not None or filters.by_tags or any(
+            f is not None for f in (filters.changes_before, filters.locked, filters.sort_locked))
         rows = await self.store.list_instances(
             project_id=project, host=filters.host if ctx.is_admin else None,
             include_deleted=deleted, name_regex=filters.name,
@@ -143,9 +146,20 @@ class ComputeService:
             rows = [r for r in rows if status_of(r.vm_state, r.task_state, r.deleted) == wanted]
         if filters.by_tags:
             rows = [r for r in rows if filters.matches_tags(r.tags or [])]
+        if filters.changes_before is not None:
+            before = filters.changes_before
+            rows = [r for r in rows if (r.updated_at or r.created_at) <= before]
+        if filters.locked is not None:
+            rows = [r for r in rows if r.locked is filters.locked]
+        if filters.sort_locked is not None:  # stable: newest first within each
+            rows.sort(key=lambda r: r.locked, reverse=filters.sort_locked == "desc")
         if late_page:
             rows = _page(rows, filters.limit, filters.marker)
         return rows
+
+    async def server_groups_of(self, ctx: RequestContext, instance: Instance) -> list[str]:
+        """The ids of the server groups ``instance`` belongs to (2.71)."""
+        return await self.store.server_groups_of(instance.uuid)
 
     async def fault(self, instance: Instance) -> FaultRecord | None:
         """The latest fault of an instance."""
@@ -213,13 +227,16 @@ class ComputeService:
         await self._live_entry("force_complete_live", migration)
 
     async def abort_live_migration(self, ctx: RequestContext, instance_id: str,
-                                   migration_id: str) -> None:
+                                   migration_id: str, *, queued_too: bool = False) -> None:
         """Nova's ``live_migrate_abort`` at 2.24: the server MIGRATING (else
         409), the migration its own (404) and ``running`` (400); the driver
-        cancels it and it ends ``cancelled``."""
+        cancels it and it ends ``cancelled``.  With ``queued_too`` (2.65) a
+        ``queued`` or ``preparing`` one may be aborted as well: it ends
+        ``cancelled`` before the guest starts moving."""
         inst = await self.get(ctx, instance_id)
         self._migrating(inst, "live_migrate_abort", check_vm=False)
-        migration = await self._running(inst, migration_id, "abort live migration")
+        allowed = ("queued", "preparing", "running") if queued_too else ("running",)
+        migration = await self._running(inst, migration_id, "abort live migration", allowed)
         await self._live_entry("abort_live", migration)
 
     @staticmethod
@@ -237,9 +254,10 @@ class ComputeService:
             raise NotFound(f"Migration {migration_id} not found for instance {inst.uuid}")
         return found
 
-    async def _running(self, inst: Instance, migration_id: str, method: str) -> Migration:
+    async def _running(self, inst: Instance, migration_id: str, method: str,
+                       allowed: tuple[str, ...] = ("running",)) -> Migration:
         migration = await self._migration_of(inst, migration_id)
-        if migration.status != "running":
+        if migration.status not in allowed:
             raise Invalid(f"Migration {migration.id} state of instance {inst.uuid} is "
                           f"{migration.status}. Cannot {method} while the migration is in "
                           "this state.")
@@ -516,6 +534,13 @@ class ComputeService:
             changes["progress"] = 0
         if spec.name == "rebuild" and "description" in args:  # 2.19: shown in the response
             changes["description"] = args["description"]
+        if spec.name == "rebuild" and "trusted_certs" in args:  # 2.63; null clears them
+            certs = args.pop("trusted_certs")
+            meta = {k: v for k, v in changes["system_metadata"].items()
+                    if k != TRUSTED_CERTS_KEY}
+            if certs:
+                meta[TRUSTED_CERTS_KEY] = json.dumps(list(certs))
+            changes["system_metadata"] = meta
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -629,11 +654,18 @@ class ComputeService:
                         metadata=dict(req.metadata), reservation_id=reservation,
                         networks=req.networks, description=req.description,
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
-                        system_metadata={"launch_index": str(launch_index)})
+                        system_metadata=_boot_metadata(req, launch_index))
 
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
 """The statuses of a live migration still in progress (Nova's)."""
+
+
+def _boot_metadata(req: CreateRequest, launch_index: int) -> dict[str, str]:
+    meta = {"launch_index": str(launch_index)}
+    if req.trusted_certs:
+        meta[TRUSTED_CERTS_KEY] = json.dumps(list(req.trusted_certs))
+    return meta
 
 
 def _password() -> str:

@@ -53,13 +53,17 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
+    microversion.LOCK_REASON, microversion.FORCE_GONE, microversion.TRUSTED_CERTS,
     microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
     microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
     microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
 schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``)."""
 
-_REVISED = {microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
+_REVISED = {microversion.LOCK_REASON: schemas.ACTION_ARGUMENTS_V2_73,
+            microversion.FORCE_GONE: schemas.ACTION_ARGUMENTS_V2_68,
+            microversion.TRUSTED_CERTS: schemas.ACTION_ARGUMENTS_V2_63,
+            microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
             microversion.EVACUATE_FORCE: schemas.ACTION_ARGUMENTS_V2_29,
             microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
             microversion.SERVER_DESCRIPTION: schemas.ACTION_ARGUMENTS_V2_19,
@@ -73,6 +77,8 @@ def _rebuild(a: Any) -> dict[str, Any]:
               "admin_pass": a.get("adminPass"), "metadata": a.get("metadata")}
     if "description" in a:  # 2.19; null clears it
         params["description"] = a["description"]
+    if "trusted_image_certificates" in a:  # 2.63; null clears them
+        params["trusted_certs"] = a["trusted_image_certificates"]
     return params
 
 
@@ -93,7 +99,7 @@ PARAMS: dict[str, ParamBuilder] = {
     "rebuild": _rebuild,
     "os-resetState": lambda a: {"state": a["state"]},
     "changePassword": lambda a: {"admin_pass": a["adminPass"]},
-    "lock": lambda a: {"reason": None},
+    "lock": lambda a: {"reason": (a or {}).get("locked_reason")},  # 2.73
     "rescue": lambda a: {"admin_pass": (a or {}).get("adminPass"),
                          "rescue_image_ref": (a or {}).get("rescue_image_ref")},
     "evacuate": lambda a: {"host": a.get("host"), "admin_pass": a.get("adminPass")},
@@ -150,6 +156,8 @@ def _forced(request: web.Request, key: str, argument: Any) -> bool:
     host = (argument or {}).get("host")
     if not microversion.at_least(request, FORCE_FROM[key]):
         return bool(host)
+    if microversion.at_least(request, microversion.FORCE_GONE):
+        return False  # 2.68: a named host is always checked by the scheduler
     force = bool((argument or {}).get("force", False))
     if force and not host:
         raise Invalid("Can't force to a non-provided destination")
@@ -204,8 +212,11 @@ class ActionHandlers:
             return json_response(self._password_body(result), status=200)
         if key == "rebuild":
             inst = result.instance or await self.compute.get(ctx, server_id)
+            groups = None
+            if microversion.at_least(request, microversion.SERVER_GROUPS_IN_SERVER):
+                groups = await self.compute.server_groups_of(ctx, inst)
             server = server_detail(inst, Links.of(request, self.config), ctx,
-                                   version=microversion.of(request))
+                                   version=microversion.of(request), server_groups=groups)
             server.update(self._password_body(result))
             return json_response({"server": server}, status=202)
         if key in ("createImage", "createBackup") and result.image_id:

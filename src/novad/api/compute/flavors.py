@@ -73,8 +73,10 @@ class FlavorHandlers:
         query = flavor_query(request, ctx)
         found = await self.flavors.list_flavors(ctx, query)
         links = Links.of(request, self.config)
-        view = flavor_detail if detail else flavor_brief
-        body: dict[str, Any] = {"flavors": [view(f, links) for f in found]}
+        version = microversion.of(request)
+        body: dict[str, Any] = {"flavors": [
+            flavor_detail(f, links, version) if detail else flavor_brief(f, links)
+            for f in found]}
         if found and query.limit is not None and len(found) >= query.limit:
             collection = "flavors/detail" if detail else "flavors"
             body["flavors_links"] = links.next_page(collection, request.query.items(),
@@ -92,14 +94,16 @@ class FlavorHandlers:
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one flavor."""
         flavor = await self.flavors.get_flavor(context(request), request.match_info["flavor_id"])
-        return json_response({"flavor": flavor_detail(flavor, Links.of(request, self.config))})
+        return json_response({"flavor": flavor_detail(flavor, Links.of(request, self.config),
+                                                     microversion.of(request))})
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create a flavor (admin)."""
         ctx = context(request)
         body = await read_body(request, self.max_body, schemas.FLAVOR_CREATE)
         flavor = await self.flavors.create_flavor(ctx, flavor_create(body["flavor"]))
-        return json_response({"flavor": flavor_detail(flavor, Links.of(request, self.config))})
+        return json_response({"flavor": flavor_detail(flavor, Links.of(request, self.config),
+                                                     microversion.of(request))})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete a flavor (admin; servers keep their copy)."""

@@ -21,6 +21,7 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute.misc import require_admin
+from novad.api.compute.servers import changes_window
 from novad.api.compute.views import Links
 from novad.compute.service import LIVE_IN_PROGRESS
 from novad.config import Config
@@ -68,7 +69,12 @@ class MigrationHandlers:
         """List migrations (admin)."""
         require_admin(context(request), "os-migrations:index")
         filters = {key: request.query[key] for key in FILTERS if request.query.get(key)}
+        before = None
+        if microversion.at_least(request, microversion.CHANGES_BEFORE):
+            _, before = changes_window(request.query, microversion.of(request))
         found = await self.source.search_migrations(**filters)
+        if before is not None:  # 2.66
+            found = [m for m in found if (m.updated_at or m.created_at) <= before]
         if not microversion.at_least(request, microversion.SERVER_MIGRATIONS):
             return json_response({"migrations": [migration_view(m) for m in found]})
         links = Links.of(request, self.config)

@@ -22,7 +22,7 @@ from novad.api.common import Route, base_url, context, json_response
 from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
-from novad.api.compute.servers import MAX_METADATA_ITEMS
+from novad.api.compute.servers import MAX_METADATA_ITEMS, changes_window
 from novad.api.compute.views import action_view, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
@@ -69,6 +69,12 @@ def service_view(host: ComputeHost, request: web.Request) -> dict[str, Any]:
     return body
 
 
+def service_unreachable(host: ComputeHost) -> dict[str, Any]:
+    """The service of a node this one cannot reach, from 2.69: as Nova shows
+    one of a down cell (``binary``, ``host``, ``status`` UNKNOWN)."""
+    return {"binary": BINARY, "host": host.name, "status": "UNKNOWN"}
+
+
 def cpu_info(text: str, version: tuple[int, int]) -> Any:
     """``cpu_info`` as Nova shows it: the driver's JSON text below 2.28, the
     object it encodes from 2.28 (an empty text is ``{}``)."""
@@ -78,12 +84,17 @@ def cpu_info(text: str, version: tuple[int, int]) -> Any:
 
 
 def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
-                    version: tuple[int, int] = microversion.BASE.key) -> dict[str, Any]:
+                    version: tuple[int, int] = microversion.BASE.key, *,
+                    servers: Sequence[tuple[str, str]] | None = None,
+                    with_servers: bool = False) -> dict[str, Any]:
     """One hypervisor (integer-like id; ``cpu_info`` a JSON string at 2.1 and
-    an object from 2.28)."""
+    an object from 2.28).  ``servers`` (name, uuid) are shown when there are
+    any; asked ``with_servers`` (2.53's query), from 2.75 they are shown
+    even when there are none, as Nova."""
     body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
                             "state": "up" if host.up else "down",
                             "status": "enabled" if host.enabled else "disabled"}
+    body.update(hypervisor_servers(servers, with_servers, version))
     if not detail:
         return body
     free_disk = res.local_gb - res.local_gb_used
@@ -100,6 +111,17 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
                     "disabled_reason": host.service.disabled_reason},
     })
     return body
+
+
+def hypervisor_servers(servers: Sequence[tuple[str, str]] | None, with_servers: bool,
+                       version: tuple[int, int]) -> dict[str, Any]:
+    """The ``servers`` key of a hypervisor: its servers when it has some; an
+    empty list only from 2.75 and only when they were asked for."""
+    if servers:
+        return {"servers": [{"name": name, "uuid": uuid} for name, uuid in servers]}
+    if with_servers and version >= microversion.STRICT_PARAMS.key:
+        return {"servers": []}
+    return {}
 
 
 def statistics(resources: Sequence[HostResources]) -> dict[str, int]:
@@ -175,7 +197,9 @@ class NodeHandlers:
         """List compute services (admin): every host's nova-compute."""
         require_admin(context(request), "os-services:list")
         query = request.query
-        services = [service_view(h, request) for h in await self.node.hosts.list_hosts()]
+        down_form = microversion.at_least(request, microversion.DOWN_CELL)
+        services = [service_unreachable(h) if down_form and not h.alive and not h.local
+                    else service_view(h, request) for h in await self.node.hosts.list_hosts()]
         wanted = [s for s in services
                   if all(query.get(k) in (None, s[k]) for k in ("host", "binary"))]
         return json_response({"services": wanted})
@@ -301,10 +325,16 @@ class InstanceActionHandlers:
         self.compute = compute
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List a server's actions, newest first (a deleted server's from 2.21)."""
+        """List a server's actions, newest first (a deleted server's from 2.21;
+        from 2.66 those changed at or before ``changes-before``)."""
+        before = None
+        if microversion.at_least(request, microversion.CHANGES_BEFORE):
+            _, before = changes_window(request.query, microversion.of(request))
         actions = await self.compute.instance_actions(context(request),
                                                       request.match_info["server_id"],
                                                       deleted=_deleted_too(request))
+        if before is not None:
+            actions = [a for a in actions if (a.updated_at or a.start_time) <= before]
         return json_response({"instanceActions": [action_view(a) for a in actions]})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
@@ -315,8 +345,21 @@ class InstanceActionHandlers:
                                                     deleted=_deleted_too(request))
         body = action_view(action)
         if ctx.is_admin:
-            body["events"] = [event_view(e) for e in action.events]
+            version = microversion.of(request)
+            project = ""
+            if version >= microversion.ACTION_EVENT_HOST.key:
+                project = await self._owner(request, ctx)
+            body["events"] = [event_view(e, version, project_id=project,
+                                         show_host=ctx.is_admin) for e in action.events]
         return json_response({"instanceAction": body})
+
+    async def _owner(self, request: web.Request, ctx: RequestContext) -> str:
+        """The server's project, whose ``hostId`` the events show (2.62): the
+        project that created it (servers are created in the caller's project),
+        which a deleted server's actions still record."""
+        actions = await self.compute.instance_actions(ctx, request.match_info["server_id"],
+                                                      deleted=_deleted_too(request))
+        return next((a.project_id for a in actions if a.action == "create"), "")
 
     def routes(self) -> list[Route]:
         """The instance-action routes, relative to a versioned mount."""

@@ -154,6 +154,39 @@ SERVER_CREATE_V2_19 = with_server_property(SERVER_CREATE, "description", DESCRIP
 SERVER_UPDATE_V2_19 = with_server_property(SERVER_UPDATE, "description", DESCRIPTION)
 """2.19: update takes a ``description``."""
 
+TRUSTED_CERTS: Schema = {"type": ["array", "null"], "minItems": 1, "maxItems": 50,
+                         "uniqueItems": True, "items": {"type": "string", "minLength": 1}}
+"""2.63 ``trusted_image_certificates``: up to 50 distinct certificate ids
+(null: none)."""
+
+_BDM_V2_67: Schema = strict({**_BDM_V2["properties"],
+                             "volume_type": {"type": ["string", "null"], "minLength": 0,
+                                             "maxLength": 255}})
+"""2.67: a block device mapping names its ``volume_type``."""
+
+
+def _server_create(version: tuple[int, int]) -> Schema:
+    schema = SERVER_CREATE_V2_19 if version >= (2, 19) else SERVER_CREATE
+    if version >= (2, 63):
+        schema = with_server_property(schema, "trusted_image_certificates", TRUSTED_CERTS)
+    if version >= (2, 67):
+        schema = with_server_property(schema, "block_device_mapping_v2",
+                                      {"type": "array", "items": _BDM_V2_67})
+    if version >= (2, 74):
+        schema = with_server_property(schema, "host", HOSTNAME)
+        schema = with_server_property(schema, "hypervisor_hostname", HOSTNAME)
+    return schema
+
+
+@functools.lru_cache(maxsize=None)
+def server_create(version: tuple[int, int]) -> Schema:
+    """``POST /servers`` at ``version`` (built once per version, as validators
+    are cached per schema object): 2.19's ``description``, 2.63's
+    ``trusted_image_certificates``, 2.67's ``volume_type`` on block devices,
+    2.74's ``host`` and ``hypervisor_hostname``."""
+    return _server_create(version)
+
+
 MAX_TAGS = 50
 """Tags per server at most (Nova's MAX_TAG_COUNT)."""
 
@@ -244,6 +277,25 @@ ACTION_ARGUMENTS_V2_30: dict[str, Schema] = {
 """2.30: os-migrateLive takes ``force``, as evacuate at 2.29."""
 
 
+ACTION_ARGUMENTS_V2_63: dict[str, Schema] = {
+    "rebuild": strict({**ACTION_ARGUMENTS_V2_19["rebuild"]["properties"],
+                       "trusted_image_certificates": TRUSTED_CERTS}, required=["imageRef"]),
+}
+"""2.63: rebuild takes ``trusted_image_certificates`` (null clears them)."""
+
+ACTION_ARGUMENTS_V2_68: dict[str, Schema] = {
+    "evacuate": ACTION_ARGUMENTS_V2_14["evacuate"],
+    "os-migrateLive": ACTION_ARGUMENTS_V2_25["os-migrateLive"],
+}
+"""2.68: ``force`` leaves evacuate and os-migrateLive (an additional property)."""
+
+ACTION_ARGUMENTS_V2_73: dict[str, Schema] = {
+    "lock": strict({"locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+                   types=["object", "null"]),
+}
+"""2.73: lock takes a ``locked_reason``."""
+
+
 @functools.lru_cache(maxsize=None)
 def action_schema(key: str, revision: int = 0) -> Schema:
     """The whole-body schema of one action (built once: validators are cached
@@ -252,7 +304,8 @@ def action_schema(key: str, revision: int = 0) -> Schema:
     not change falls back to its 2.1 arguments)."""
     tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19,
               25: ACTION_ARGUMENTS_V2_25, 29: ACTION_ARGUMENTS_V2_29,
-              30: ACTION_ARGUMENTS_V2_30}
+              30: ACTION_ARGUMENTS_V2_30, 63: ACTION_ARGUMENTS_V2_63,
+              68: ACTION_ARGUMENTS_V2_68, 73: ACTION_ARGUMENTS_V2_73}
     arguments = tables.get(revision, {}).get(key, ACTION_ARGUMENTS[key])
     return envelope(key, arguments)
 

@@ -4,7 +4,8 @@ At 2.1 a group has a one-item ``policies`` list of ``affinity`` or
 ``anti-affinity``; 2.13 shows its ``project_id`` and ``user_id``; 2.15
 accepts ``soft-affinity`` and ``soft-anti-affinity`` (the scheduler's soft
 weighers place their members).  The single ``policy`` field with
-``rules`` (2.64) is above novad's maximum.  A group created with a soft
+``rules`` (2.64, ``max_server_per_host`` for anti-affinity, which the
+scheduler's anti-affinity filter enforces) replaces them from 2.64.  A group created with a soft
 policy still shows at 2.1, as in Nova.  The list pages with
 ``limit``/``offset`` (Nova's ``common.limited``).
 """
@@ -41,13 +42,29 @@ SERVER_GROUP_CREATE_V2_15: Schema = envelope("server_group", strict({
 }, required=["name", "policies"]))
 """2.15-2.63: the soft policies too."""
 
+SERVER_GROUP_CREATE_V2_64: Schema = envelope("server_group", strict({
+    "name": NAME,
+    "policy": {"type": "string", "enum": [
+        "anti-affinity", "affinity", "soft-anti-affinity", "soft-affinity"]},
+    "rules": strict({"max_server_per_host": {"type": ["integer", "string"],
+                                             "pattern": "^[0-9]*$", "minimum": 1,
+                                             "minLength": 1}}),
+}, required=["name", "policy"]))
+"""2.64: one ``policy`` and its ``rules`` replace ``policies``."""
+
 
 def server_group_view(group: ServerGroup, version: tuple[int, int] = microversion.BASE.key
                       ) -> dict[str, Any]:
     """A group: ``policies`` as a list, the always-empty ``metadata`` Nova
-    keeps, members' uuids; from 2.13 its ``project_id`` and ``user_id``."""
-    body: dict[str, Any] = {"id": group.id, "name": group.name, "policies": [group.policy],
-                            "members": list(group.members), "metadata": {}}
+    keeps, members' uuids; from 2.13 its ``project_id`` and ``user_id``;
+    from 2.64 one ``policy`` and its ``rules`` instead of ``policies`` and
+    ``metadata``."""
+    body: dict[str, Any] = {"id": group.id, "name": group.name}
+    if version >= microversion.GROUP_POLICY_RULES.key:
+        body.update(policy=group.policy, rules=dict(group.rules),
+                    members=list(group.members))
+    else:
+        body.update(policies=[group.policy], members=list(group.members), metadata={})
     if version >= microversion.SERVER_GROUP_OWNER.key:
         body["project_id"] = group.project_id
         body["user_id"] = group.user_id
@@ -87,12 +104,21 @@ class ServerGroupHandlers:
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create an empty group in the caller's project."""
-        soft = microversion.at_least(request, microversion.SOFT_AFFINITY)
-        body = await read_body(request, self.max_body,
-                               SERVER_GROUP_CREATE_V2_15 if soft else SERVER_GROUP_CREATE)
-        spec = body["server_group"]
-        group = await self.groups.create_group(context(request), spec["name"],
-                                               spec["policies"][0])
+        if microversion.at_least(request, microversion.GROUP_POLICY_RULES):
+            body = await read_body(request, self.max_body, SERVER_GROUP_CREATE_V2_64)
+            spec = body["server_group"]
+            policy, rules = spec["policy"], {k: int(v) for k, v in
+                                             (spec.get("rules") or {}).items()}
+            if any(v < 1 for v in rules.values()):  # "0" as a string passes the schema
+                raise Invalid("Invalid input for field/attribute max_server_per_host. "
+                              "Value: 0. 0 is less than the minimum of 1")
+        else:
+            soft = microversion.at_least(request, microversion.SOFT_AFFINITY)
+            body = await read_body(request, self.max_body,
+                                   SERVER_GROUP_CREATE_V2_15 if soft else SERVER_GROUP_CREATE)
+            spec = body["server_group"]
+            policy, rules = spec["policies"][0], {}
+        group = await self.groups.create_group(context(request), spec["name"], policy, rules)
         return json_response({"server_group": server_group_view(
             group, microversion.of(request))})
 

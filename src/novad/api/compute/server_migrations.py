@@ -101,8 +101,9 @@ class ServerMigrationHandlers:
         _since(request, microversion.ABORT_LIVE_MIGRATION)
         ctx = context(request)
         require_admin(ctx, "servers:migrations:delete")
-        await self.compute.abort_live_migration(ctx, request.match_info["server_id"],
-                                                request.match_info["migration_id"])
+        await self.compute.abort_live_migration(
+            ctx, request.match_info["server_id"], request.match_info["migration_id"],
+            queued_too=microversion.at_least(request, microversion.ABORT_QUEUED_LIVE))
         return web.Response(status=202)
 
     def routes(self) -> list[Route]:

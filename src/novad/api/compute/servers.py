@@ -31,7 +31,13 @@ from novad.api.compute.parsing import (
     to_bool,
     to_int,
 )
-from novad.api.compute.views import Links, addresses, server_brief, server_detail
+from novad.api.compute.views import (
+    Links,
+    addresses,
+    server_brief,
+    server_detail,
+    server_unreachable,
+)
 from novad.api.compute.protocols import NodeInfo
 from novad.compute.hosts import ComputeHost, host_status
 from novad.compute.interface import ComputeAPI, CreateRequest, ListFilters
@@ -39,10 +45,14 @@ from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import Forbidden, Invalid, NotFound
 from novad.states.status import status_of
+from novad.strutils import parse_bool
 from novad.store.models import Instance
 
 MAX_METADATA_ITEMS = 128
 """Nova's ``[quota] metadata_items`` (also shown by /limits)."""
+
+_VOLUME_TYPE_LOCAL = ("Block Device Mapping is Invalid: Specifying a volume_type with "
+                      "destination_type=local is not supported.")
 
 _BDM_ONLY_IMAGE = ("Block Device Mapping is Invalid: this node boots only from an image "
                    "(source_type image, destination_type local, boot_index 0).")
@@ -62,6 +72,8 @@ def boot_image(server: Mapping[str, Any]) -> str:
     """
     bdms = server.get("block_device_mapping_v2") or []
     for bdm in bdms:
+        if bdm.get("volume_type") and bdm.get("destination_type", "local") == "local":
+            raise Invalid(_VOLUME_TYPE_LOCAL)  # 2.67, in Nova's words
         if (bdm.get("source_type") != "image" or bdm.get("destination_type", "local") != "local"
                 or str(bdm.get("boot_index")) != "0"):
             raise Invalid(_BDM_ONLY_IMAGE)
@@ -113,7 +125,9 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         config_drive=to_bool(server.get("config_drive", False)),
         availability_zone=server.get("availability_zone"),
         admin_pass=server.get("adminPass") or generate_password(),
-        description=server.get("description"))
+        description=server.get("description"),
+        trusted_certs=tuple(server["trusted_image_certificates"])
+        if server.get("trusted_image_certificates") else None)
 
 
 TAG_FILTERS = {"tags": "tags", "tags-any": "tags_any", "not-tags": "not_tags",
@@ -130,11 +144,87 @@ def tag_filters(query: MultiMapping[str], version: tuple[int, int]) -> dict[str,
             if name in query}
 
 
+_BOOL_VALUES = "'0', '1', 'f', 'false', 'n', 'no', 'off', 'on', 't', 'true', 'y', 'yes'"
+
+
+def changes_window(query: MultiMapping[str], version: tuple[int, int]
+                   ) -> tuple[str | None, str | None]:
+    """``changes-since`` and, from 2.66, ``changes-before`` (below it ignored,
+    as every unknown parameter); 400 when before is earlier than since."""
+    since = time_param(query.get("changes-since"), "changes-since")
+    if version < microversion.CHANGES_BEFORE.key:
+        return since, None
+    before = time_param(query.get("changes-before"), "changes-before")
+    if since is not None and before is not None and before < since:
+        raise Invalid("The value of changes-since must be less than or equal to "
+                      "changes-before.")
+    return since, before
+
+
+def lock_filters(query: MultiMapping[str], version: tuple[int, int]) -> dict[str, Any]:
+    """2.73's ``locked`` filter (a strict boolean) and ``sort_key=locked``
+    as ListFilters fields; below 2.73 both are ignored."""
+    if version < microversion.LOCK_REASON.key:
+        return {}
+    fields: dict[str, Any] = {}
+    if "locked" in query:
+        raw = query["locked"]
+        parsed = parse_bool(raw)
+        if parsed is None:
+            raise Invalid(f"Unrecognized value '{raw}', acceptable values are: {_BOOL_VALUES}")
+        fields["locked"] = parsed
+    keys = query.getall("sort_key", [])
+    if keys and keys[0] == "locked":
+        directions = query.getall("sort_dir", [])
+        fields["sort_locked"] = "asc" if directions and directions[0] == "asc" else "desc"
+    return fields
+
+
+LIST_PARAMS = frozenset({
+    "user_id", "project_id", "tenant_id", "launch_index", "image_ref", "image", "kernel_id",
+    "ramdisk_id", "hostname", "key_name", "power_state", "vm_state", "task_state", "host",
+    "node", "flavor", "reservation_id", "launched_at", "terminated_at", "availability_zone",
+    "name", "display_name", "description", "display_description", "locked_by", "uuid",
+    "root_device_name", "config_drive", "access_ip_v4", "access_ip_v6", "auto_disk_config",
+    "progress", "sort_key", "sort_dir", "all_tenants", "soft_deleted", "deleted", "status",
+    "changes-since", "ip", "ip6", "created_at", "block_device_mapping", "services",
+    "metadata", "system_metadata", "info_cache", "security_groups", "pci_devices", "limit",
+    "marker", "tags", "tags-any", "not-tags", "not-tags-any", "changes-before", "locked"})
+"""The query parameters Nova's server list knows (its 2.73 schema), the only
+ones it accepts from 2.75."""
+
+SORT_KEYS = frozenset({
+    "access_ip_v4", "access_ip_v6", "auto_disk_config", "availability_zone", "config_drive",
+    "created_at", "display_description", "display_name", "host", "hostname", "image_ref",
+    "instance_type_id", "kernel_id", "key_name", "launch_index", "launched_at", "locked",
+    "locked_by", "node", "power_state", "progress", "project_id", "ramdisk_id",
+    "root_device_name", "task_state", "terminated_at", "updated_at", "user_id", "uuid",
+    "vm_state"})
+"""The sort keys Nova's server list accepts from 2.75 (the ones it ignored
+before are refused)."""
+
+
+def check_list_params(query: MultiMapping[str], version: tuple[int, int]) -> None:
+    """2.75: an unknown query parameter or sort key of the server list is 400
+    (Nova's schema wording); below 2.75 they are ignored."""
+    if version < microversion.STRICT_PARAMS.key:
+        return
+    for name in query:
+        if name not in LIST_PARAMS:
+            raise Invalid(f"Additional properties are not allowed ('{name}' was unexpected)")
+    for key in query.getall("sort_key", []):
+        if key not in SORT_KEYS:
+            known = ", ".join(f"'{k}'" for k in sorted(SORT_KEYS))
+            raise Invalid(f"Invalid input for query parameters sort_key. Value: {key}. "
+                          f"'{key}' is not one of [{known}]")
+
+
 def list_filters(query: MultiMapping[str], ctx: RequestContext,
                  version: tuple[int, int] = microversion.BASE.key) -> ListFilters:
     """``GET /servers`` query as Nova reads it at 2.1: unknown parameters are
     ignored, admin-only ones are ignored for others, all_tenants is 403 for them;
     from 2.26 the tag filters apply."""
+    check_list_params(query, version)
     all_tenants = False
     if "all_tenants" in query:
         raw = query["all_tenants"]
@@ -145,9 +235,10 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext,
     admin = ctx.is_admin
     project = (query.get("project_id") or query.get("tenant_id")) if admin and all_tenants \
         else None
+    since, before = changes_window(query, version)
     return ListFilters(
         name=regex_param(query.get("name"), "name"), status=query.get("status"),
-        changes_since=time_param(query.get("changes-since"), "changes-since"),
+        changes_since=since, changes_before=before, **lock_filters(query, version),
         limit=limit_param(query), marker=query.get("marker"), all_tenants=all_tenants,
         project_id=project, host=query.get("host") if admin else None,
         deleted=bool_param(query.get("deleted")) if admin else False,
@@ -197,13 +288,32 @@ class ServerHandlers:
         return {h.name: h for h in await self.node.hosts.list_hosts()}
 
     async def _detail(self, request: web.Request, ctx: RequestContext, inst: Instance,
-                      hosts: dict[str, ComputeHost] | None = None) -> dict[str, Any]:
+                      hosts: dict[str, ComputeHost] | None = None, *,
+                      groups: bool = False) -> dict[str, Any]:
+        """The full server body; ``groups``: with 2.71's ``server_groups``
+        (show, update and rebuild)."""
         fault = None
         if status_of(inst.vm_state, inst.task_state, inst.deleted) in ("ERROR", "DELETED"):
             fault = await self.compute.fault(inst)
         return server_detail(inst, Links.of(request, self.config), ctx, fault,
                              version=microversion.of(request),
-                             host_status=None if hosts is None else host_status(hosts, inst.host))
+                             host_status=None if hosts is None else host_status(hosts, inst.host),
+                             server_groups=await self._groups(request, ctx, inst, groups))
+
+    async def _groups(self, request: web.Request, ctx: RequestContext, inst: Instance,
+                      wanted: bool) -> list[str] | None:
+        if not wanted or not microversion.at_least(request, microversion.SERVER_GROUPS_IN_SERVER):
+            return None
+        return await self.compute.server_groups_of(ctx, inst)
+
+    async def _unreachable(self, request: web.Request) -> frozenset[str]:
+        """The hosts whose node this one cannot reach (dead or gone from
+        membership) when the request is 2.69 or newer: their servers come
+        back in Nova's down-cell form.  Empty below 2.69 (today's views)."""
+        if self.node is None or not microversion.at_least(request, microversion.DOWN_CELL):
+            return frozenset()
+        return frozenset(h.name for h in await self.node.hosts.list_hosts()
+                         if not h.alive and not h.local)
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List servers (id, name, links)."""
@@ -221,11 +331,11 @@ class ServerHandlers:
         if ip6 is not None:
             found = [inst for inst in found if has_ip6(inst, ip6)]
         links = Links.of(request, self.config)
-        if detail:
-            hosts = await self._hosts(request, ctx)
-            items = [await self._detail(request, ctx, inst, hosts) for inst in found]
-        else:
-            items = [server_brief(inst, links) for inst in found]
+        down = await self._unreachable(request)
+        hosts = await self._hosts(request, ctx) if detail else None
+        items = [server_unreachable(inst, links, detail=detail) if inst.host in down
+                 else await self._detail(request, ctx, inst, hosts) if detail
+                 else server_brief(inst, links) for inst in found]
         body: dict[str, Any] = {"servers": items}
         if found and filters.limit is not None and len(found) >= filters.limit:
             collection = "servers/detail" if detail else "servers"
@@ -236,9 +346,10 @@ class ServerHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one or more servers (202; the boot goes on in the background)."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_CREATE_V2_19
-                               if self._described(request) else schemas.SERVER_CREATE)
+        body = await read_body(request, self.max_body,
+                               schemas.server_create(microversion.of(request)))
         req = create_request(body["server"])
+        await self._requested_destination(ctx, body["server"])
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         if hints.get("group"):
             req = dataclasses.replace(req, group=str(hints["group"]))
@@ -258,13 +369,41 @@ class ServerHandlers:
         return json_response({"server": server}, status=202,
                              headers={"Location": links.self_href("servers", first.uuid)})
 
+    async def _requested_destination(self, ctx: RequestContext, server: Mapping[str, Any]
+                                     ) -> None:
+        """2.74's ``host`` and ``hypervisor_hostname``: admins only (Nova's
+        default policy), not with an ``az:host:node`` zone, and naming a
+        compute host of the cluster (one hypervisor per host, so both name
+        the node).  The scheduler then checks the host as any other."""
+        named = [server[k] for k in ("host", "hypervisor_hostname") if server.get(k)]
+        if not named:
+            return
+        if not ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:servers:create:"
+                            "requested_destination to be performed.")
+        if ":" in str(server.get("availability_zone") or ""):
+            raise Invalid("One mechanism with host and/or hypervisor_hostname and another "
+                          "mechanism with zone:host:node are mutually exclusive.")
+        known = {h.name for h in await self.node.hosts.list_hosts()} \
+            if self.node is not None else set()
+        for name in named:
+            if name not in known:
+                raise Invalid(f"Compute host {name} could not be found.")
+        if len(set(named)) > 1:
+            raise Invalid(f"Compute host {named[1]} could not be found.")
+
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one server (another node's, while it is down: as last replicated)."""
         ctx = context(request)
-        inst = await self.compute.get(ctx, request.match_info["server_id"],
-                                      replica=request.get(REPLICA, False))
+        replica = request.get(REPLICA, False)
+        inst = await self.compute.get(ctx, request.match_info["server_id"], replica=replica)
+        if inst.host in await self._unreachable(request) or (
+                replica and microversion.at_least(request, microversion.DOWN_CELL)):
+            return json_response({"server": server_unreachable(
+                inst, Links.of(request, self.config), detail=True, show=True,
+                server_groups=await self._groups(request, ctx, inst, True))})
         return json_response({"server": await self._detail(
-            request, ctx, inst, await self._hosts(request, ctx))})
+            request, ctx, inst, await self._hosts(request, ctx), groups=True)})
 
     @staticmethod
     def _described(request: web.Request) -> bool:
@@ -280,7 +419,7 @@ class ServerHandlers:
         inst = await self.compute.update(ctx, request.match_info["server_id"], server.get("name"),
                                          server.get("description"),
                                          set_description=described and "description" in server)
-        return json_response({"server": await self._detail(request, ctx, inst)})
+        return json_response({"server": await self._detail(request, ctx, inst, groups=True)})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete a server (soft delete when reclaim_instance_interval > 0)."""

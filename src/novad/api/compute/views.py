@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from aiohttp import web
 
 from novad.api import microversion
 from novad.api.common import base_url
+from novad.compute.operations import TRUSTED_CERTS_KEY
 from novad.config import Config
 from novad.context import RequestContext
 from novad.states.status import PROGRESS_STATUSES, status_of
@@ -152,11 +154,14 @@ def server_brief(inst: Instance, links: Links) -> dict[str, Any]:
 
 def server_detail(inst: Instance, links: Links, ctx: RequestContext,
                   fault: FaultRecord | None = None, *, version: Version = BASE,
-                  host_status: str | None = None) -> dict[str, Any]:
+                  host_status: str | None = None,
+                  server_groups: list[str] | None = None) -> dict[str, Any]:
     """The server body (``GET /servers/{id}``, ``/servers/detail``): 2.3's
     extended attributes for admins, 2.9's ``locked``, 2.16's ``host_status``
     when the caller passes one (show and detail, for admins), 2.19's
-    ``description``, 2.26's ``tags``.  Attached volumes (2.3 adds their
+    ``description``, 2.26's ``tags``, 2.63's ``trusted_image_certificates``,
+    2.71's ``server_groups`` when the caller passes them (show, update,
+    rebuild), 2.73's ``locked_reason``.  Attached volumes (2.3 adds their
     ``delete_on_termination``) are always none here."""
     status = status_of(inst.vm_state, inst.task_state, inst.deleted)
     image: Any = "" if not inst.image_ref else {
@@ -198,8 +203,47 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         body["description"] = inst.description
     if version >= microversion.SERVER_TAGS.key:
         body["tags"] = list(inst.tags or [])
+    if version >= microversion.TRUSTED_CERTS.key:
+        body["trusted_image_certificates"] = trusted_certs(inst)
+    if server_groups is not None and version >= microversion.SERVER_GROUPS_IN_SERVER.key:
+        body["server_groups"] = list(server_groups)
+    if version >= microversion.LOCK_REASON.key:
+        body["locked_reason"] = inst.locked_reason if inst.locked else None
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
+    return body
+
+
+def trusted_certs(inst: Instance) -> list[str] | None:
+    """The server's ``trusted_image_certificates`` (None: none were given)."""
+    raw = inst.system_metadata.get(TRUSTED_CERTS_KEY)
+    return None if not raw else [str(c) for c in json.loads(raw)]
+
+
+def server_unreachable(inst: Instance, links: Links, *, detail: bool, show: bool = False,
+                       server_groups: list[str] | None = None) -> dict[str, Any]:
+    """A server whose node is unreachable, as Nova shows one of a down cell
+    (2.69): the list entry has ``id``, ``status`` UNKNOWN and ``links``; the
+    detailed entry adds ``tenant_id`` and ``created``; show adds what Nova
+    keeps outside the cell (flavor, image, zone, power state, user and, from
+    2.71, the server groups)."""
+    body: dict[str, Any] = {"id": inst.uuid, "status": "UNKNOWN",
+                            "links": links.pair("servers", inst.uuid)}
+    if not detail:
+        return body
+    body.update({"tenant_id": inst.project_id, "created": iso_z(inst.created_at)})
+    if show:
+        body.update({
+            "image": "" if not inst.image_ref else {
+                "id": inst.image_ref,
+                "links": [{"rel": "bookmark", "href": links.bookmark("images", inst.image_ref)}]},
+            "flavor": {"id": inst.flavor.id, "links": [
+                {"rel": "bookmark", "href": links.bookmark("flavors", inst.flavor.id)}]},
+            "OS-EXT-AZ:availability_zone": inst.availability_zone or "UNKNOWN",
+            "OS-EXT-STS:power_state": int(inst.power_state),
+            "user_id": inst.user_id or "UNKNOWN"})
+        if server_groups is not None:
+            body["server_groups"] = list(server_groups)
     return body
 
 
@@ -241,16 +285,22 @@ def flavor_brief(flavor: Flavor, links: Links) -> dict[str, Any]:
     return {"id": flavor.id, "name": flavor.name, "links": links.pair("flavors", flavor.id)}
 
 
-def flavor_detail(flavor: Flavor, links: Links) -> dict[str, Any]:
-    """The 2.1 flavor body."""
-    return {
+def flavor_detail(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
+    """The flavor body; 2.61 adds its ``extra_specs``; from 2.75 ``swap`` is
+    0 (not "") without swap."""
+    body: dict[str, Any] = {
         "id": flavor.id, "name": flavor.name, "ram": flavor.memory_mb, "disk": flavor.root_gb,
-        "vcpus": flavor.vcpus, "swap": flavor.swap or "",
+        "vcpus": flavor.vcpus,
+        # 2.75: no swap is 0, not Nova's old empty string
+        "swap": flavor.swap if version >= microversion.STRICT_PARAMS.key else flavor.swap or "",
         "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
         "OS-FLV-DISABLED:disabled": flavor.disabled,
         "os-flavor-access:is_public": flavor.is_public,
         "rxtx_factor": flavor.rxtx_factor, "links": links.pair("flavors", flavor.id),
     }
+    if version >= microversion.FLAVOR_EXTRA_SPECS.key:
+        body["extra_specs"] = dict(flavor.extra_specs)
+    return body
 
 
 def flavor_access(flavor_id: str, projects: list[str]) -> dict[str, Any]:
@@ -297,8 +347,16 @@ def action_view(action: ActionRecord) -> dict[str, Any]:
             "message": action.message}
 
 
-def event_view(event: EventRecord) -> dict[str, Any]:
-    """One event, as shown to callers with the events policy (admins) before 2.51."""
-    return {"event": event.event, "start_time": iso_micro(event.start_time),
-            "finish_time": iso_micro(event.finish_time), "result": event.result,
-            "traceback": event.traceback}
+def event_view(event: EventRecord, version: Version = BASE, *, project_id: str = "",
+               show_host: bool = False) -> dict[str, Any]:
+    """One event, as shown to callers with the events policy (admins) before 2.51;
+    from 2.62 with the ``hostId`` of its host for the server's ``project_id``
+    and, with ``show_host`` (admins), the ``host`` itself."""
+    body: dict[str, Any] = {"event": event.event, "start_time": iso_micro(event.start_time),
+                            "finish_time": iso_micro(event.finish_time),
+                            "result": event.result, "traceback": event.traceback}
+    if version >= microversion.ACTION_EVENT_HOST.key:
+        body["hostId"] = host_id(project_id, event.host)
+        if show_host:
+            body["host"] = event.host
+    return body

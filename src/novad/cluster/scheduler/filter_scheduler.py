@@ -54,6 +54,12 @@ class FilterScheduler:
                 raise NoValidHost(detail="No host matched force_hosts "
                                   f"'{', '.join(spec.force_hosts)}'")
             return candidates
+        if spec.requested_host:
+            candidates = [h for h in candidates
+                          if h.name.lower() == spec.requested_host.lower()]
+            if not candidates:
+                raise NoValidHost(detail=f"Requested host {spec.requested_host} is not "
+                                  "a candidate")
         for host_filter in self.filters:
             candidates = [h for h in candidates if host_filter.host_passes(h, spec)]
             if not candidates:

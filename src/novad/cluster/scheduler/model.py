@@ -92,6 +92,8 @@ class RequestSpec:
     ignore_hosts: frozenset[str] = frozenset()
     retry_hosts: frozenset[str] = frozenset()
     force_hosts: tuple[str, ...] = ()
+    requested_host: str | None = None
+    """An admin's ``host`` on create (2.74): the only candidate, still filtered."""
     num_instances: int = 1
     instance_uuids: tuple[str, ...] = ()
     """Every instance of a multi-create, in order (Nova passes them beside
@@ -150,6 +152,7 @@ class RequestSpec:
             ignore_hosts=frozenset(data.get("ignore_hosts", ())),
             retry_hosts=frozenset(data.get("retry_hosts", ())),
             force_hosts=tuple(data.get("force_hosts", ())),
+            requested_host=data.get("requested_host") or None,
             num_instances=int(data.get("num_instances", 1)),
             instance_uuids=tuple(data.get("instance_uuids", ())))
 
