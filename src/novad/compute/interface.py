@@ -33,6 +33,10 @@ class CreateRequest:
     admin_pass: str | None = None
     description: str | None = None
     """The server's description (microversion 2.19)."""
+    access_ip_v4: str | None = None
+    """``accessIPv4``, canonical (Nova 2.1 keeps and shows it)."""
+    access_ip_v6: str | None = None
+    """``accessIPv6``, canonical."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     claim: bool = False
@@ -103,10 +107,11 @@ class ComputeAPI(Protocol):
         """Visible instances, newest first."""
 
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     description: str | None = None, *, set_description: bool = False
-                     ) -> Instance:
+                     description: str | None = None, *, set_description: bool = False,
+                     access_ips: Mapping[str, str] | None = None) -> Instance:
         """Rename, and with ``set_description`` set the description (2.19;
-        None clears it); not a state change."""
+        None clears it); ``access_ips`` sets ``access_ip_v4``/``access_ip_v6``
+        fields; not a state change."""
 
     async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:

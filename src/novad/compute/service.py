@@ -284,15 +284,16 @@ class ComputeService:
 
     # -- writing -----------------------------------------------------------------
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     description: str | None = None, *, set_description: bool = False
-                     ) -> Instance:
-        """Rename and (2.19) describe; not a state change (Nova checks no
-        state for it)."""
+                     description: str | None = None, *, set_description: bool = False,
+                     access_ips: Mapping[str, str] | None = None) -> Instance:
+        """Rename, (2.19) describe, set access IPs; not a state change (Nova
+        checks no state for it)."""
         inst = await self.get(ctx, instance_id)
         self._writer(ctx)
         changes: dict[str, Any] = {} if name is None else {"name": name}
         if set_description:
             changes["description"] = description
+        changes.update(access_ips or {})
         if not changes:
             return inst
         return await self.store.update_fields(inst.uuid, changes)
@@ -514,8 +515,8 @@ class ComputeService:
                                       "task_host": self.host}
         if spec.name in ("stop", "rebuild", "delete", "force_delete"):
             changes["progress"] = 0
-        if spec.name == "rebuild" and "description" in args:  # 2.19: shown in the response
-            changes["description"] = args["description"]
+        if spec.name == "rebuild":  # shown in the response, so written at once
+            changes.update({key: args[key] for key in REBUILD_FIELDS if key in args})
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -628,8 +629,14 @@ class ComputeService:
                         availability_zone=req.availability_zone or "nova",
                         metadata=dict(req.metadata), reservation_id=reservation,
                         networks=req.networks, description=req.description,
+                        access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
                         system_metadata={"launch_index": str(launch_index)})
+
+
+REBUILD_FIELDS = ("description", "access_ip_v4", "access_ip_v6")
+"""Instance fields a rebuild's arguments set as it is accepted: the response
+shows them (description from 2.19; access IPs at every version)."""
 
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
