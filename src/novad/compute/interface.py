@@ -66,6 +66,10 @@ class ListFilters:
     """2.26 ``not-tags``: servers without at least one of these tags."""
     not_tags_any: tuple[str, ...] | None = None
     """2.26 ``not-tags-any``: servers with none of these tags."""
+    image: str | None = None
+    """``image``: servers booted from this image id (Nova 2.1)."""
+    flavor: str | None = None
+    """``flavor``: servers of this flavor id (Nova 2.1)."""
 
     def matches_tags(self, tags: Sequence[str]) -> bool:
         """Whether a server with ``tags`` passes the four tag filters."""
@@ -74,6 +78,16 @@ class ListFilters:
                 and (self.tags_any is None or not have.isdisjoint(self.tags_any))
                 and (self.not_tags is None or not have.issuperset(self.not_tags))
                 and (self.not_tags_any is None or have.isdisjoint(self.not_tags_any)))
+
+    def matches_boot(self, inst: Instance) -> bool:
+        """Whether ``inst`` passes the ``image`` and ``flavor`` filters."""
+        return ((self.image is None or inst.image_ref == self.image)
+                and (self.flavor is None or inst.flavor.id == self.flavor))
+
+    @property
+    def by_boot(self) -> bool:
+        """Whether the ``image`` or ``flavor`` filter is set."""
+        return self.image is not None or self.flavor is not None
 
     @property
     def by_tags(self) -> bool:
