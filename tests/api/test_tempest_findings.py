@@ -285,3 +285,22 @@ async def test_list_filters_by_image_and_flavor(client: Client, stack: Stack) ->
     assert other in await ids("flavor=42")
     assert await ids("flavor=no-such-flavor") == set()
     assert await ids(f"image=http://host/images/{image}") == {uuid}
+
+
+# -- a server's addresses, and the hypervisor's host_ip (Tempest's schemas) ----------
+
+async def test_server_ips_are_none(client: Client, server: str) -> None:
+    resp = await client.get(f"{V}/servers/{server}/ips", headers=at("2.1"))
+    assert (resp.status, await resp.json()) == (200, {"addresses": {}})
+    one = await client.get(f"{V}/servers/{server}/ips/private", headers=at("2.1"))
+    assert await error_of(one) == (404, "itemNotFound",
+                                   "Instance is not a member of specified network")
+    other = await client.get(f"{V}/servers/{server}/ips", headers=at("2.1", "other-token"))
+    assert (await error_of(other))[0] == 404
+
+
+async def test_hypervisor_host_ip_is_null_not_empty(client: Client) -> None:
+    resp = await client.get(f"{V}/os-hypervisors/detail", headers=at("2.1", "admin-token"))
+    assert resp.status == 200, await resp.text()
+    [hypervisor] = (await resp.json())["hypervisors"]
+    assert hypervisor["host_ip"] is None

@@ -318,6 +318,20 @@ class ServerHandlers:
             version=microversion.of(request),
             host_status=None if hosts is None else host_status(hosts, inst.host))})
 
+    async def ips(self, request: web.Request) -> web.StreamResponse:
+        """``GET /servers/{id}/ips``: the server's addresses by network (none)."""
+        inst = await self.compute.get(context(request), request.match_info["server_id"])
+        return json_response({"addresses": addresses(inst)})
+
+    async def ips_of_network(self, request: web.Request) -> web.StreamResponse:
+        """``GET /servers/{id}/ips/{network_label}``: 404 for a network the
+        server is not on (every network: it has none)."""
+        inst = await self.compute.get(context(request), request.match_info["server_id"])
+        label = request.match_info["network_label"]
+        if label not in addresses(inst):
+            raise NotFound("Instance is not a member of specified network")
+        return json_response({label: addresses(inst)[label]})
+
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete a server (soft delete when reclaim_instance_interval > 0)."""
         await self.compute.delete(context(request), request.match_info["server_id"])
@@ -392,6 +406,8 @@ class ServerHandlers:
             Route("GET", one, self.show, tag="servers"),
             Route("PUT", one, self.update, schema=schemas.SERVER_UPDATE, tag="servers"),
             Route("DELETE", one, self.delete, tag="servers", responses={204: "Deleting"}),
+            Route("GET", one + "/ips", self.ips, tag="servers"),
+            Route("GET", one + "/ips/{network_label}", self.ips_of_network, tag="servers"),
             Route("GET", meta, self.metadata_index, tag="server metadata"),
             Route("POST", meta, self.metadata_merge, schema=schemas.METADATA_SET,
                   tag="server metadata"),
