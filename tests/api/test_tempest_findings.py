@@ -304,3 +304,19 @@ async def test_hypervisor_host_ip_is_null_not_empty(client: Client) -> None:
     assert resp.status == 200, await resp.text()
     [hypervisor] = (await resp.json())["hypervisors"]
     assert hypervisor["host_ip"] is None
+
+
+# -- rebuild answers with the new image, name and metadata -----------------------------
+
+async def test_rebuild_answers_with_the_new_image_name_and_metadata(
+        client: Client, stack: Stack, server: str) -> None:
+    image = await image_id(stack)
+    resp = await client.post(f"{V}/servers/{server}/action", headers=at("2.1"), json={
+        "rebuild": {"imageRef": image, "name": "rebuilt", "metadata": {"rebuild": "server"}}})
+    assert resp.status == 202, await resp.text()
+    body = (await resp.json())["server"]
+    assert (body["image"]["id"], body["name"], body["metadata"]) == \
+        (image, "rebuilt", {"rebuild": "server"})
+    await stack.settle()
+    done = await stack.store.get_instance(server)
+    assert (done.image_ref, done.name, done.vm_state.value) == (image, "rebuilt", "active")

@@ -518,7 +518,7 @@ class ComputeService:
         if spec.name in ("stop", "rebuild", "delete", "force_delete"):
             changes["progress"] = 0
         if spec.name == "rebuild":  # shown in the response, so written at once
-            changes.update({key: args[key] for key in REBUILD_FIELDS if key in args})
+            changes.update(rebuild_accepted(args))
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -637,8 +637,24 @@ class ComputeService:
 
 
 REBUILD_FIELDS = ("description", "access_ip_v4", "access_ip_v6")
-"""Instance fields a rebuild's arguments set as it is accepted: the response
-shows them (description from 2.19; access IPs at every version)."""
+"""Instance fields a rebuild's arguments set as they are (description from
+2.19; access IPs at every version)."""
+
+
+def rebuild_accepted(args: Mapping[str, Any]) -> dict[str, Any]:
+    """What Nova's API writes as it accepts a rebuild, before it answers:
+    the new image, name and metadata and the fields above, so the answer
+    (and every show while it runs) has them.  The operation writes the
+    image, name and metadata again when it starts (a rerun after a crash
+    gets the same)."""
+    changes: dict[str, Any] = {key: args[key] for key in REBUILD_FIELDS if key in args}
+    if args.get("image_id"):
+        changes["image_ref"] = args["image_id"]
+    if args.get("name"):
+        changes["name"] = args["name"]
+    if args.get("metadata") is not None:
+        changes["metadata"] = args["metadata"]
+    return changes
 
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
