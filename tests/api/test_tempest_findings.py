@@ -314,6 +314,7 @@ async def test_rebuild_answers_with_the_new_image_name_and_metadata(
     resp = await client.post(f"{V}/servers/{server}/action", headers=at("2.1"), json={
         "rebuild": {"imageRef": image, "name": "rebuilt", "metadata": {"rebuild": "server"}}})
     assert resp.status == 202, await resp.text()
+    assert resp.headers["Location"].endswith(f"/v2.1/servers/{server}")
     body = (await resp.json())["server"]
     assert (body["image"]["id"], body["name"], body["metadata"]) == \
         (image, "rebuilt", {"rebuild": "server"})

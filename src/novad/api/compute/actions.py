@@ -231,10 +231,13 @@ class ActionHandlers:
             return json_response(self._password_body(result), status=200)
         if key == "rebuild":
             inst = result.instance or await self.compute.get(ctx, server_id)
-            server = server_changed(inst, Links.of(request, self.config), ctx,
-                                    version=microversion.of(request), rebuild=True)
+            links = Links.of(request, self.config)
+            server = server_changed(inst, links, ctx, version=microversion.of(request),
+                                    rebuild=True)
             server.update(self._password_body(result))
-            return json_response({"server": server}, status=202)
+            # Nova's rebuild adds the server's Location, as create does.
+            return json_response({"server": server}, status=202,
+                                 headers={"Location": links.self_href("servers", inst.uuid)})
         if key in ("createImage", "createBackup") and result.image_id:
             location = Links.of(request, self.config).image_location(result.image_id)
             return web.Response(status=202, headers={"Location": location})
