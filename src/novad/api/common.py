@@ -169,6 +169,9 @@ _VALID_BODY_MAX = 512
 
 _VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
 
+_FORMATS = jsonschema.FormatChecker(formats=("ipv4", "ipv6"))
+"""The formats checked: Nova's access IPs' (others are patterns or code)."""
+
 
 def _validator(schema: dict[str, Any]) -> Any:
     """A checked, compiled validator per schema object.
@@ -182,7 +185,7 @@ def _validator(schema: dict[str, Any]) -> Any:
     if entry is None or entry[0] is not schema:
         cls = jsonschema.validators.validator_for(schema)
         cls.check_schema(schema)
-        entry = _VALIDATORS[id(schema)] = (schema, cls(schema))
+        entry = _VALIDATORS[id(schema)] = (schema, cls(schema, format_checker=_FORMATS))
     return entry[1]
 
 

@@ -33,6 +33,10 @@ class CreateRequest:
     admin_pass: str | None = None
     description: str | None = None
     """The server's description (microversion 2.19)."""
+    access_ip_v4: str | None = None
+    """``accessIPv4``, canonical (Nova 2.1 keeps and shows it)."""
+    access_ip_v6: str | None = None
+    """``accessIPv6``, canonical."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     trusted_certs: tuple[str, ...] | None = None
@@ -70,6 +74,10 @@ class ListFilters:
     """2.73 ``locked``: only locked (True) or only unlocked (False) servers."""
     sort_locked: str | None = None
     """2.73 ``sort_key=locked``: "asc" or "desc" (unlocked first when ascending)."""
+    image: str | None = None
+    """``image``: servers booted from this image id (Nova 2.1)."""
+    flavor: str | None = None
+    """``flavor``: servers of this flavor id (Nova 2.1)."""
 
     def matches_tags(self, tags: Sequence[str]) -> bool:
         """Whether a server with ``tags`` passes the four tag filters."""
@@ -78,6 +86,16 @@ class ListFilters:
                 and (self.tags_any is None or not have.isdisjoint(self.tags_any))
                 and (self.not_tags is None or not have.issuperset(self.not_tags))
                 and (self.not_tags_any is None or have.isdisjoint(self.not_tags_any)))
+
+    def matches_boot(self, inst: Instance) -> bool:
+        """Whether ``inst`` passes the ``image`` and ``flavor`` filters."""
+        return ((self.image is None or inst.image_ref == self.image)
+                and (self.flavor is None or inst.flavor.id == self.flavor))
+
+    @property
+    def by_boot(self) -> bool:
+        """Whether the ``image`` or ``flavor`` filter is set."""
+        return self.image is not None or self.flavor is not None
 
     @property
     def by_tags(self) -> bool:
@@ -111,10 +129,11 @@ class ComputeAPI(Protocol):
         """Visible instances, newest first."""
 
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     description: str | None = None, *, set_description: bool = False
-                     ) -> Instance:
+                     description: str | None = None, *, set_description: bool = False,
+                     access_ips: Mapping[str, str] | None = None) -> Instance:
         """Rename, and with ``set_description`` set the description (2.19;
-        None clears it); not a state change."""
+        None clears it); ``access_ips`` sets ``access_ip_v4``/``access_ip_v6``
+        fields; not a state change."""
 
     async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:

@@ -131,7 +131,7 @@ class ComputeService:
             project = filters.project_id
         deleted = bool(filters.changes_since or filters.changes_before) \
             or (ctx.is_admin and filters.deleted)
-        late_page = filters.status is not None or filters.by_tags or any(
+        late_page = filters.status is not None or filters.by_tags or filters.by_boot or any(
             f is not None for f in (filters.changes_before, filters.locked, filters.sort_locked))
         rows = await self.store.list_instances(
             project_id=project, host=filters.host if ctx.is_admin else None,
@@ -153,6 +153,8 @@ class ComputeService:
             rows = [r for r in rows if r.locked is filters.locked]
         if filters.sort_locked is not None:  # stable: newest first within each
             rows.sort(key=lambda r: r.locked, reverse=filters.sort_locked == "desc")
+        if filters.by_boot:
+            rows = [r for r in rows if filters.matches_boot(r)]
         if late_page:
             rows = _page(rows, filters.limit, filters.marker)
         return rows
@@ -302,15 +304,16 @@ class ComputeService:
 
     # -- writing -----------------------------------------------------------------
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     description: str | None = None, *, set_description: bool = False
-                     ) -> Instance:
-        """Rename and (2.19) describe; not a state change (Nova checks no
-        state for it)."""
+                     description: str | None = None, *, set_description: bool = False,
+                     access_ips: Mapping[str, str] | None = None) -> Instance:
+        """Rename, (2.19) describe, set access IPs; not a state change (Nova
+        checks no state for it)."""
         inst = await self.get(ctx, instance_id)
         self._writer(ctx)
         changes: dict[str, Any] = {} if name is None else {"name": name}
         if set_description:
             changes["description"] = description
+        changes.update(access_ips or {})
         if not changes:
             return inst
         return await self.store.update_fields(inst.uuid, changes)
@@ -532,8 +535,8 @@ class ComputeService:
                                       "task_host": self.host}
         if spec.name in ("stop", "rebuild", "delete", "force_delete"):
             changes["progress"] = 0
-        if spec.name == "rebuild" and "description" in args:  # 2.19: shown in the response
-            changes["description"] = args["description"]
+        if spec.name == "rebuild":  # shown in the response, so written at once
+            changes.update(rebuild_accepted(args))
         if spec.name == "rebuild" and "trusted_certs" in args:  # 2.63; null clears them
             certs = args.pop("trusted_certs")
             meta = {k: v for k, v in changes["system_metadata"].items()
@@ -653,8 +656,30 @@ class ComputeService:
                         availability_zone=req.availability_zone or "nova",
                         metadata=dict(req.metadata), reservation_id=reservation,
                         networks=req.networks, description=req.description,
+                        access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
                         system_metadata=_boot_metadata(req, launch_index))
+
+
+REBUILD_FIELDS = ("description", "access_ip_v4", "access_ip_v6")
+"""Instance fields a rebuild's arguments set as they are (description from
+2.19; access IPs at every version)."""
+
+
+def rebuild_accepted(args: Mapping[str, Any]) -> dict[str, Any]:
+    """What Nova's API writes as it accepts a rebuild, before it answers:
+    the new image, name and metadata and the fields above, so the answer
+    (and every show while it runs) has them.  The operation writes the
+    image, name and metadata again when it starts (a rerun after a crash
+    gets the same)."""
+    changes: dict[str, Any] = {key: args[key] for key in REBUILD_FIELDS if key in args}
+    if args.get("image_id"):
+        changes["image_ref"] = args["image_id"]
+    if args.get("name"):
+        changes["name"] = args["name"]
+    if args.get("metadata") is not None:
+        changes["metadata"] = args["metadata"]
+    return changes
 
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})

@@ -164,6 +164,14 @@ class ImageApi:
         image = await self.service.get(context(request), request.match_info["image_id"])
         return self._show(request, image)
 
+    async def image_tasks(self, request: web.Request) -> web.Response:
+        """``GET /image/v2/images/{image_id}/tasks`` (v2.12): the image's import
+        tasks, in Glance's ``{"tasks": [...]}``; novad imports nothing through
+        tasks (data is uploaded), so the list is empty.  404 as show for an
+        image the caller cannot see."""
+        await self.service.get(context(request), request.match_info["image_id"])
+        return json_response({"tasks": []})
+
     async def _read_patch(self, request: web.Request) -> Any:
         if request.content_type not in PATCH_TYPES:
             raise UnsupportedMediaType(
@@ -262,6 +270,8 @@ def routes(service: ImageService, config: Config, *,
         Route("POST", "/image/v2/images", api.create_image, tag=tag, summary="Create an image",
               responses={201: "the image"}),
         Route("GET", one, api.show_image, tag=tag, summary="Show an image"),
+        Route("GET", f"{one}/tasks", api.image_tasks, tag=tag,
+              summary="List an image's tasks (none: novad has no import tasks)"),
         Route("PATCH", one, api.update_image, tag=tag,
               summary="Update an image (Glance JSON patch)"),
         Route("DELETE", one, api.delete_image, tag=tag, summary="Delete an image",

@@ -77,6 +77,11 @@ class Instance:
     """The server's free-text description (microversion 2.19); None: never set."""
     tags: list[str] = field(default_factory=list)
     """The server's tags (microversion 2.26), in the order they were added."""
+    access_ip_v4: str | None = None
+    """``accessIPv4``: an address the user says the server is reached at (set on
+    create, update and rebuild; novad only keeps it), canonical; None: unset."""
+    access_ip_v6: str | None = None
+    """``accessIPv6``, as ``access_ip_v4``."""
 
     def replace(self, **changes: Any) -> Instance:
         """A copy with ``changes`` applied."""

@@ -208,6 +208,13 @@ ALTER TABLE instances ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
 """v8: a server's tags (microversion 2.26), a JSON list in the row itself so
 they replicate with it and move with it when the instance changes node."""
 
+_V9 = """
+ALTER TABLE instances ADD COLUMN access_ip_v4 TEXT;
+ALTER TABLE instances ADD COLUMN access_ip_v6 TEXT;
+"""
+"""v9: a server's ``accessIPv4``/``accessIPv6`` (Nova 2.1), NULL when unset;
+in the row, so they replicate and move with it."""
+
 COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5),
-                                (6, MOVES_SQL), (7, _V7), (8, _V8)])
+                                (6, MOVES_SQL), (7, _V7), (8, _V8), (9, _V9)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""

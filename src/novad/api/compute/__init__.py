@@ -17,7 +17,7 @@ import dataclasses
 from aiohttp import web
 
 from novad.api.common import Handler, Route, context
-from novad.api.compute import removed
+from novad.api.compute import removed, security_groups
 from novad.api.compute.actions import ActionHandlers
 from novad.api.compute.consoles import (
     ConsoleTokenHandlers,
@@ -100,6 +100,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *KeypairHandlers(keypairs, config).routes(),
         *NodeHandlers(node, config, quotas).routes(),
         *removed.routes(),
+        *security_groups.routes(),
     ]
     if quotas is not None:
         relative.extend(QuotaHandlers(quotas, config).routes())

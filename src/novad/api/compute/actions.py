@@ -5,7 +5,8 @@ The key → action-table row mapping is derived from
 becomes reachable here once its argument schema exists in
 :mod:`~novad.api.compute.schemas`.  ``reboot`` picks ``reboot_soft`` or
 ``reboot_hard`` by its ``type``; the two console actions are not table rows
-(they change no state) and call the compute service directly.
+(they change no state) and call the compute service directly, and the two
+security-group actions are answered here (see :func:`security_group_missing`).
 """
 
 from __future__ import annotations
@@ -20,12 +21,12 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response, validate
 from novad.api.compute import schemas
-from novad.api.compute.parsing import read_single_key, to_bool, to_int
-from novad.api.compute.views import Links, server_detail
+from novad.api.compute.parsing import access_ips, read_single_key, to_bool, to_int
+from novad.api.compute.views import Links, server_changed
 from novad.compute.interface import ActionResult, ComputeAPI
 from novad.config import Config
 from novad.context import RequestContext
-from novad.errors import Invalid, NoSuchAction, NotFound
+from novad.errors import Forbidden, Invalid, NoSuchAction, NotFound
 from novad.states.table import ACTIONS, BY_NAME
 
 _NOT_ACTIONS = frozenset({"create", "delete", "reboot"})
@@ -43,6 +44,10 @@ DISPATCH: dict[str, str] = _dispatch()
 """Action key → action-table row name."""
 
 CONSOLE_ACTIONS = frozenset({"os-getConsoleOutput", "os-getVNCConsole"})
+
+SECURITY_GROUP_ACTIONS = frozenset({"addSecurityGroup", "removeSecurityGroup"})
+"""Nova's os-security-groups server actions, answered as Nova answers them when
+the network service has no security groups (novad runs none)."""
 
 MIN_VERSIONS: dict[str, microversion.Microversion] = {
     "trigger_crash_dump": microversion.TRIGGER_CRASH_DUMP}
@@ -79,7 +84,7 @@ def _rebuild(a: Any) -> dict[str, Any]:
         params["description"] = a["description"]
     if "trusted_image_certificates" in a:  # 2.63; null clears them
         params["trusted_certs"] = a["trusted_image_certificates"]
-    return params
+    return {**params, **access_ips(a)}
 
 
 def _live_migrate(a: Any) -> dict[str, Any]:
@@ -113,7 +118,16 @@ PARAMS: dict[str, ParamBuilder] = {
 def known_actions() -> frozenset[str]:
     """Every key ``POST /servers/{id}/action`` accepts at some microversion
     (a table row without an argument schema is not offered)."""
-    return (frozenset(DISPATCH) | CONSOLE_ACTIONS) & frozenset(schemas.ACTION_ARGUMENTS)
+    return (frozenset(DISPATCH) | CONSOLE_ACTIONS | SECURITY_GROUP_ACTIONS) \
+        & frozenset(schemas.ACTION_ARGUMENTS)
+
+
+def security_group_missing(ctx: RequestContext, name: str) -> NotFound:
+    """What Nova's add/removeSecurityGroup raise when the network service does
+    not know the group: with no security groups in the network service (and
+    no ports on the server, as every novad server), every name, ``default``
+    included, is unknown.  Nova's message and its 404."""
+    return NotFound(f"Security group {name} is not found for project {ctx.project_id}")
 
 
 def row_for(key: str, argument: Any) -> str:
@@ -180,6 +194,8 @@ class ActionHandlers:
         check_key(request, key, argument)
         if key in CONSOLE_ACTIONS:
             return await self._console(ctx, server_id, key, argument)
+        if key in SECURITY_GROUP_ACTIONS:
+            return await self._security_group(ctx, server_id, argument["name"])
         row = row_for(key, argument)
         params = PARAMS.get(key, lambda a: {})(argument)
         if key in FORCE_FROM:
@@ -196,6 +212,17 @@ class ActionHandlers:
             return json_response({"output": output})
         url = await self.compute.console_url(ctx, server_id, "vnc", argument["type"])
         return json_response({"console": {"type": argument["type"], "url": url}})
+
+    async def _security_group(self, ctx: RequestContext, server_id: str,
+                              name: str) -> web.StreamResponse:
+        """Nova's order: the server (404), the policy (members; readers 403),
+        the name (400 when blank), then the group (404: there is none)."""
+        await self.compute.get(ctx, server_id)
+        if not ctx.can_write:
+            raise Forbidden()
+        if not name.strip():
+            raise Invalid("Security group name cannot be empty")
+        raise security_group_missing(ctx, name)
 
     def _password_body(self, result: ActionResult) -> dict[str, Any]:
         if not self.config.api.enable_instance_password:
@@ -215,10 +242,13 @@ class ActionHandlers:
             groups = None
             if microversion.at_least(request, microversion.SERVER_GROUPS_IN_SERVER):
                 groups = await self.compute.server_groups_of(ctx, inst)
-            server = server_detail(inst, Links.of(request, self.config), ctx,
-                                   version=microversion.of(request), server_groups=groups)
+            links = Links.of(request, self.config)
+            server = server_changed(inst, links, ctx, version=microversion.of(request),
+                                    rebuild=True, server_groups=groups)
             server.update(self._password_body(result))
-            return json_response({"server": server}, status=202)
+            # Nova's rebuild adds the server's Location, as create does.
+            return json_response({"server": server}, status=202,
+                                 headers={"Location": links.self_href("servers", inst.uuid)})
         if key in ("createImage", "createBackup") and result.image_id:
             location = Links.of(request, self.config).image_location(result.image_id)
             return web.Response(status=202, headers={"Location": location})

@@ -106,7 +106,8 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
         "current_workload": 0, "running_vms": res.running_vms,
         "hypervisor_type": res.hypervisor_type,
         "hypervisor_version": getattr(res, "hypervisor_version", 0),
-        "host_ip": getattr(res, "host_ip", ""), "cpu_info": cpu_info(getattr(res, "cpu_info", "{}"), version),
+        # Nova's is the node's my_ip, never ""; novad does not know one: null.
+        "host_ip": getattr(res, "host_ip", None) or None, "cpu_info": cpu_info(getattr(res, "cpu_info", "{}"), version),
         "service": {"id": host.id, "host": host.name,
                     "disabled_reason": host.service.disabled_reason},
     })

@@ -5,6 +5,7 @@ Everything here raises :mod:`novad.errors` exceptions with Nova's wording.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import secrets
 from collections.abc import Mapping
@@ -38,6 +39,18 @@ async def read_single_key(request: web.Request, max_size: int) -> tuple[str, Any
         raise MalformedBody()
     key, value = next(iter(body.items()))
     return str(key), value
+
+
+ACCESS_IP_FIELDS = {"accessIPv4": "access_ip_v4", "accessIPv6": "access_ip_v6"}
+"""Body key of each access IP → its Instance field."""
+
+
+def access_ips(body: Mapping[str, Any]) -> dict[str, str]:
+    """The access IPs a schema-valid create, update or rebuild body sets, as
+    Instance fields in canonical form (Nova keeps them as netaddr addresses,
+    so ``0000::babe:220.12.22.2`` comes back as ``::babe:dc0c:1602``)."""
+    return {field: str(ipaddress.ip_address(body[key]))
+            for key, field in ACCESS_IP_FIELDS.items() if key in body}
 
 
 def to_bool(value: Any) -> bool:

@@ -2,10 +2,10 @@
 
 Transcribed from Nova's ``api/openstack/compute/schemas`` at 2.1, with two
 deliberate differences: formats (uuid, base64, date-time) are patterns or
-checks in code, because :func:`novad.api.common.validate` runs no format
-checker; and fields novad cannot honour (personality, access IPs,
-``OS-DCF:diskConfig: AUTO``, volume block devices) are refused rather than
-silently dropped.
+checks in code, because :func:`novad.api.common.validate` checks only the
+``ipv4`` and ``ipv6`` formats (Nova's access IPs); and fields novad cannot
+honour (personality, ``OS-DCF:diskConfig: AUTO``, volume block devices) are
+refused rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -55,6 +55,15 @@ ADMIN_PASSWORD: Schema = {"type": "string"}
 FLAVOR_REF: Schema = {"type": ["string", "integer"], "minLength": 1}
 
 DISK_CONFIG: Schema = {"type": "string", "enum": ["MANUAL"]}
+
+ACCESS_IPV4: Schema = {"type": "string", "format": "ipv4"}
+"""Nova's ``parameter_types.accessIPv4``."""
+
+ACCESS_IPV6: Schema = {"type": "string", "format": "ipv6"}
+"""Nova's ``parameter_types.accessIPv6``."""
+
+ACCESS_IPS: Schema = {"accessIPv4": ACCESS_IPV4, "accessIPv6": ACCESS_IPV6}
+"""The access IPs create, update and rebuild take (and keep)."""
 
 NULL_OR_EMPTY: Schema = {"anyOf": [{"type": "null"},
                                    {"type": "object", "maxProperties": 0}]}
@@ -112,6 +121,7 @@ SERVER_CREATE: Schema = {
             "networks": {"anyOf": [{"type": "array", "items": _NETWORK},
                                    {"type": "string", "enum": ["none", "auto"]}]},
             "OS-DCF:diskConfig": DISK_CONFIG,
+            **ACCESS_IPS,
             "availability_zone": NAME,
             "block_device_mapping_v2": {"type": "array", "items": _BDM_V2},
             "config_drive": BOOLEAN,
@@ -132,6 +142,7 @@ SERVER_CREATE: Schema = {
 SERVER_UPDATE: Schema = envelope("server", strict({
     "name": NAME,
     "OS-DCF:diskConfig": DISK_CONFIG,
+    **ACCESS_IPS,
 }))
 
 DESCRIPTION: Schema = {
@@ -220,8 +231,8 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
     "resize": strict({"flavorRef": FLAVOR_REF, "OS-DCF:diskConfig": DISK_CONFIG},
                      required=["flavorRef"]),
     "rebuild": strict({"imageRef": UUID, "name": NAME, "adminPass": ADMIN_PASSWORD,
-                       "metadata": METADATA, "OS-DCF:diskConfig": DISK_CONFIG},
-                      required=["imageRef"]),
+                       "metadata": METADATA, "OS-DCF:diskConfig": DISK_CONFIG,
+                       **ACCESS_IPS}, required=["imageRef"]),
     "createImage": strict({"name": NAME, "metadata": METADATA}, required=["name"]),
     "createBackup": strict({"name": NAME, "backup_type": {"type": "string"},
                             "rotation": NON_NEGATIVE_INT, "metadata": METADATA},
@@ -240,6 +251,10 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
                                               "pattern": "^-?[0-9]+$", "minimum": -1}}),
     "os-getVNCConsole": strict({"type": {"type": "string", "enum": ["novnc", "xvpvnc"]}},
                                required=["type"]),
+    "addSecurityGroup": strict({"name": {"type": "string", "minLength": 1}},
+                               required=["name"]),
+    "removeSecurityGroup": strict({"name": {"type": "string", "minLength": 1}},
+                                  required=["name"]),
 }
 """The value schema of each action key of ``POST /servers/{id}/action``."""
 

@@ -21,6 +21,7 @@ from novad.api import microversion
 from novad.api.common import PLACED, REPLICA, Route, context, json_response
 from novad.api.compute import schemas
 from novad.api.compute.parsing import (
+    access_ips,
     bool_param,
     generate_password,
     limit_param,
@@ -35,6 +36,7 @@ from novad.api.compute.views import (
     Links,
     addresses,
     server_brief,
+    server_changed,
     server_detail,
     server_unreachable,
 )
@@ -45,8 +47,8 @@ from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import Forbidden, Invalid, NotFound
 from novad.states.status import status_of
+from novad.store.models import FaultRecord, Instance
 from novad.strutils import parse_bool
-from novad.store.models import Instance
 
 MAX_METADATA_ITEMS = 128
 """Nova's ``[quota] metadata_items`` (also shown by /limits)."""
@@ -104,8 +106,18 @@ def checked(metadata: dict[str, str]) -> dict[str, str]:
     return metadata
 
 
+def check_security_groups(server: Mapping[str, Any]) -> None:
+    """Nova looks each requested group up in the network service, except
+    ``default``, which it lets through unchecked; novad's network side has no
+    security groups, so any other name is Nova's 400."""
+    for group in server.get("security_groups") or ():
+        if group["name"] != "default":
+            raise Invalid(f"Security group {group['name']} not found.")
+
+
 def create_request(server: Mapping[str, Any]) -> CreateRequest:
     """A schema-valid ``server`` object as a :class:`CreateRequest`."""
+    check_security_groups(server)
     min_count = to_int(server.get("min_count", 1))
     max_count = to_int(server.get("max_count", min_count))
     if min_count > max_count:
@@ -118,6 +130,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
             raise Invalid("Userdata content cannot be decoded") from None
     metadata = server.get("metadata") or {}
     check_metadata(metadata)
+    ips = access_ips(server)
     return CreateRequest(
         name=server["name"], flavor_id=str(server["flavorRef"]), image_id=boot_image(server),
         min_count=min_count, max_count=max_count, key_name=server.get("key_name"),
@@ -125,7 +138,8 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         config_drive=to_bool(server.get("config_drive", False)),
         availability_zone=server.get("availability_zone"),
         admin_pass=server.get("adminPass") or generate_password(),
-        description=server.get("description"),
+        description=server.get("description"), access_ip_v4=ips.get("access_ip_v4"),
+        access_ip_v6=ips.get("access_ip_v6"),
         trusted_certs=tuple(server["trusted_image_certificates"])
         if server.get("trusted_image_certificates") else None)
 
@@ -242,7 +256,14 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext,
         limit=limit_param(query), marker=query.get("marker"), all_tenants=all_tenants,
         project_id=project, host=query.get("host") if admin else None,
         deleted=bool_param(query.get("deleted")) if admin else False,
+        image=_last_segment(query.get("image")), flavor=_last_segment(query.get("flavor")),
         **tag_filters(query, version))
+
+
+def _last_segment(value: str | None) -> str | None:
+    """An id given as itself or as a link to it (Nova takes both for the
+    ``image`` and ``flavor`` filters)."""
+    return None if value is None else value.rstrip("/").rsplit("/", 1)[-1]
 
 
 def ip6_filter(query: MultiMapping[str], ctx: RequestContext,
@@ -287,14 +308,17 @@ class ServerHandlers:
             return None
         return {h.name: h for h in await self.node.hosts.list_hosts()}
 
+    async def _fault(self, inst: Instance) -> FaultRecord | None:
+        if status_of(inst.vm_state, inst.task_state, inst.deleted) in ("ERROR", "DELETED"):
+            return await self.compute.fault(inst)
+        return None
+
     async def _detail(self, request: web.Request, ctx: RequestContext, inst: Instance,
                       hosts: dict[str, ComputeHost] | None = None, *,
                       groups: bool = False) -> dict[str, Any]:
         """The full server body; ``groups``: with 2.71's ``server_groups``
         (show, update and rebuild)."""
-        fault = None
-        if status_of(inst.vm_state, inst.task_state, inst.deleted) in ("ERROR", "DELETED"):
-            fault = await self.compute.fault(inst)
+        fault = await self._fault(inst)
         return server_detail(inst, Links.of(request, self.config), ctx, fault,
                              version=microversion.of(request),
                              host_status=None if hosts is None else host_status(hosts, inst.host),
@@ -361,9 +385,11 @@ class ServerHandlers:
         if to_bool(body["server"].get("return_reservation_id", False)):
             return json_response({"reservation_id": first.reservation_id}, status=202)
         links = Links.of(request, self.config)
+        # Nova echoes the request's groups (else default) in create's answer only.
         server: dict[str, Any] = {"id": first.uuid, "links": links.pair("servers", first.uuid),
                                   "OS-DCF:diskConfig": "MANUAL",
-                                  "security_groups": [{"name": "default"}]}
+                                  "security_groups": body["server"].get(
+                                      "security_groups", [{"name": "default"}])}
         if self.config.api.enable_instance_password:
             server["adminPass"] = req.admin_pass
         return json_response({"server": server}, status=202,
@@ -418,8 +444,28 @@ class ServerHandlers:
         server = body["server"]
         inst = await self.compute.update(ctx, request.match_info["server_id"], server.get("name"),
                                          server.get("description"),
-                                         set_description=described and "description" in server)
-        return json_response({"server": await self._detail(request, ctx, inst, groups=True)})
+                                         set_description=described and "description" in server,
+                                         access_ips=access_ips(server))
+        hosts = await self._hosts(request, ctx)
+        return json_response({"server": server_changed(
+            inst, Links.of(request, self.config), ctx, await self._fault(inst),
+            version=microversion.of(request),
+            host_status=None if hosts is None else host_status(hosts, inst.host),
+            server_groups=await self._groups(request, ctx, inst, True))})
+
+    async def ips(self, request: web.Request) -> web.StreamResponse:
+        """``GET /servers/{id}/ips``: the server's addresses by network (none)."""
+        inst = await self.compute.get(context(request), request.match_info["server_id"])
+        return json_response({"addresses": addresses(inst)})
+
+    async def ips_of_network(self, request: web.Request) -> web.StreamResponse:
+        """``GET /servers/{id}/ips/{network_label}``: 404 for a network the
+        server is not on (every network: it has none)."""
+        inst = await self.compute.get(context(request), request.match_info["server_id"])
+        label = request.match_info["network_label"]
+        if label not in addresses(inst):
+            raise NotFound("Instance is not a member of specified network")
+        return json_response({label: addresses(inst)[label]})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete a server (soft delete when reclaim_instance_interval > 0)."""
@@ -495,6 +541,8 @@ class ServerHandlers:
             Route("GET", one, self.show, tag="servers"),
             Route("PUT", one, self.update, schema=schemas.SERVER_UPDATE, tag="servers"),
             Route("DELETE", one, self.delete, tag="servers", responses={204: "Deleting"}),
+            Route("GET", one + "/ips", self.ips, tag="servers"),
+            Route("GET", one + "/ips/{network_label}", self.ips_of_network, tag="servers"),
             Route("GET", meta, self.metadata_index, tag="server metadata"),
             Route("POST", meta, self.metadata_merge, schema=schemas.METADATA_SET,
                   tag="server metadata"),

@@ -162,7 +162,9 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
     ``description``, 2.26's ``tags``, 2.63's ``trusted_image_certificates``,
     2.71's ``server_groups`` when the caller passes them (show, update,
     rebuild), 2.73's ``locked_reason``.  Attached volumes (2.3 adds their
-    ``delete_on_termination``) are always none here."""
+    ``delete_on_termination``) are always none here; ``security_groups`` is
+    left out, as Nova leaves it out of a server with no network ports (every
+    novad server: there is no network service)."""
     status = status_of(inst.vm_state, inst.task_state, inst.deleted)
     image: Any = "" if not inst.image_ref else {
         "id": inst.image_ref, "links": [{"rel": "bookmark",
@@ -175,7 +177,8 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         "flavor": {"id": inst.flavor.id, "links": [
             {"rel": "bookmark", "href": links.bookmark("flavors", inst.flavor.id)}]},
         "created": iso_z(inst.created_at), "updated": iso_z(inst.updated_at or inst.created_at),
-        "addresses": addresses(inst), "accessIPv4": "", "accessIPv6": "",
+        "addresses": addresses(inst), "accessIPv4": inst.access_ip_v4 or "",
+        "accessIPv6": inst.access_ip_v6 or "",
         "links": links.pair("servers", inst.uuid), "key_name": inst.key_name,
         "config_drive": "True" if inst.config_drive else "",
         "OS-EXT-STS:vm_state": str(inst.vm_state),
@@ -184,8 +187,7 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         "OS-EXT-AZ:availability_zone": inst.availability_zone,
         "OS-SRV-USG:launched_at": iso_micro(inst.launched_at),
         "OS-SRV-USG:terminated_at": iso_micro(inst.terminated_at),
-        "OS-DCF:diskConfig": "MANUAL", "security_groups": [{"name": "default"}],
-        "os-extended-volumes:volumes_attached": [],
+        "OS-DCF:diskConfig": "MANUAL", "os-extended-volumes:volumes_attached": [],
     }
     if status in PROGRESS_STATUSES:
         body["progress"] = inst.progress or 0
@@ -244,6 +246,42 @@ def server_unreachable(inst: Instance, links: Links, *, detail: bool, show: bool
             "user_id": inst.user_id or "UNKNOWN"})
         if server_groups is not None:
             body["server_groups"] = list(server_groups)
+    return body
+
+
+_PLAIN_PREFIXES = ("OS-EXT-AZ:", "OS-EXT-STS:", "OS-SRV-USG:", "OS-EXT-SRV-ATTR:",
+                   "os-extended-volumes:")
+_PLAIN_KEYS = frozenset({"config_drive", "key_name", "security_groups", "host_status"})
+
+
+def server_changed(inst: Instance, links: Links, ctx: RequestContext,
+                   fault: FaultRecord | None = None, *, version: Version = BASE,
+                   rebuild: bool = False, host_status: str | None = None,
+                   server_groups: list[str] | None = None) -> dict[str, Any]:
+    """The server body of ``PUT /servers/{id}`` and of the ``rebuild`` action.
+
+    Below 2.75 Nova renders both with its show view's extensions switched
+    off (``show_AZ``, ``show_config_drive``, ``show_keypair``,
+    ``show_srv_usg``, ``show_sec_grp``, ``show_extended_status``,
+    ``show_extended_volumes``, ``show_extended_attr``, ``show_host_status``
+    all false), so the body is :func:`server_detail` without those keys;
+    rebuild shows ``key_name`` again from 2.54 and ``user_data`` from 2.57.
+    From 2.75 both are the whole GET view, rebuild's with ``user_data``
+    instead of ``OS-EXT-SRV-ATTR:user_data``.  What versions add to every
+    view (2.9 ``locked``, 2.19 ``description``, 2.26 ``tags``, ...) stays."""
+    full = version >= microversion.STRICT_PARAMS.key
+    body = server_detail(inst, links, ctx, fault, version=version,
+                         host_status=host_status if full else None,
+                         server_groups=server_groups)
+    if not full:
+        body = {key: value for key, value in body.items()
+                if key not in _PLAIN_KEYS and not key.startswith(_PLAIN_PREFIXES)}
+    if rebuild:
+        if version >= microversion.REBUILD_KEY_NAME.key:
+            body["key_name"] = inst.key_name
+        if version >= microversion.PERSONALITY_GONE.key:
+            body.pop("OS-EXT-SRV-ATTR:user_data", None)
+            body["user_data"] = inst.user_data
     return body
 
 
@@ -330,11 +368,19 @@ def keypair_created(pair: Keypair, private_key: str | None, version: Version = B
     return body
 
 
+def keypair_id(pair: Keypair) -> int:
+    """The key pair's ``id``: Nova shows its database row's integer id; novad's
+    pairs are replicated records without one, so it is a positive 31-bit
+    number drawn from the owner and name, the same on every node."""
+    digest = hashlib.sha256(f"{pair.user_id}\0{pair.name}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF or 1
+
+
 def keypair_detail(pair: Keypair, version: Version = BASE) -> dict[str, Any]:
-    """The ``GET /os-keypairs/{name}`` body (no numeric id: none is stored)."""
+    """The ``GET /os-keypairs/{name}`` body, with Nova's integer ``id``."""
     return {**keypair_brief(pair, version), "user_id": pair.user_id, "deleted": False,
             "created_at": iso_micro(pair.created_at), "updated_at": None,
-            "deleted_at": None}
+            "deleted_at": None, "id": keypair_id(pair)}
 
 
 # -- instance actions -------------------------------------------------------------
