@@ -124,8 +124,8 @@ LIVE_MIGRATE_FORCE = Microversion(
 
 # Not served yet (PLANNED below): each joins HISTORY once its delta is built.
 CONSOLE_AUTH_TOKENS = Microversion(
-    "2.31", "`GET /os-console-auth-tokens/{token}` answers for every console type (was RDP "
-    "only).")
+    "2.31", "`GET /os-console-auth-tokens/{token}` answers for every console type (below, "
+    "RDP only: the noVNC tokens novad issues are 401 there, as in Nova).")
 DEVICE_TAGS_FIRST = Microversion(
     "2.32", "A `tag` on each `networks` and `block_device_mapping_v2` item of server "
     "create.")
