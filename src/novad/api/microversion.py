@@ -128,21 +128,25 @@ CONSOLE_AUTH_TOKENS = Microversion(
     "RDP only: the noVNC tokens novad issues are 401 there, as in Nova).")
 DEVICE_TAGS_FIRST = Microversion(
     "2.32", "A `tag` on each `networks` and `block_device_mapping_v2` item of server "
-    "create.")
+    "create (accepted; novad names no network, so a tagged network is still 400, and the "
+    "boot disk's tag is not shown to the guest).")
 HYPERVISOR_PAGES = Microversion(
     "2.33", "os-hypervisors lists take `limit` and `marker`; `block_device_mapping_v2` "
     "items lose `tag` (restored at 2.42).")
 ASYNC_LIVE_MIGRATE_CHECKS = Microversion(
     "2.34", "os-migrateLive checks the destination after answering 202; a failed check "
-    "ends the migration `error` instead of a 400.")
+    "ends the migration `error` instead of a 400 (below, no node to go to is 400 "
+    "`No valid host was found.` before anything is recorded).")
 KEYPAIR_PAGES = Microversion(
     "2.35", "os-keypairs takes `limit` and `marker` and sorts by name.")
 PROXY_APIS_GONE = Microversion(
     "2.36", "The proxy APIs (images, os-networks, os-volumes, os-security-groups, "
     "os-floating-ips, os-fping and friends) are 404; network quotas and limits go.")
 NETWORKS_AUTO = Microversion(
-    "2.37", "`networks` is required on create: `auto`, `none`, or a list whose `uuid`s "
-    "must be UUIDs; `networks` items lose `tag` (restored at 2.42).")
+    "2.37", "`networks` is required on create: `auto` (the guest's one user-mode NIC), "
+    "`none` (no NIC), or a list whose `uuid`s must be UUIDs (novad runs no network service: "
+    "a network or port named is 400 at every version, as Nova's for one that does not "
+    "exist); `networks` items lose `tag` (restored at 2.42).")
 STATUS_FILTER_STRICT = Microversion(
     "2.38", "An unknown `status` filter on the server list is 400 (was an empty list).")
 IMAGE_METADATA_PROXY_GONE = Microversion(

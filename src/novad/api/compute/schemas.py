@@ -15,6 +15,8 @@ import functools
 import copy
 from typing import Any
 
+from novad.api import microversion
+
 Schema = dict[str, Any]
 
 NAME: Schema = {
@@ -109,8 +111,7 @@ SERVER_CREATE: Schema = {
             "flavorRef": FLAVOR_REF,
             "adminPass": ADMIN_PASSWORD,
             "metadata": METADATA,
-            "networks": {"anyOf": [{"type": "array", "items": _NETWORK},
-                                   {"type": "string", "enum": ["none", "auto"]}]},
+            "networks": {"type": "array", "items": _NETWORK},
             "OS-DCF:diskConfig": DISK_CONFIG,
             "availability_zone": NAME,
             "block_device_mapping_v2": {"type": "array", "items": _BDM_V2},
@@ -159,6 +160,46 @@ MAX_TAGS = 50
 
 TAG: Schema = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
 """One server tag (2.26): no ``/`` or ``,``."""
+
+def _tagged(item: Schema, tagged: bool) -> Schema:
+    """A ``networks`` or ``block_device_mapping_v2`` item, with a device ``tag``
+    (2.32) when ``tagged``."""
+    if not tagged:
+        return item
+    return {**item, "properties": {**item["properties"], "tag": TAG}}
+
+
+NETWORKS_V2_37: Schema = {"anyOf": [
+    {"type": "array", "items": strict({"fixed_ip": {"type": "string"},
+                                       "port": {"type": ["string", "null"]},
+                                       "uuid": UUID})},
+    {"type": "string", "enum": ["none", "auto"]}]}
+"""2.37's ``networks``: ``auto``, ``none``, or a list whose ``uuid`` is a UUID."""
+
+
+@functools.lru_cache(maxsize=None)
+def server_create(version: tuple[int, int]) -> Schema:
+    """``POST /servers`` at ``version``: 2.19's ``description``; a device
+    ``tag`` on ``networks`` items at 2.32-2.36 and from 2.42, on
+    ``block_device_mapping_v2`` items at 2.32 and from 2.42; from 2.37
+    ``networks`` is required, ``auto``, ``none`` or a list of UUIDs."""
+    mv = microversion
+    schema = copy.deepcopy(SERVER_CREATE_V2_19 if version >= mv.SERVER_DESCRIPTION.key
+                           else SERVER_CREATE)
+    server = schema["properties"]["server"]
+    props = server["properties"]
+    tags_back = version >= mv.DEVICE_TAGS.key
+    props["block_device_mapping_v2"]["items"] = _tagged(
+        _BDM_V2, tags_back or mv.DEVICE_TAGS_FIRST.key <= version < mv.HYPERVISOR_PAGES.key)
+    if version >= mv.NETWORKS_AUTO.key:
+        networks = copy.deepcopy(NETWORKS_V2_37)
+        networks["anyOf"][0]["items"] = _tagged(networks["anyOf"][0]["items"], tags_back)
+        props["networks"] = networks
+        server["required"] = [*server["required"], "networks"]
+    else:
+        props["networks"]["items"] = _tagged(_NETWORK, version >= mv.DEVICE_TAGS_FIRST.key)
+    return schema
+
 
 SERVER_TAGS_REPLACE: Schema = strict({"tags": {"type": "array", "items": TAG,
                                                "maxItems": MAX_TAGS}}, required=["tags"])

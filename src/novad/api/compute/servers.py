@@ -92,6 +92,28 @@ def checked(metadata: dict[str, str]) -> dict[str, str]:
     return metadata
 
 
+def requested_networks(networks: Any) -> Any:
+    """A schema-valid ``networks`` value as novad can honour it: omitted, ``[]``,
+    ``auto`` (the guest's one user-mode NIC) or ``none`` (no NIC).  novad runs no
+    network service, so any network or port named is refused with the 400 Nova
+    gives for one that does not exist (or for a malformed item)."""
+    if not isinstance(networks, list):
+        return networks
+    for item in networks:
+        if item.get("port"):
+            raise Invalid(f"Port id {item['port']} could not be found.")
+        if "uuid" not in item:
+            raise Invalid("Bad network format: missing 'uuid'")
+        net_id = item["uuid"]
+        try:
+            _canonical_uuid(net_id)
+        except ValueError:
+            raise Invalid("Bad networks format: network uuid is not in proper format "
+                          f"({net_id})") from None
+        raise Invalid(f"Network {net_id} could not be found.")
+    return networks
+
+
 def create_request(server: Mapping[str, Any]) -> CreateRequest:
     """A schema-valid ``server`` object as a :class:`CreateRequest`."""
     min_count = to_int(server.get("min_count", 1))
@@ -109,7 +131,8 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
     return CreateRequest(
         name=server["name"], flavor_id=str(server["flavorRef"]), image_id=boot_image(server),
         min_count=min_count, max_count=max_count, key_name=server.get("key_name"),
-        user_data=user_data, metadata=dict(metadata), networks=server.get("networks"),
+        user_data=user_data, metadata=dict(metadata),
+        networks=requested_networks(server.get("networks")),
         config_drive=to_bool(server.get("config_drive", False)),
         availability_zone=server.get("availability_zone"),
         admin_pass=server.get("adminPass") or generate_password(),
@@ -236,8 +259,8 @@ class ServerHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one or more servers (202; the boot goes on in the background)."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_CREATE_V2_19
-                               if self._described(request) else schemas.SERVER_CREATE)
+        body = await read_body(request, self.max_body,
+                               schemas.server_create(microversion.of(request)))
         req = create_request(body["server"])
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         if hints.get("group"):
