@@ -176,6 +176,9 @@ class ActionHandlers:
         params = PARAMS.get(key, lambda a: {})(argument)
         if key in FORCE_FROM:
             params["force"] = _forced(request, key, argument)
+        if key == "os-migrateLive" and not microversion.at_least(
+                request, microversion.ASYNC_LIVE_MIGRATE_CHECKS):
+            params["check_destination"] = True  # 400 before the 202 when no node fits
         result = await self.compute.act(ctx, server_id, row, params)
         return await self._respond(request, ctx, server_id, key, row, result)
 
