@@ -104,7 +104,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
     if quotas is not None:
         relative.extend(QuotaHandlers(quotas, config).routes())
     if usage is not None:
-        relative.extend(UsageHandlers(usage).routes())
+        relative.extend(UsageHandlers(usage, config).routes())
     if migrations is not None:
         relative.extend(MigrationHandlers(migrations, config).routes())
     if server_groups is not None:

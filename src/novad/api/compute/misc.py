@@ -23,7 +23,7 @@ from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS
-from novad.api.compute.views import action_view, event_view
+from novad.api.compute.views import Links, action_view, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
@@ -100,6 +100,27 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
                     "disabled_reason": host.service.disabled_reason},
     })
     return body
+
+
+Hypervisor = tuple[ComputeHost, HostResources]
+
+
+def hypervisor_page(request: web.Request, found: Sequence[Hypervisor]
+                    ) -> tuple[list[Hypervisor], int | None]:
+    """From 2.33 one page of the hypervisors by id (``limit``, and ``marker``
+    the last id seen: 400 when no hypervisor has it) and the limit it was cut
+    to; below, all of them and None."""
+    if not microversion.at_least(request, microversion.HYPERVISOR_PAGES):
+        return list(found), None
+    ordered = sorted(found, key=lambda pair: pair[0].id)
+    marker = request.query.get("marker")
+    if marker is not None:
+        at = next((i for i, (host, _) in enumerate(ordered) if host.known_as(marker)), None)
+        if at is None:
+            raise Invalid(f"Marker {marker} could not be found.")
+        ordered = ordered[at + 1:]
+    limit = limit_param(request.query)
+    return ordered[:limit], limit
 
 
 def statistics(resources: Sequence[HostResources]) -> dict[str, int]:
@@ -217,16 +238,27 @@ class NodeHandlers:
     async def hypervisors(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors (admin): one per host."""
         require_admin(context(request), "os-hypervisors:list")
-        found = await self.node.hosts.hypervisors()
-        return json_response({"hypervisors": [hypervisor_view(h, r, False) for h, r in found]})
+        found, limit = hypervisor_page(request, await self.node.hosts.hypervisors())
+        return self._hypervisor_list(request, [hypervisor_view(h, r, False) for h, r in found],
+                                     limit, "os-hypervisors")
 
     async def hypervisors_detail(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors with details (admin)."""
         require_admin(context(request), "os-hypervisors:list-detail")
-        found = await self.node.hosts.hypervisors()
+        found, limit = hypervisor_page(request, await self.node.hosts.hypervisors())
         version = microversion.of(request)
-        return json_response({"hypervisors": [hypervisor_view(h, r, True, version)
-                                              for h, r in found]})
+        return self._hypervisor_list(request, [hypervisor_view(h, r, True, version)
+                                               for h, r in found],
+                                     limit, "os-hypervisors/detail")
+
+    def _hypervisor_list(self, request: web.Request, views: list[dict[str, Any]],
+                         limit: int | None, collection: str) -> web.StreamResponse:
+        """The list body; a full page (2.33) links the next one."""
+        body: dict[str, Any] = {"hypervisors": views}
+        if views and limit is not None and len(views) == limit:
+            body["hypervisors_links"] = Links.of(request, self.config).next_page(
+                collection, request.query.items(), str(views[-1]["id"]))
+        return json_response(body)
 
     async def _hypervisor(self, request: web.Request) -> tuple[ComputeHost, HostResources]:
         ident = request.match_info["hypervisor_id"]
