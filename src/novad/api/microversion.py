@@ -140,17 +140,21 @@ ASYNC_LIVE_MIGRATE_CHECKS = Microversion(
 KEYPAIR_PAGES = Microversion(
     "2.35", "os-keypairs takes `limit` and `marker` and sorts by name.")
 PROXY_APIS_GONE = Microversion(
-    "2.36", "The proxy APIs (images, os-networks, os-volumes, os-security-groups, "
-    "os-floating-ips, os-fping and friends) are 404; network quotas and limits go.")
+    "2.36", "The proxy APIs are 404: novad's Glance-shaped `/images` look-ups go (the other "
+    "proxies, os-networks, os-volumes, os-security-groups, os-floating-ips, os-fping and "
+    "friends, are not served at any version; os-fixed-ips stays 410 as in Nova); the network "
+    "quotas leave os-quota-sets (shown and settable) and the network limits leave `/limits`.")
 NETWORKS_AUTO = Microversion(
     "2.37", "`networks` is required on create: `auto` (the guest's one user-mode NIC), "
     "`none` (no NIC), or a list whose `uuid`s must be UUIDs (novad runs no network service: "
     "a network or port named is 400 at every version, as Nova's for one that does not "
     "exist); `networks` items lose `tag` (restored at 2.42).")
 STATUS_FILTER_STRICT = Microversion(
-    "2.38", "An unknown `status` filter on the server list is 400 (was an empty list).")
+    "2.38", "An unknown `status` filter on the server list is 400 `Invalid status value` "
+    "(was an empty list).")
 IMAGE_METADATA_PROXY_GONE = Microversion(
-    "2.39", "`/images/{id}/metadata` is 404 and `maxImageMeta` leaves the limits.")
+    "2.39", "`maxImageMeta` leaves the limits; `/images/{id}/metadata` is 404 (novad never "
+    "served that image-metadata proxy, so it is 404 below too).")
 USAGE_PAGES = Microversion(
     "2.40", "os-simple-tenant-usage takes `limit` and `marker`.")
 AGGREGATE_UUID = Microversion(

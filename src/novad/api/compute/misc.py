@@ -41,8 +41,25 @@ def require_admin(ctx: RequestContext, rule: str) -> None:
         raise Forbidden(f"Policy doesn't allow os_compute_api:{rule} to be performed.")
 
 
-def absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[str, int]:
-    """``limits.absolute`` at 2.1 (network quotas are Neutron's: -1, unlimited)."""
+NETWORK_LIMITS = ("maxSecurityGroups", "maxSecurityGroupRules", "totalSecurityGroupsUsed",
+                  "maxTotalFloatingIps", "totalFloatingIpsUsed")
+"""The network limits, gone at 2.36 (the proxy APIs went)."""
+
+
+def absolute_limits(limits: dict[str, int], used: tuple[int, int, int],
+                    version: tuple[int, int] = microversion.BASE.key) -> dict[str, int]:
+    """``limits.absolute`` at ``version``: at 2.1 the network quotas are
+    Neutron's (-1, unlimited); they go at 2.36, and ``maxImageMeta`` at 2.39."""
+    gone: tuple[str, ...] = ()
+    if version >= microversion.PROXY_APIS_GONE.key:
+        gone += NETWORK_LIMITS
+    if version >= microversion.IMAGE_METADATA_PROXY_GONE.key:
+        gone += ("maxImageMeta",)
+    return {key: value for key, value in _absolute_limits(limits, used).items()
+            if key not in gone}
+
+
+def _absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[str, int]:
     instances, cores, ram = used
     return {
         "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],
@@ -189,7 +206,8 @@ class NodeHandlers:
         else:
             quota = self.config.quota
             limits = {"instances": quota.instances, "cores": quota.cores, "ram": quota.ram}
-        absolute = absolute_limits(limits, await self.node.usage(project))
+        absolute = absolute_limits(limits, await self.node.usage(project),
+                                   microversion.of(request))
         return json_response({"limits": {"rate": [], "absolute": absolute}})
 
     async def services(self, request: web.Request) -> web.StreamResponse:
@@ -357,11 +375,19 @@ class InstanceActionHandlers:
                 Route("GET", base + "/{request_id}", self.show, tag="instance actions")]
 
 
+def _proxy_served(request: web.Request) -> None:
+    """404 from 2.36, where Nova's proxy APIs went."""
+    if microversion.at_least(request, microversion.PROXY_APIS_GONE):
+        raise NotFound("The resource could not be found.")
+
+
 class ImageHandlers:
     """Glance-shaped image look-ups under the compute mounts.
 
     With ``--os-auth-type none --os-endpoint .../compute/v2.1`` the clients
     look images up here and expect Glance v2's shapes, not Nova's image proxy.
+    Like Nova's proxy they are 404 from 2.36 (the SDK's image calls carry no
+    compute microversion, so they stay at 2.1).
     """
 
     def __init__(self, images: ImageLookup, config: Config) -> None:
@@ -370,6 +396,7 @@ class ImageHandlers:
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List images (Glance v2 shape; ``name``, ``id=in:…``, ``status`` filters)."""
+        _proxy_served(request)
         query = request.query
         raw_id = query.get("id")
         id_in = None if raw_id is None else [i for i in raw_id.removeprefix("in:").split(",")
@@ -383,6 +410,7 @@ class ImageHandlers:
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one image as Glance v2 does (the bare image object)."""
+        _proxy_served(request)
         image = await self.images.get(context(request), request.match_info["image_id"])
         return json_response(image.to_api(base_url(request, self.config.api.public_endpoint)))
 

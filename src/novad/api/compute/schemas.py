@@ -401,6 +401,15 @@ QUOTA_KEYS: tuple[str, ...] = (
 QUOTA_SET_UPDATE: Schema = envelope("quota_set", strict(
     {**{key: QUOTA_VALUE for key in QUOTA_KEYS}, "force": BOOLEAN}))
 
+NETWORK_QUOTAS: tuple[str, ...] = ("fixed_ips", "floating_ips", "security_group_rules",
+                                   "security_groups")
+"""The network quota keys, gone from os-quota-sets at 2.36."""
+
+QUOTA_SET_UPDATE_V2_36: Schema = envelope("quota_set", strict(
+    {**{key: QUOTA_VALUE for key in QUOTA_KEYS if key not in NETWORK_QUOTAS},
+     "force": BOOLEAN}))
+"""2.36: the network quotas can no longer be named."""
+
 
 
 # -- os-services --------------------------------------------------------------------

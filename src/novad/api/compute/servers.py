@@ -38,7 +38,7 @@ from novad.compute.interface import ComputeAPI, CreateRequest, ListFilters
 from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import Forbidden, Invalid, NotFound
-from novad.states.status import status_of
+from novad.states.status import states_for_status, status_of
 from novad.store.models import Instance
 
 MAX_METADATA_ITEMS = 128
@@ -153,6 +153,16 @@ def tag_filters(query: MultiMapping[str], version: tuple[int, int]) -> dict[str,
             if name in query}
 
 
+def status_filter(query: MultiMapping[str], version: tuple[int, int]) -> str | None:
+    """The ``status`` the list is filtered by; one no server can have is 400
+    from 2.38 (below, as in Nova, it simply matches nothing)."""
+    status = query.get("status")
+    if status is not None and not states_for_status(status) \
+            and version >= microversion.STATUS_FILTER_STRICT.key:
+        raise Invalid("Invalid status value")
+    return status
+
+
 def list_filters(query: MultiMapping[str], ctx: RequestContext,
                  version: tuple[int, int] = microversion.BASE.key) -> ListFilters:
     """``GET /servers`` query as Nova reads it at 2.1: unknown parameters are
@@ -169,7 +179,7 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext,
     project = (query.get("project_id") or query.get("tenant_id")) if admin and all_tenants \
         else None
     return ListFilters(
-        name=regex_param(query.get("name"), "name"), status=query.get("status"),
+        name=regex_param(query.get("name"), "name"), status=status_filter(query, version),
         changes_since=time_param(query.get("changes-since"), "changes-since"),
         limit=limit_param(query), marker=query.get("marker"), all_tenants=all_tenants,
         project_id=project, host=query.get("host") if admin else None,
