@@ -158,14 +158,19 @@ IMAGE_METADATA_PROXY_GONE = Microversion(
 USAGE_PAGES = Microversion(
     "2.40", "os-simple-tenant-usage takes `limit` and `marker`.")
 AGGREGATE_UUID = Microversion(
-    "2.41", "Aggregates show their `uuid`.")
+    "2.41", "Aggregates show their `uuid` (novad's node belongs to no aggregate and the "
+    "list is empty, so nothing changes here).")
 DEVICE_TAGS = Microversion(
     "2.42", "`tag` is accepted again on `networks` and `block_device_mapping_v2` items.")
 OS_HOSTS_GONE = Microversion(
-    "2.43", "os-hosts is 404 (use os-hypervisors and os-services).")
+    "2.43", "os-hosts is 404 (use os-hypervisors and os-services); below it lists the "
+    "compute hosts and shows their resources, and its update and power actions are 501 as "
+    "with Nova's libvirt driver.")
 NETWORK_ACTIONS_GONE = Microversion(
-    "2.44", "addFixedIp, removeFixedIp, addFloatingIp, removeFloatingIp and "
-    "os-virtual-interfaces are 404.")
+    "2.44", "addFixedIp, removeFixedIp, addFloatingIp and removeFloatingIp are 404 (below, "
+    "novad, with no network service, answers each as Nova does for a network or address "
+    "that does not exist); os-virtual-interfaces stays 410 Gone, as in Nova since "
+    "nova-network went.")
 IMAGE_ID_IN_BODY = Microversion(
     "2.45", "createImage and createBackup answer `{\"image_id\": ...}` and no `Location` "
     "header.")

@@ -25,6 +25,7 @@ from novad.api.compute.consoles import (
     RemoteConsoleHandlers,
 )
 from novad.api.compute.flavors import FlavorHandlers
+from novad.api.compute.hosts import HostHandlers
 from novad.api.compute.keypairs import KeypairHandlers
 from novad.api.compute.migrations import MigrationHandlers, MigrationSource
 from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHandlers
@@ -99,6 +100,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
         *NodeHandlers(node, config, quotas).routes(),
+        *HostHandlers(compute, node, config).routes(),
         *removed.routes(),
     ]
     if quotas is not None:

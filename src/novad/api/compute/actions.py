@@ -11,6 +11,7 @@ becomes reachable here once its argument schema exists in
 from __future__ import annotations
 
 import functools
+import ipaddress
 
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +26,7 @@ from novad.api.compute.views import Links, server_detail
 from novad.compute.interface import ActionResult, ComputeAPI
 from novad.config import Config
 from novad.context import RequestContext
-from novad.errors import Invalid, NoSuchAction, NotFound
+from novad.errors import Invalid, NoSuchAction, NotFound, NovadError
 from novad.states.table import ACTIONS, BY_NAME
 
 _NOT_ACTIONS = frozenset({"create", "delete", "reboot"})
@@ -44,12 +45,19 @@ DISPATCH: dict[str, str] = _dispatch()
 
 CONSOLE_ACTIONS = frozenset({"os-getConsoleOutput", "os-getVNCConsole"})
 
+NETWORK_ACTIONS = frozenset({"addFixedIp", "removeFixedIp", "addFloatingIp",
+                             "removeFloatingIp"})
+"""nova-network's and Neutron's address actions: 404 from 2.44.  novad runs no
+network service, so below 2.44 each is answered as Nova answers for a server
+with no addresses or a network, address or floating IP that does not exist."""
+
 MIN_VERSIONS: dict[str, microversion.Microversion] = {
     "trigger_crash_dump": microversion.TRIGGER_CRASH_DUMP}
 """Action keys that exist only from a microversion on (404 below it, as Nova)."""
 
 REMOVED_AT: dict[str, microversion.Microversion] = {
-    "os-getVNCConsole": microversion.REMOTE_CONSOLES}
+    "os-getVNCConsole": microversion.REMOTE_CONSOLES,
+    **{key: microversion.NETWORK_ACTIONS_GONE for key in NETWORK_ACTIONS}}
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
@@ -107,7 +115,8 @@ PARAMS: dict[str, ParamBuilder] = {
 def known_actions() -> frozenset[str]:
     """Every key ``POST /servers/{id}/action`` accepts at some microversion
     (a table row without an argument schema is not offered)."""
-    return (frozenset(DISPATCH) | CONSOLE_ACTIONS) & frozenset(schemas.ACTION_ARGUMENTS)
+    return (frozenset(DISPATCH) | CONSOLE_ACTIONS | NETWORK_ACTIONS) \
+        & frozenset(schemas.ACTION_ARGUMENTS)
 
 
 def row_for(key: str, argument: Any) -> str:
@@ -156,6 +165,24 @@ def _forced(request: web.Request, key: str, argument: Any) -> bool:
     return force
 
 
+def network_action_error(server_id: str, key: str, argument: dict[str, Any]) -> NovadError:
+    """What a network action gets where no network service runs."""
+    for name in ("address", "fixed_address"):
+        if name in argument:
+            try:
+                ipaddress.ip_address(argument[name])
+            except ValueError:
+                return Invalid(f"Invalid input for field/attribute {name}. Value: "
+                               f"{argument[name]}. '{argument[name]}' is not a 'ip-address'")
+    if key == "addFixedIp":
+        return Invalid(f"Network {argument['networkId']} could not be found.")
+    if key == "removeFixedIp":
+        return Invalid(f"Instance {server_id} doesn't have fixed IP '{argument['address']}'.")
+    if key == "addFloatingIp":
+        return Invalid("No fixed IPs associated to instance")
+    return NotFound("floating IP not found")
+
+
 class ActionHandlers:
     """The server-action endpoint."""
 
@@ -172,6 +199,9 @@ class ActionHandlers:
         check_key(request, key, argument)
         if key in CONSOLE_ACTIONS:
             return await self._console(ctx, server_id, key, argument)
+        if key in NETWORK_ACTIONS:
+            await self.compute.get(ctx, server_id)  # another project's server stays 404
+            raise network_action_error(server_id, key, argument)
         row = row_for(key, argument)
         params = PARAMS.get(key, lambda a: {})(argument)
         if key in FORCE_FROM:
@@ -212,6 +242,8 @@ class ActionHandlers:
             server.update(self._password_body(result))
             return json_response({"server": server}, status=202)
         if key in ("createImage", "createBackup") and result.image_id:
+            if microversion.at_least(request, microversion.IMAGE_ID_IN_BODY):
+                return json_response({"image_id": result.image_id}, status=202)
             location = Links.of(request, self.config).image_location(result.image_id)
             return web.Response(status=202, headers={"Location": location})
         return web.Response(status=BY_NAME[row].success_code)

@@ -54,6 +54,10 @@ METADATA: Schema = {
 
 ADMIN_PASSWORD: Schema = {"type": "string"}
 
+IP_ADDRESS: Schema = {"type": "string", "minLength": 2, "maxLength": 45,
+                      "pattern": r"^[0-9A-Fa-f.:]+$"}
+"""An IPv4 or IPv6 address, roughly (no format checker runs); the handler parses it."""
+
 FLAVOR_REF: Schema = {"type": ["string", "integer"], "minLength": 1}
 
 DISK_CONFIG: Schema = {"type": "string", "enum": ["MANUAL"]}
@@ -248,6 +252,12 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
                                               "pattern": "^-?[0-9]+$", "minimum": -1}}),
     "os-getVNCConsole": strict({"type": {"type": "string", "enum": ["novnc", "xvpvnc"]}},
                                required=["type"]),
+    "addFixedIp": strict({"networkId": {"type": ["string", "number"]}},
+                         required=["networkId"]),
+    "removeFixedIp": strict({"address": IP_ADDRESS}, required=["address"]),
+    "addFloatingIp": strict({"address": IP_ADDRESS, "fixed_address": IP_ADDRESS},
+                            required=["address"]),
+    "removeFloatingIp": strict({"address": IP_ADDRESS}, required=["address"]),
 }
 """The value schema of each action key of ``POST /servers/{id}/action``."""
 
@@ -410,6 +420,18 @@ QUOTA_SET_UPDATE_V2_36: Schema = envelope("quota_set", strict(
      "force": BOOLEAN}))
 """2.36: the network quotas can no longer be named."""
 
+
+
+_HOST_SWITCH: Schema = {"type": "string", "enum": ["enable", "disable", "Enable", "Disable",
+                                                   "ENABLE", "DISABLE"]}
+
+HOST_UPDATE: Schema = {
+    "type": "object",
+    "properties": {"status": _HOST_SWITCH, "maintenance_mode": _HOST_SWITCH},
+    "anyOf": [{"required": ["status"]}, {"required": ["maintenance_mode"]}],
+    "additionalProperties": False,
+}
+"""``PUT /os-hosts/{host}`` (below 2.43): ``status``, ``maintenance_mode`` or both."""
 
 
 # -- os-services --------------------------------------------------------------------
