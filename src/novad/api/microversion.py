@@ -140,10 +140,12 @@ ASYNC_LIVE_MIGRATE_CHECKS = Microversion(
 KEYPAIR_PAGES = Microversion(
     "2.35", "os-keypairs takes `limit` and `marker` and sorts by name.")
 PROXY_APIS_GONE = Microversion(
-    "2.36", "The proxy APIs are 404: novad's Glance-shaped `/images` look-ups go (the other "
-    "proxies, os-networks, os-volumes, os-security-groups, os-floating-ips, os-fping and "
-    "friends, are not served at any version; os-fixed-ips stays 410 as in Nova); the network "
-    "quotas leave os-quota-sets (shown and settable) and the network limits leave `/limits`.")
+    "2.36", "The proxy APIs are 404: novad's Glance-shaped `/images` look-ups and "
+    "`os-networks`/`os-tenant-networks` (below, an empty list: novad's one network has no "
+    "record) go; os-volumes, os-snapshots, os-security-groups, os-floating-ips, os-fping and "
+    "os-baremetal-nodes are not served at any version, and os-fixed-ips stays 410 as in Nova; "
+    "the network quotas leave os-quota-sets (shown and settable) and the network limits "
+    "leave `/limits`.")
 NETWORKS_AUTO = Microversion(
     "2.37", "`networks` is required on create: `auto` (the guest's one user-mode NIC), "
     "`none` (no NIC), or a list whose `uuid`s must be UUIDs (novad runs no network service: "

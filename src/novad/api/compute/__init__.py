@@ -17,7 +17,7 @@ import dataclasses
 from aiohttp import web
 
 from novad.api.common import Handler, Route, context
-from novad.api.compute import removed
+from novad.api.compute import proxies, removed
 from novad.api.compute.actions import ActionHandlers
 from novad.api.compute.consoles import (
     ConsoleTokenHandlers,
@@ -102,6 +102,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *NodeHandlers(node, config, quotas).routes(),
         *HostHandlers(compute, node, config).routes(),
         *removed.routes(),
+        *proxies.routes(),
     ]
     if quotas is not None:
         relative.extend(QuotaHandlers(quotas, config).routes())
