@@ -165,6 +165,7 @@ MAX_TAGS = 50
 TAG: Schema = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
 """One server tag (2.26): no ``/`` or ``,``."""
 
+
 def _tagged(item: Schema, tagged: bool) -> Schema:
     """A ``networks`` or ``block_device_mapping_v2`` item, with a device ``tag``
     (2.32) when ``tagged``."""
@@ -419,8 +420,6 @@ QUOTA_SET_UPDATE_V2_36: Schema = envelope("quota_set", strict(
     {**{key: QUOTA_VALUE for key in QUOTA_KEYS if key not in NETWORK_QUOTAS},
      "force": BOOLEAN}))
 """2.36: the network quotas can no longer be named."""
-
-
 
 _HOST_SWITCH: Schema = {"type": "string", "enum": ["enable", "disable", "Enable", "Disable",
                                                    "ENABLE", "DISABLE"]}
