@@ -20,6 +20,7 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, base_url, context, json_response
 from novad.api.compute.protocols import ImageLookup, NodeInfo
+from novad.api.compute.proxies import proxy_served
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS
@@ -375,19 +376,13 @@ class InstanceActionHandlers:
                 Route("GET", base + "/{request_id}", self.show, tag="instance actions")]
 
 
-def _proxy_served(request: web.Request) -> None:
-    """404 from 2.36, where Nova's proxy APIs went."""
-    if microversion.at_least(request, microversion.PROXY_APIS_GONE):
-        raise NotFound("The resource could not be found.")
-
-
 class ImageHandlers:
     """Glance-shaped image look-ups under the compute mounts.
 
     With ``--os-auth-type none --os-endpoint .../compute/v2.1`` the clients
     look images up here and expect Glance v2's shapes, not Nova's image proxy.
-    Like Nova's proxy they are 404 from 2.36 (the SDK's image calls carry no
-    compute microversion, so they stay at 2.1).
+    Like Nova's image proxy they are 404 from 2.36; a request that names no
+    compute microversion (an image client's) is served at 2.1.
     """
 
     def __init__(self, images: ImageLookup, config: Config) -> None:
@@ -396,7 +391,7 @@ class ImageHandlers:
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List images (Glance v2 shape; ``name``, ``id=in:…``, ``status`` filters)."""
-        _proxy_served(request)
+        proxy_served(request)
         query = request.query
         raw_id = query.get("id")
         id_in = None if raw_id is None else [i for i in raw_id.removeprefix("in:").split(",")
@@ -410,7 +405,7 @@ class ImageHandlers:
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one image as Glance v2 does (the bare image object)."""
-        _proxy_served(request)
+        proxy_served(request)
         image = await self.images.get(context(request), request.match_info["image_id"])
         return json_response(image.to_api(base_url(request, self.config.api.public_endpoint)))
 

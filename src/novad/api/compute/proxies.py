@@ -19,21 +19,23 @@ from novad.api.common import Route, context, json_response
 from novad.errors import NotFound
 
 
-def _served(request: web.Request) -> None:
-    context(request)
+def proxy_served(request: web.Request) -> None:
+    """404 from 2.36, where Nova's proxy APIs went."""
     if microversion.at_least(request, microversion.PROXY_APIS_GONE):
         raise NotFound("The resource could not be found.")
 
 
 async def index(request: web.Request) -> web.StreamResponse:
     """List the networks (below 2.36): none has a record here."""
-    _served(request)
+    context(request)
+    proxy_served(request)
     return json_response({"networks": []})
 
 
 async def show(request: web.Request) -> web.StreamResponse:
     """Show a network (below 2.36): 404, none has a record here."""
-    _served(request)
+    context(request)
+    proxy_served(request)
     raise NotFound("Network not found")
 
 
