@@ -214,6 +214,16 @@ async def test_2_34_pre_checks_after_the_202(api: Api) -> None:
     assert shown["server"]["status"] == "ACTIVE"
 
 
+async def test_an_unknown_destination_is_400_on_both_sides(api: Api) -> None:
+    uuid = await api.boot()
+    live = {"os-migrateLive": {"host": "nowhere", "block_migration": "auto"}}
+    for version in ("2.33", "2.34"):
+        status, body, _ = await api.call("POST", f"/servers/{uuid}/action", version, live)
+        assert (status, message(body)) == (400, "Compute host nowhere could not be found.")
+    status, listed, _ = await api.call("GET", "/os-migrations", "2.34")
+    assert listed["migrations"] == []
+
+
 # -- 2.33 os-hypervisors, 2.35 os-keypairs, 2.40 os-simple-tenant-usage pages --------------
 
 async def test_2_33_hypervisor_pages(api: Api) -> None:

@@ -429,8 +429,10 @@ class ComputeService:
             if source != self.host and self.mover is not None \
                     and not self.mover.is_alive(source):  # Nova: the source must be up
                 raise Conflict(f"Compute service of {source} is unavailable at this time.")
-        elif spec.name == "live_migrate" and args.pop("check_destination", False):
-            await self._check_live_destination(inst, args)
+        elif spec.name == "live_migrate":
+            self._check_known_host(args.get("host"))
+            if args.pop("check_destination", False):
+                await self._check_live_destination(inst, args)
         elif spec.name == "restore":
             await self._check_quota(ctx, inst.project_id, inst.flavor, 1)
         elif spec.name == "unlock":
@@ -447,6 +449,14 @@ class ComputeService:
                 and self.config.api.enable_instance_password:
             return ActionResult(admin_pass=args.get("admin_pass") or _password())
         return ActionResult()
+
+    def _check_known_host(self, host: str | None) -> None:
+        """A named destination must be a node of the cluster (Nova's API checks
+        that at every microversion, before and after 2.34)."""
+        if not host or host == self.host:
+            return
+        if self.mover is None or self.mover.cluster.member(host) is None:
+            raise Invalid(f"Compute host {host} could not be found.")
 
     async def _check_live_destination(self, inst: Instance, args: dict[str, Any]) -> None:
         """Nova's live-migration pre-checks before the API answers (below 2.34):
