@@ -184,7 +184,8 @@ def _remember_image(request: pytest.FixtureRequest) -> None:
 
 async def create(client: Client, version: str, token: str = "member-token",
                  **extra: Any) -> Any:
-    body = {"server": {"name": "new", "flavorRef": "42",
+    # (from 2.37 networks is required; every version here is past it)
+    body = {"server": {"name": "new", "flavorRef": "42", "networks": "auto",
                        "imageRef": IMAGE.get("id", str(uuidlib.uuid4())), **extra}}
     return await client.post(f"{V}/servers", json=body, headers=at(version, token))
 

@@ -32,10 +32,12 @@ class Api:
         self.node, self.url, self.session, self.token = node, url, session, token
 
     async def call(self, method: str, path: str, body: Any = None,
-                   token: str | None = None) -> tuple[int, Any]:
-        """One compute request; (status, JSON body)."""
+                   token: str | None = None, version: str = "2.1") -> tuple[int, Any]:
+        """One compute request at ``version``; (status, JSON body)."""
+        hdrs = {"X-Auth-Token": token or self.token,
+                "OpenStack-API-Version": f"compute {version}"}
         async with self.session.request(method, f"{self.url}/compute/v2.1{path}", json=body,
-                                        headers={"X-Auth-Token": token or self.token}) as r:
+                                        headers=hdrs) as r:
             return r.status, await r.json(content_type=None)
 
 
@@ -68,10 +70,16 @@ async def test_admin_token_lookup(api: Api) -> None:
     issued = await api.node.consoles.tokens.authorize(
         instance_uuid="0a0b", host="127.0.0.1", port=5905, console_type="novnc",
         access_url_base=api.node.consoles.base_url(), ttl=600, user_id="u", project_id="p")
-    status, body = await api.call("GET", f"/os-console-auth-tokens/{issued.token}")
+    status, body = await api.call("GET", f"/os-console-auth-tokens/{issued.token}",
+                                  version="2.31")
     assert status == 200, body
     assert body == {"console": {"instance_uuid": "0a0b", "host": "127.0.0.1", "port": 5905,
                                 "internal_access_path": None}}
+    # below 2.31 Nova shows RDP tokens only (401 for any other console type)
+    status, body = await api.call("GET", f"/os-console-auth-tokens/{issued.token}")
+    assert status == 401
+    assert body["unauthorized"]["message"] == \
+        "The requested console type details are not accessible"
     status, body = await api.call("GET", "/os-console-auth-tokens/nope")
     assert status == 404 and body["itemNotFound"]["message"] == "Token not found"
     expired = await api.node.consoles.tokens.authorize(

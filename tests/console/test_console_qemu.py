@@ -197,6 +197,8 @@ async def _admin_get(daemon: Daemon, path: str) -> Any:
     out = await daemon.cli("token", "issue", "-f", "value", "-c", "id")
     import aiohttp
     async with aiohttp.ClientSession() as session, session.get(
-            f"{daemon.url}/compute/v2.1{path}", headers={"X-Auth-Token": out.strip()}) as resp:
+            f"{daemon.url}/compute/v2.1{path}",
+            headers={"X-Auth-Token": out.strip(),
+                     "OpenStack-API-Version": "compute 2.31"}) as resp:
         assert resp.status == 200, await resp.text()
         return await resp.json()

@@ -127,6 +127,13 @@ def test_direct_kernel_boot() -> None:
     assert os_el.find("boot") is None
 
 
+def test_no_nic_for_networks_none() -> None:
+    devices = build(replace(make_spec(), nic=False)).find("devices")
+    assert devices is not None
+    assert devices.find("interface") is None
+    assert devices.find("serial") is not None and devices.find("graphics") is not None
+
+
 def test_nic_serial_console_and_vnc() -> None:
     devices = build(vnc_listen="0.0.0.0").find("devices")
     assert devices is not None

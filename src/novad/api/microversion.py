@@ -124,40 +124,55 @@ LIVE_MIGRATE_FORCE = Microversion(
 
 # Not served yet (PLANNED below): each joins HISTORY once its delta is built.
 CONSOLE_AUTH_TOKENS = Microversion(
-    "2.31", "`GET /os-console-auth-tokens/{token}` answers for every console type (was RDP "
-    "only).")
+    "2.31", "`GET /os-console-auth-tokens/{token}` answers for every console type (below, "
+    "RDP only: the noVNC tokens novad issues are 401 there, as in Nova).")
 DEVICE_TAGS_FIRST = Microversion(
     "2.32", "A `tag` on each `networks` and `block_device_mapping_v2` item of server "
-    "create.")
+    "create (accepted; novad names no network, so a tagged network is still 400, and the "
+    "boot disk's tag is not shown to the guest).")
 HYPERVISOR_PAGES = Microversion(
     "2.33", "os-hypervisors lists take `limit` and `marker`; `block_device_mapping_v2` "
     "items lose `tag` (restored at 2.42).")
 ASYNC_LIVE_MIGRATE_CHECKS = Microversion(
     "2.34", "os-migrateLive checks the destination after answering 202; a failed check "
-    "ends the migration `error` instead of a 400.")
+    "ends the migration `error` instead of a 400 (below, no node to go to is 400 "
+    "`No valid host was found.` before anything is recorded).")
 KEYPAIR_PAGES = Microversion(
     "2.35", "os-keypairs takes `limit` and `marker` and sorts by name.")
 PROXY_APIS_GONE = Microversion(
-    "2.36", "The proxy APIs (images, os-networks, os-volumes, os-security-groups, "
-    "os-floating-ips, os-fping and friends) are 404; network quotas and limits go.")
+    "2.36", "The proxy APIs are 404: novad's Glance-shaped `/images` look-ups and "
+    "`os-networks`/`os-tenant-networks` (below, an empty list: novad's one network has no "
+    "record) go; os-volumes, os-snapshots, os-security-groups, os-floating-ips, os-fping and "
+    "os-baremetal-nodes are not served at any version, and os-fixed-ips stays 410 as in Nova; "
+    "the network quotas leave os-quota-sets (shown and settable) and the network limits "
+    "leave `/limits`.")
 NETWORKS_AUTO = Microversion(
-    "2.37", "`networks` is required on create: `auto`, `none`, or a list whose `uuid`s "
-    "must be UUIDs; `networks` items lose `tag` (restored at 2.42).")
+    "2.37", "`networks` is required on create: `auto` (the guest's one user-mode NIC), "
+    "`none` (no NIC), or a list whose `uuid`s must be UUIDs (novad runs no network service: "
+    "a network or port named is 400 at every version, as Nova's for one that does not "
+    "exist); `networks` items lose `tag` (restored at 2.42).")
 STATUS_FILTER_STRICT = Microversion(
-    "2.38", "An unknown `status` filter on the server list is 400 (was an empty list).")
+    "2.38", "An unknown `status` filter on the server list is 400 `Invalid status value` "
+    "(was an empty list).")
 IMAGE_METADATA_PROXY_GONE = Microversion(
-    "2.39", "`/images/{id}/metadata` is 404 and `maxImageMeta` leaves the limits.")
+    "2.39", "`maxImageMeta` leaves the limits; `/images/{id}/metadata` is 404 (novad never "
+    "served that image-metadata proxy, so it is 404 below too).")
 USAGE_PAGES = Microversion(
     "2.40", "os-simple-tenant-usage takes `limit` and `marker`.")
 AGGREGATE_UUID = Microversion(
-    "2.41", "Aggregates show their `uuid`.")
+    "2.41", "Aggregates show their `uuid` (novad's node belongs to no aggregate and the "
+    "list is empty, so nothing changes here).")
 DEVICE_TAGS = Microversion(
     "2.42", "`tag` is accepted again on `networks` and `block_device_mapping_v2` items.")
 OS_HOSTS_GONE = Microversion(
-    "2.43", "os-hosts is 404 (use os-hypervisors and os-services).")
+    "2.43", "os-hosts is 404 (use os-hypervisors and os-services); below it lists the "
+    "compute hosts and shows their resources, and its update and power actions are 501 as "
+    "with Nova's libvirt driver.")
 NETWORK_ACTIONS_GONE = Microversion(
-    "2.44", "addFixedIp, removeFixedIp, addFloatingIp, removeFloatingIp and "
-    "os-virtual-interfaces are 404.")
+    "2.44", "addFixedIp, removeFixedIp, addFloatingIp and removeFloatingIp are 404 (below, "
+    "novad, with no network service, answers each as Nova does for a network or address "
+    "that does not exist); os-virtual-interfaces stays 410 Gone, as in Nova since "
+    "nova-network went.")
 IMAGE_ID_IN_BODY = Microversion(
     "2.45", "createImage and createBackup answer `{\"image_id\": ...}` and no `Location` "
     "header.")

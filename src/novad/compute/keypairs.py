@@ -67,9 +67,11 @@ class KeypairAPI(Protocol):
     Conflict (409, duplicate name), Invalid (400), OverQuota and Forbidden
     (403)."""
 
-    async def list_keypairs(self, ctx: RequestContext, user_id: str | None = None
+    async def list_keypairs(self, ctx: RequestContext, user_id: str | None = None, *,
+                            limit: int | None = None, marker: str | None = None
                             ) -> list[Keypair]:
-        """The user's key pairs, ordered by name."""
+        """The user's key pairs, ordered by name: at most ``limit``, after the
+        one named ``marker`` (2.35; an unknown marker is Invalid)."""
 
     async def get_keypair(self, ctx: RequestContext, name: str, user_id: str | None = None
                           ) -> Keypair:
@@ -170,10 +172,12 @@ class KeypairService:
         self.store = store
         self.max_keypairs = max_keypairs
 
-    async def list_keypairs(self, ctx: RequestContext, user_id: str | None = None
+    async def list_keypairs(self, ctx: RequestContext, user_id: str | None = None, *,
+                            limit: int | None = None, marker: str | None = None
                             ) -> list[Keypair]:
-        """The user's key pairs."""
-        return await self.store.list_keypairs(_owner(ctx, user_id, "index"))
+        """The user's key pairs, one page of them."""
+        return await self.store.list_keypairs(_owner(ctx, user_id, "index"), limit=limit,
+                                              marker=marker)
 
     async def get_keypair(self, ctx: RequestContext, name: str, user_id: str | None = None
                           ) -> Keypair:

@@ -462,12 +462,13 @@ class Mover:
         → completed; the source's files go.  A failure before the guest left
         leaves it running here (task cleared, migration failed)."""
         inst = op.instance
-        decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
-                                                 frozenset({r.host}), *_destination(op.params))
-        if not decision.hosts:
-            raise NoValidHost()
         migration = await self.store.create_migration(
             inst.uuid, "live-migration", "queued", r.host, None, inst.flavor.id, inst.flavor.id)
+        decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
+                                                 frozenset({r.host}), *_destination(op.params))
+        if not decision.hosts:  # a failed pre-check ends the migration in error, as Nova
+            await self.store.update_migration_status(migration.id, "error")
+            raise NoValidHost()
         await self.store.update_migration_status(migration.id, "preparing")
         target, dest = await self._prepare(decision.hosts, migration, inst, inst.flavor, live=True)
         await self.store.set_migration_dest(migration.id, target)
@@ -500,6 +501,16 @@ class Mover:
         await self.handover.release(inst.uuid, row)
         log.info("instance live-migrated", instance_id=inst.uuid, to=target)
         return Outcome(released=True)
+
+    async def live_destinations(self, inst: Instance, params: dict[str, Any]) -> list[str]:
+        """The nodes a live migration of ``inst`` would try now: the
+        scheduler's pre-checks, which Nova runs before its API answers below
+        2.34.  Claims nothing.  Does not block."""
+        decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
+                                                 frozenset({self.host}), *_destination(params))
+        for host in decision.hosts[:1]:
+            decision.failed(host)  # for_move counted it as tried: this was only a check
+        return decision.hosts
 
     async def abort_live(self, migration: Migration) -> None:
         """Cancel a running live migration of an instance here (2.24): the

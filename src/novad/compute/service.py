@@ -45,6 +45,7 @@ from novad.errors import (
     NotFound,
     NotImplementedByDriver,
     NovadError,
+    NoValidHost,
     OverQuota,
     PasswordSetFailed,
     UnexpectedTaskState,
@@ -449,6 +450,10 @@ class ComputeService:
             if source != self.host and self.mover is not None \
                     and not self.mover.is_alive(source):  # Nova: the source must be up
                 raise Conflict(f"Compute service of {source} is unavailable at this time.")
+        elif spec.name == "live_migrate":
+            self._check_known_host(args.get("host"))
+            if args.pop("check_destination", False):
+                await self._check_live_destination(inst, args)
         elif spec.name == "restore":
             await self._check_quota(ctx, inst.project_id, inst.flavor, 1)
         elif spec.name == "unlock":
@@ -465,6 +470,22 @@ class ComputeService:
                 and self.config.api.enable_instance_password:
             return ActionResult(admin_pass=args.get("admin_pass") or _password())
         return ActionResult()
+
+    def _check_known_host(self, host: str | None) -> None:
+        """A named destination must be a node of the cluster (Nova's API checks
+        that at every microversion, before and after 2.34)."""
+        if not host or host == self.host:
+            return
+        if self.mover is None or self.mover.cluster.member(host) is None:
+            raise Invalid(f"Compute host {host} could not be found.")
+
+    async def _check_live_destination(self, inst: Instance, args: dict[str, Any]) -> None:
+        """Nova's live-migration pre-checks before the API answers (below 2.34):
+        no node to go to is 400 (novad then records neither the action nor a
+        migration; from 2.34 the migration ends ``error`` after the 202)."""
+        alone = self.mover is None or self.mover.alone()
+        if alone or not await self.mover.live_destinations(inst, args):
+            raise Invalid(NoValidHost.default_message)
 
     async def _image_exists(self, ctx: RequestContext, image_id: str) -> None:
         try:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+from novad.errors import Invalid
 from novad.store.models import Instance
 
 STORE_FORMAT = "%Y-%m-%dT%H:%M:%S.%f"
@@ -99,3 +100,23 @@ async def report(source: UsageSource, start: datetime, stop: datetime, now: date
     """The usage of every project (or of ``project_id``) over [start, stop]."""
     instances = await source.instances_in_window(to_store(start), to_store(stop), project_id)
     return tenant_usages(instances, start, stop, now, detailed)
+
+
+async def report_page(source: UsageSource, start: datetime, stop: datetime, now: datetime,
+                      project_id: str | None, detailed: bool, limit: int,
+                      marker: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """:func:`report` over one page of the instances (microversion 2.40), oldest
+    first: at most ``limit`` after the one whose uuid is ``marker`` (Invalid
+    when none in the window has it).  Also the uuid the next page starts
+    after, when this page is full."""
+    instances = sorted(await source.instances_in_window(to_store(start), to_store(stop),
+                                                        project_id),
+                       key=lambda inst: (inst.created_at, inst.uuid))
+    if marker is not None:
+        at = next((i for i, inst in enumerate(instances) if inst.uuid == marker), None)
+        if at is None:
+            raise Invalid(f"Marker {marker} could not be found.")
+        instances = instances[at + 1:]
+    page = instances[:limit]
+    last = page[-1].uuid if page and len(page) == limit else None
+    return tenant_usages(page, start, stop, now, detailed), last

@@ -116,6 +116,9 @@ class InstanceSpec:
     config_drive: bool = False
     key_name: str | None = None
     availability_zone: str = "nova"
+    nic: bool = True
+    """Give the guest its user-mode network interface; False for a server
+    created with ``networks: none``."""
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import dataclasses
 from aiohttp import web
 
 from novad.api.common import Handler, Route, context
-from novad.api.compute import removed, security_groups
+from novad.api.compute import proxies, removed, security_groups
 from novad.api.compute.actions import ActionHandlers
 from novad.api.compute.consoles import (
     ConsoleTokenHandlers,
@@ -25,6 +25,7 @@ from novad.api.compute.consoles import (
     RemoteConsoleHandlers,
 )
 from novad.api.compute.flavors import FlavorHandlers
+from novad.api.compute.hosts import HostHandlers
 from novad.api.compute.keypairs import KeypairHandlers
 from novad.api.compute.migrations import MigrationHandlers, MigrationSource
 from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHandlers
@@ -99,13 +100,15 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
         *NodeHandlers(node, config, quotas).routes(),
+        *HostHandlers(compute, node, config).routes(),
         *removed.routes(),
         *security_groups.routes(),
+        *proxies.routes(),
     ]
     if quotas is not None:
         relative.extend(QuotaHandlers(quotas, config).routes())
     if usage is not None:
-        relative.extend(UsageHandlers(usage).routes())
+        relative.extend(UsageHandlers(usage, config).routes())
     if migrations is not None:
         relative.extend(MigrationHandlers(migrations, config).routes())
     if server_groups is not None:

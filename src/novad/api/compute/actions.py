@@ -12,6 +12,7 @@ security-group actions are answered here (see :func:`security_group_missing`).
 from __future__ import annotations
 
 import functools
+import ipaddress
 
 from collections.abc import Callable
 from typing import Any
@@ -26,7 +27,7 @@ from novad.api.compute.views import Links, server_changed
 from novad.compute.interface import ActionResult, ComputeAPI
 from novad.config import Config
 from novad.context import RequestContext
-from novad.errors import Forbidden, Invalid, NoSuchAction, NotFound
+from novad.errors import Forbidden, Invalid, NoSuchAction, NotFound, NovadError
 from novad.states.table import ACTIONS, BY_NAME
 
 _NOT_ACTIONS = frozenset({"create", "delete", "reboot"})
@@ -49,12 +50,19 @@ SECURITY_GROUP_ACTIONS = frozenset({"addSecurityGroup", "removeSecurityGroup"})
 """Nova's os-security-groups server actions, answered as Nova answers them when
 the network service has no security groups (novad runs none)."""
 
+NETWORK_ACTIONS = frozenset({"addFixedIp", "removeFixedIp", "addFloatingIp",
+                             "removeFloatingIp"})
+"""nova-network's and Neutron's address actions: 404 from 2.44.  novad runs no
+network service, so below 2.44 each is answered as Nova answers for a server
+with no addresses or a network, address or floating IP that does not exist."""
+
 MIN_VERSIONS: dict[str, microversion.Microversion] = {
     "trigger_crash_dump": microversion.TRIGGER_CRASH_DUMP}
 """Action keys that exist only from a microversion on (404 below it, as Nova)."""
 
 REMOVED_AT: dict[str, microversion.Microversion] = {
-    "os-getVNCConsole": microversion.REMOTE_CONSOLES}
+    "os-getVNCConsole": microversion.REMOTE_CONSOLES,
+    **{key: microversion.NETWORK_ACTIONS_GONE for key in NETWORK_ACTIONS}}
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
@@ -118,7 +126,8 @@ PARAMS: dict[str, ParamBuilder] = {
 def known_actions() -> frozenset[str]:
     """Every key ``POST /servers/{id}/action`` accepts at some microversion
     (a table row without an argument schema is not offered)."""
-    return (frozenset(DISPATCH) | CONSOLE_ACTIONS | SECURITY_GROUP_ACTIONS) \
+    return (frozenset(DISPATCH) | CONSOLE_ACTIONS | SECURITY_GROUP_ACTIONS
+            | NETWORK_ACTIONS) \
         & frozenset(schemas.ACTION_ARGUMENTS)
 
 
@@ -178,6 +187,24 @@ def _forced(request: web.Request, key: str, argument: Any) -> bool:
     return force
 
 
+def network_action_error(server_id: str, key: str, argument: dict[str, Any]) -> NovadError:
+    """What a network action gets where no network service runs."""
+    for name in ("address", "fixed_address"):
+        if name in argument:
+            try:
+                ipaddress.ip_address(argument[name])
+            except ValueError:
+                return Invalid(f"Invalid input for field/attribute {name}. Value: "
+                               f"{argument[name]}. '{argument[name]}' is not a 'ip-address'")
+    if key == "addFixedIp":
+        return Invalid(f"Network {argument['networkId']} could not be found.")
+    if key == "removeFixedIp":
+        return Invalid(f"Instance {server_id} doesn't have fixed IP '{argument['address']}'.")
+    if key == "addFloatingIp":
+        return Invalid("No fixed IPs associated to instance")
+    return NotFound("floating IP not found")
+
+
 class ActionHandlers:
     """The server-action endpoint."""
 
@@ -196,10 +223,16 @@ class ActionHandlers:
             return await self._console(ctx, server_id, key, argument)
         if key in SECURITY_GROUP_ACTIONS:
             return await self._security_group(ctx, server_id, argument["name"])
+        if key in NETWORK_ACTIONS:
+            await self.compute.get(ctx, server_id)  # another project's server stays 404
+            raise network_action_error(server_id, key, argument)
         row = row_for(key, argument)
         params = PARAMS.get(key, lambda a: {})(argument)
         if key in FORCE_FROM:
             params["force"] = _forced(request, key, argument)
+        if key == "os-migrateLive" and not microversion.at_least(
+                request, microversion.ASYNC_LIVE_MIGRATE_CHECKS):
+            params["check_destination"] = True  # 400 before the 202 when no node fits
         result = await self.compute.act(ctx, server_id, row, params)
         return await self._respond(request, ctx, server_id, key, row, result)
 
@@ -250,6 +283,8 @@ class ActionHandlers:
             return json_response({"server": server}, status=202,
                                  headers={"Location": links.self_href("servers", inst.uuid)})
         if key in ("createImage", "createBackup") and result.image_id:
+            if microversion.at_least(request, microversion.IMAGE_ID_IN_BODY):
+                return json_response({"image_id": result.image_id}, status=202)
             location = Links.of(request, self.config).image_location(result.image_id)
             return web.Response(status=202, headers={"Location": location})
         return web.Response(status=BY_NAME[row].success_code)

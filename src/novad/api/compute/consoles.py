@@ -7,9 +7,9 @@ is 404 from 2.6 on (:mod:`~novad.api.compute.actions`).  Only noVNC is
 served; every other protocol is answered as Nova answers with that console
 disabled (400 ``Unavailable console type <type>.``), mks (2.8) included.
 
-Nova serves only RDP tokens at os-console-auth-tokens below microversion
-2.31; novad answers for its noVNC tokens with Nova's body shape, as the
-later microversions do.
+Below microversion 2.31 Nova shows only RDP tokens at os-console-auth-tokens
+and answers 401 for any other console type; novad, which issues noVNC
+tokens only, answers the same, and from 2.31 shows every token.
 """
 
 from __future__ import annotations
@@ -26,7 +26,10 @@ from novad.api.compute.parsing import read_body
 from novad.compute.interface import ComputeAPI
 from novad.config import Config
 from novad.console.tokens import ConsoleGrant
-from novad.errors import NotFound
+from novad.errors import NotAuthenticated, NotFound
+
+RDP_CONSOLE = "rdp-html5"
+"""The only console type os-console-auth-tokens shows below 2.31."""
 
 
 class ConsoleTokenLookup(Protocol):
@@ -44,9 +47,13 @@ class ConsoleTokenHandlers:
         self.consoles = consoles
 
     async def show(self, request: web.Request) -> web.StreamResponse:
-        """Show a console token's instance, host and port (admin)."""
+        """Show a console token's instance, host and port (admin; below 2.31
+        only an RDP token's, 401 for any other, as Nova)."""
         require_admin(context(request), "os-console-auth-tokens")
         grant = await self.consoles.token_info(request.match_info["console_token"])
+        if grant.console_type != RDP_CONSOLE \
+                and not microversion.at_least(request, microversion.CONSOLE_AUTH_TOKENS):
+            raise NotAuthenticated("The requested console type details are not accessible")
         return json_response({"console": {
             "instance_uuid": grant.instance_uuid, "host": grant.host, "port": grant.port,
             "internal_access_path": grant.internal_access_path}})
@@ -56,6 +63,7 @@ class ConsoleTokenHandlers:
         return [Route("GET", "/os-console-auth-tokens/{console_token}", self.show,
                       summary="Show console connection information", tag="consoles",
                       responses={200: "The token's instance, host and port",
+                                 401: "Below 2.31, a token of a console other than RDP",
                                  404: "Unknown or expired token"})]
 
 

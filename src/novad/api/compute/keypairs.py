@@ -3,18 +3,21 @@
 At 2.1 create answers 200 and delete 202; from 2.2 (key pair ``type``)
 201 and 204.  From 2.10 an admin names another user: ``user_id`` in the
 create body, ``?user_id=`` on list, show and delete (ignored before 2.10,
-as Nova's query schemas allow any parameter there).
+as Nova's query schemas allow any parameter there).  From 2.35 the list
+takes ``limit`` and ``marker`` (a name) and links the next page.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from aiohttp import web
 
 from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute import schemas
-from novad.api.compute.parsing import read_body
-from novad.api.compute.views import keypair_brief, keypair_created, keypair_detail
+from novad.api.compute.parsing import limit_param, read_body
+from novad.api.compute.views import Links, keypair_brief, keypair_created, keypair_detail
 from novad.compute.keypairs import SSH, KeypairAPI
 from novad.config import Config
 
@@ -40,14 +43,24 @@ class KeypairHandlers:
 
     def __init__(self, keypairs: KeypairAPI, config: Config) -> None:
         self.keypairs = keypairs
+        self.config = config
         self.max_body = config.DEFAULT.max_request_body_size
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List a user's key pairs (the caller's unless an admin names one)."""
-        pairs = await self.keypairs.list_keypairs(context(request), _user(request))
+        """List a user's key pairs (the caller's unless an admin names one);
+        from 2.35 one page of them, by name."""
+        paged = microversion.at_least(request, microversion.KEYPAIR_PAGES)
+        limit = limit_param(request.query) if paged else None
+        pairs = await self.keypairs.list_keypairs(
+            context(request), _user(request), limit=limit,
+            marker=request.query.get("marker") if paged else None)
         version = microversion.of(request)
-        return json_response({"keypairs": [{"keypair": keypair_brief(p, version)}
-                                           for p in pairs]})
+        body: dict[str, Any] = {"keypairs": [{"keypair": keypair_brief(p, version)}
+                                             for p in pairs]}
+        if pairs and limit is not None and len(pairs) == limit:
+            body["keypairs_links"] = Links.of(request, self.config).next_page(
+                "os-keypairs", request.query.items(), pairs[-1].name)
+        return json_response(body)
 
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Import a public key, or generate a pair and return its private key once."""

@@ -20,10 +20,11 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, base_url, context, json_response
 from novad.api.compute.protocols import ImageLookup, NodeInfo
+from novad.api.compute.proxies import proxy_served
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS, changes_window
-from novad.api.compute.views import action_view, event_view
+from novad.api.compute.views import Links, action_view, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
@@ -41,8 +42,25 @@ def require_admin(ctx: RequestContext, rule: str) -> None:
         raise Forbidden(f"Policy doesn't allow os_compute_api:{rule} to be performed.")
 
 
-def absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[str, int]:
-    """``limits.absolute`` at 2.1 (network quotas are Neutron's: -1, unlimited)."""
+NETWORK_LIMITS = ("maxSecurityGroups", "maxSecurityGroupRules", "totalSecurityGroupsUsed",
+                  "maxTotalFloatingIps", "totalFloatingIpsUsed")
+"""The network limits, gone at 2.36 (the proxy APIs went)."""
+
+
+def absolute_limits(limits: dict[str, int], used: tuple[int, int, int],
+                    version: tuple[int, int] = microversion.BASE.key) -> dict[str, int]:
+    """``limits.absolute`` at ``version``: at 2.1 the network quotas are
+    Neutron's (-1, unlimited); they go at 2.36, and ``maxImageMeta`` at 2.39."""
+    gone: tuple[str, ...] = ()
+    if version >= microversion.PROXY_APIS_GONE.key:
+        gone += NETWORK_LIMITS
+    if version >= microversion.IMAGE_METADATA_PROXY_GONE.key:
+        gone += ("maxImageMeta",)
+    return {key: value for key, value in _absolute_limits(limits, used).items()
+            if key not in gone}
+
+
+def _absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[str, int]:
     instances, cores, ram = used
     return {
         "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],
@@ -125,6 +143,27 @@ def hypervisor_servers(servers: Sequence[tuple[str, str]] | None, with_servers: 
     return {}
 
 
+Hypervisor = tuple[ComputeHost, HostResources]
+
+
+def hypervisor_page(request: web.Request, found: Sequence[Hypervisor]
+                    ) -> tuple[list[Hypervisor], int | None]:
+    """From 2.33 one page of the hypervisors by id (``limit``, and ``marker``
+    the last id seen: 400 when no hypervisor has it) and the limit it was cut
+    to; below, all of them and None."""
+    if not microversion.at_least(request, microversion.HYPERVISOR_PAGES):
+        return list(found), None
+    ordered = sorted(found, key=lambda pair: pair[0].id)
+    marker = request.query.get("marker")
+    if marker is not None:
+        at = next((i for i, (host, _) in enumerate(ordered) if host.known_as(marker)), None)
+        if at is None:
+            raise Invalid(f"Marker {marker} could not be found.")
+        ordered = ordered[at + 1:]
+    limit = limit_param(request.query)
+    return ordered[:limit], limit
+
+
 def statistics(resources: Sequence[HostResources]) -> dict[str, int]:
     """``/os-hypervisors/statistics``: the sums over every hypervisor."""
     keys = ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used",
@@ -191,7 +230,8 @@ class NodeHandlers:
         else:
             quota = self.config.quota
             limits = {"instances": quota.instances, "cores": quota.cores, "ram": quota.ram}
-        absolute = absolute_limits(limits, await self.node.usage(project))
+        absolute = absolute_limits(limits, await self.node.usage(project),
+                                   microversion.of(request))
         return json_response({"limits": {"rate": [], "absolute": absolute}})
 
     async def services(self, request: web.Request) -> web.StreamResponse:
@@ -242,16 +282,27 @@ class NodeHandlers:
     async def hypervisors(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors (admin): one per host."""
         require_admin(context(request), "os-hypervisors:list")
-        found = await self.node.hosts.hypervisors()
-        return json_response({"hypervisors": [hypervisor_view(h, r, False) for h, r in found]})
+        found, limit = hypervisor_page(request, await self.node.hosts.hypervisors())
+        return self._hypervisor_list(request, [hypervisor_view(h, r, False) for h, r in found],
+                                     limit, "os-hypervisors")
 
     async def hypervisors_detail(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors with details (admin)."""
         require_admin(context(request), "os-hypervisors:list-detail")
-        found = await self.node.hosts.hypervisors()
+        found, limit = hypervisor_page(request, await self.node.hosts.hypervisors())
         version = microversion.of(request)
-        return json_response({"hypervisors": [hypervisor_view(h, r, True, version)
-                                              for h, r in found]})
+        return self._hypervisor_list(request, [hypervisor_view(h, r, True, version)
+                                               for h, r in found],
+                                     limit, "os-hypervisors/detail")
+
+    def _hypervisor_list(self, request: web.Request, views: list[dict[str, Any]],
+                         limit: int | None, collection: str) -> web.StreamResponse:
+        """The list body; a full page (2.33) links the next one."""
+        body: dict[str, Any] = {"hypervisors": views}
+        if views and limit is not None and len(views) == limit:
+            body["hypervisors_links"] = Links.of(request, self.config).next_page(
+                collection, request.query.items(), str(views[-1]["id"]))
+        return json_response(body)
 
     async def _hypervisor(self, request: web.Request) -> tuple[ComputeHost, HostResources]:
         ident = request.match_info["hypervisor_id"]
@@ -374,6 +425,8 @@ class ImageHandlers:
 
     With ``--os-auth-type none --os-endpoint .../compute/v2.1`` the clients
     look images up here and expect Glance v2's shapes, not Nova's image proxy.
+    Like Nova's image proxy they are 404 from 2.36; a request that names no
+    compute microversion (an image client's) is served at 2.1.
     """
 
     def __init__(self, images: ImageLookup, config: Config) -> None:
@@ -382,6 +435,7 @@ class ImageHandlers:
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List images (Glance v2 shape; ``name``, ``id=in:…``, ``status`` filters)."""
+        proxy_served(request)
         query = request.query
         raw_id = query.get("id")
         id_in = None if raw_id is None else [i for i in raw_id.removeprefix("in:").split(",")
@@ -395,6 +449,7 @@ class ImageHandlers:
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one image as Glance v2 does (the bare image object)."""
+        proxy_served(request)
         image = await self.images.get(context(request), request.match_info["image_id"])
         return json_response(image.to_api(base_url(request, self.config.api.public_endpoint)))
 

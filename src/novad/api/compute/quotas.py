@@ -5,7 +5,9 @@ usage, and the admin's changes to them.
 :mod:`novad.compute.quotas`).  The other keys of Nova's 2.1 body are shown at
 the values novad applies everywhere: the network ones are Neutron's (-1,
 unlimited, as ``/limits`` says), the rest fixed; setting one is a 400 that
-says so rather than a change that would do nothing.
+says so rather than a change that would do nothing.  From 2.36 the network
+keys (:data:`~novad.api.compute.schemas.NETWORK_QUOTAS`) are neither shown
+nor accepted, as in Nova.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute import schemas
 from novad.api.compute.parsing import read_body
@@ -33,10 +36,13 @@ FIXED: dict[str, int] = {
 """The quota_set keys novad does not let a project change, with their values."""
 
 
-def quota_view(limits: dict[str, int]) -> dict[str, int]:
-    """Every 2.1 key, in Nova's order."""
+def quota_view(limits: dict[str, int],
+               version: tuple[int, int] = microversion.BASE.key) -> dict[str, int]:
+    """Every key of ``version``, in Nova's order (from 2.36 without the
+    network ones)."""
     merged = {**FIXED, **limits}
-    return {key: merged[key] for key in schemas.QUOTA_KEYS}
+    hidden = schemas.NETWORK_QUOTAS if version >= microversion.PROXY_APIS_GONE.key else ()
+    return {key: merged[key] for key in schemas.QUOTA_KEYS if key not in hidden}
 
 
 class QuotaHandlers:
@@ -50,12 +56,14 @@ class QuotaHandlers:
         """A project's quotas (admin, or a role on the project)."""
         project = _project(request)
         limits = await self.quotas.show(context(request), project)
-        return json_response({"quota_set": {"id": project, **quota_view(limits)}})
+        return json_response({"quota_set": {"id": project, **quota_view(
+            limits, microversion.of(request))}})
 
     async def detail(self, request: web.Request) -> web.StreamResponse:
         """A project's quotas with what it uses of each."""
         project = _project(request)
-        limits = quota_view(await self.quotas.show(context(request), project))
+        limits = quota_view(await self.quotas.show(context(request), project),
+                            microversion.of(request))
         used = await self.quotas.usage(project)
         body: dict[str, Any] = {"id": project}
         for key, limit in limits.items():
@@ -66,13 +74,16 @@ class QuotaHandlers:
         """The quotas of a project that has none of its own."""
         context(request)
         return json_response({"quota_set": {"id": _project(request),
-                                            **quota_view(self.quotas.defaults())}})
+                                            **quota_view(self.quotas.defaults(),
+                                                         microversion.of(request))}})
 
     async def update(self, request: web.Request) -> web.StreamResponse:
         """Set some of a project's quotas (admin); ``force`` allows a limit
         below the current use."""
         project = _project(request)
-        body = (await read_body(request, self.max_body, schemas.QUOTA_SET_UPDATE))["quota_set"]
+        schema = schemas.QUOTA_SET_UPDATE_V2_36 if microversion.at_least(
+            request, microversion.PROXY_APIS_GONE) else schemas.QUOTA_SET_UPDATE
+        body = (await read_body(request, self.max_body, schema))["quota_set"]
         force = parse_bool(body.pop("force", False)) is True
         limits: dict[str, int] = {}
         for key, raw in body.items():
@@ -86,7 +97,7 @@ class QuotaHandlers:
                               f"{FIXED[key]}. Only {', '.join(RESOURCES)} can be set.")
             limits[key] = value
         updated = await self.quotas.update(context(request), project, limits, force)
-        return json_response({"quota_set": quota_view(updated)})
+        return json_response({"quota_set": quota_view(updated, microversion.of(request))})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Return a project to the default quotas (admin)."""

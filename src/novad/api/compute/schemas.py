@@ -15,6 +15,8 @@ import functools
 import copy
 from typing import Any
 
+from novad.api import microversion
+
 Schema = dict[str, Any]
 
 NAME: Schema = {
@@ -51,6 +53,10 @@ METADATA: Schema = {
 }
 
 ADMIN_PASSWORD: Schema = {"type": "string"}
+
+IP_ADDRESS: Schema = {"type": "string", "minLength": 2, "maxLength": 45,
+                      "pattern": r"^[0-9A-Fa-f.:]+$"}
+"""An IPv4 or IPv6 address, roughly (no format checker runs); the handler parses it."""
 
 FLAVOR_REF: Schema = {"type": ["string", "integer"], "minLength": 1}
 
@@ -118,8 +124,7 @@ SERVER_CREATE: Schema = {
             "flavorRef": FLAVOR_REF,
             "adminPass": ADMIN_PASSWORD,
             "metadata": METADATA,
-            "networks": {"anyOf": [{"type": "array", "items": _NETWORK},
-                                   {"type": "string", "enum": ["none", "auto"]}]},
+            "networks": {"type": "array", "items": _NETWORK},
             "OS-DCF:diskConfig": DISK_CONFIG,
             **ACCESS_IPS,
             "availability_zone": NAME,
@@ -176,33 +181,61 @@ _BDM_V2_67: Schema = strict({**_BDM_V2["properties"],
 """2.67: a block device mapping names its ``volume_type``."""
 
 
-def _server_create(version: tuple[int, int]) -> Schema:
-    schema = SERVER_CREATE_V2_19 if version >= (2, 19) else SERVER_CREATE
-    if version >= (2, 63):
-        schema = with_server_property(schema, "trusted_image_certificates", TRUSTED_CERTS)
-    if version >= (2, 67):
-        schema = with_server_property(schema, "block_device_mapping_v2",
-                                      {"type": "array", "items": _BDM_V2_67})
-    if version >= (2, 74):
-        schema = with_server_property(schema, "host", HOSTNAME)
-        schema = with_server_property(schema, "hypervisor_hostname", HOSTNAME)
-    return schema
-
-
-@functools.lru_cache(maxsize=None)
-def server_create(version: tuple[int, int]) -> Schema:
-    """``POST /servers`` at ``version`` (built once per version, as validators
-    are cached per schema object): 2.19's ``description``, 2.63's
-    ``trusted_image_certificates``, 2.67's ``volume_type`` on block devices,
-    2.74's ``host`` and ``hypervisor_hostname``."""
-    return _server_create(version)
-
-
 MAX_TAGS = 50
 """Tags per server at most (Nova's MAX_TAG_COUNT)."""
 
 TAG: Schema = {"type": "string", "minLength": 1, "maxLength": 60, "pattern": "^[^,/]*$"}
 """One server tag (2.26): no ``/`` or ``,``."""
+
+
+def _tagged(item: Schema, tagged: bool) -> Schema:
+    """A ``networks`` or ``block_device_mapping_v2`` item, with a device ``tag``
+    (2.32) when ``tagged``."""
+    if not tagged:
+        return item
+    return {**item, "properties": {**item["properties"], "tag": TAG}}
+
+
+NETWORKS_V2_37: Schema = {"anyOf": [
+    {"type": "array", "items": strict({"fixed_ip": {"type": "string"},
+                                       "port": {"type": ["string", "null"]},
+                                       "uuid": UUID})},
+    {"type": "string", "enum": ["none", "auto"]}]}
+"""2.37's ``networks``: ``auto``, ``none``, or a list whose ``uuid`` is a UUID."""
+
+
+@functools.lru_cache(maxsize=None)
+def server_create(version: tuple[int, int]) -> Schema:
+    """``POST /servers`` at ``version`` (built once per version, as validators
+    are cached per schema object): 2.19's ``description``; a device ``tag``
+    on ``networks`` items at 2.32-2.36 and from 2.42, on
+    ``block_device_mapping_v2`` items at 2.32 and from 2.42; from 2.37
+    ``networks`` is required, ``auto``, ``none`` or a list of UUIDs; 2.63's
+    ``trusted_image_certificates``; 2.67's ``volume_type`` on block devices;
+    2.74's ``host`` and ``hypervisor_hostname``."""
+    mv = microversion
+    schema = copy.deepcopy(SERVER_CREATE_V2_19 if version >= mv.SERVER_DESCRIPTION.key
+                           else SERVER_CREATE)
+    server = schema["properties"]["server"]
+    props = server["properties"]
+    tags_back = version >= mv.DEVICE_TAGS.key
+    bdm = _BDM_V2_67 if version >= mv.VOLUME_TYPE_BDM.key else _BDM_V2
+    props["block_device_mapping_v2"]["items"] = _tagged(
+        bdm, tags_back or mv.DEVICE_TAGS_FIRST.key <= version < mv.HYPERVISOR_PAGES.key)
+    if version >= mv.NETWORKS_AUTO.key:
+        networks = copy.deepcopy(NETWORKS_V2_37)
+        networks["anyOf"][0]["items"] = _tagged(networks["anyOf"][0]["items"], tags_back)
+        props["networks"] = networks
+        server["required"] = [*server["required"], "networks"]
+    else:
+        props["networks"]["items"] = _tagged(_NETWORK, version >= mv.DEVICE_TAGS_FIRST.key)
+    if version >= mv.TRUSTED_CERTS.key:
+        props["trusted_image_certificates"] = TRUSTED_CERTS
+    if version >= mv.CREATE_HOST.key:
+        props["host"] = HOSTNAME
+        props["hypervisor_hostname"] = HOSTNAME
+    return schema
+
 
 SERVER_TAGS_REPLACE: Schema = strict({"tags": {"type": "array", "items": TAG,
                                                "maxItems": MAX_TAGS}}, required=["tags"])
@@ -255,6 +288,12 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
                                required=["name"]),
     "removeSecurityGroup": strict({"name": {"type": "string", "minLength": 1}},
                                   required=["name"]),
+    "addFixedIp": strict({"networkId": {"type": ["string", "number"]}},
+                         required=["networkId"]),
+    "removeFixedIp": strict({"address": IP_ADDRESS}, required=["address"]),
+    "addFloatingIp": strict({"address": IP_ADDRESS, "fixed_address": IP_ADDRESS},
+                            required=["address"]),
+    "removeFloatingIp": strict({"address": IP_ADDRESS}, required=["address"]),
 }
 """The value schema of each action key of ``POST /servers/{id}/action``."""
 
@@ -428,6 +467,25 @@ QUOTA_KEYS: tuple[str, ...] = (
 QUOTA_SET_UPDATE: Schema = envelope("quota_set", strict(
     {**{key: QUOTA_VALUE for key in QUOTA_KEYS}, "force": BOOLEAN}))
 
+NETWORK_QUOTAS: tuple[str, ...] = ("fixed_ips", "floating_ips", "security_group_rules",
+                                   "security_groups")
+"""The network quota keys, gone from os-quota-sets at 2.36."""
+
+QUOTA_SET_UPDATE_V2_36: Schema = envelope("quota_set", strict(
+    {**{key: QUOTA_VALUE for key in QUOTA_KEYS if key not in NETWORK_QUOTAS},
+     "force": BOOLEAN}))
+"""2.36: the network quotas can no longer be named."""
+
+_HOST_SWITCH: Schema = {"type": "string", "enum": ["enable", "disable", "Enable", "Disable",
+                                                   "ENABLE", "DISABLE"]}
+
+HOST_UPDATE: Schema = {
+    "type": "object",
+    "properties": {"status": _HOST_SWITCH, "maintenance_mode": _HOST_SWITCH},
+    "anyOf": [{"required": ["status"]}, {"required": ["maintenance_mode"]}],
+    "additionalProperties": False,
+}
+"""``PUT /os-hosts/{host}`` (below 2.43): ``status``, ``maintenance_mode`` or both."""
 
 
 # -- os-services --------------------------------------------------------------------

@@ -46,7 +46,7 @@ from novad.compute.interface import ComputeAPI, CreateRequest, ListFilters
 from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import Forbidden, Invalid, NotFound
-from novad.states.status import status_of
+from novad.states.status import states_for_status, status_of
 from novad.store.models import FaultRecord, Instance
 from novad.strutils import parse_bool
 
@@ -115,6 +115,28 @@ def check_security_groups(server: Mapping[str, Any]) -> None:
             raise Invalid(f"Security group {group['name']} not found.")
 
 
+def requested_networks(networks: Any) -> Any:
+    """A schema-valid ``networks`` value as novad can honour it: omitted, ``[]``,
+    ``auto`` (the guest's one user-mode NIC) or ``none`` (no NIC).  novad runs no
+    network service, so any network or port named is refused with the 400 Nova
+    gives for one that does not exist (or for a malformed item)."""
+    if not isinstance(networks, list):
+        return networks
+    for item in networks:
+        if item.get("port"):
+            raise Invalid(f"Port id {item['port']} could not be found.")
+        if "uuid" not in item:
+            raise Invalid("Bad network format: missing 'uuid'")
+        net_id = item["uuid"]
+        try:
+            _canonical_uuid(net_id)
+        except ValueError:
+            raise Invalid("Bad networks format: network uuid is not in proper format "
+                          f"({net_id})") from None
+        raise Invalid(f"Network {net_id} could not be found.")
+    return networks
+
+
 def create_request(server: Mapping[str, Any]) -> CreateRequest:
     """A schema-valid ``server`` object as a :class:`CreateRequest`."""
     check_security_groups(server)
@@ -134,7 +156,8 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
     return CreateRequest(
         name=server["name"], flavor_id=str(server["flavorRef"]), image_id=boot_image(server),
         min_count=min_count, max_count=max_count, key_name=server.get("key_name"),
-        user_data=user_data, metadata=dict(metadata), networks=server.get("networks"),
+        user_data=user_data, metadata=dict(metadata),
+        networks=requested_networks(server.get("networks")),
         config_drive=to_bool(server.get("config_drive", False)),
         availability_zone=server.get("availability_zone"),
         admin_pass=server.get("adminPass") or generate_password(),
@@ -233,6 +256,16 @@ def check_list_params(query: MultiMapping[str], version: tuple[int, int]) -> Non
                           f"'{key}' is not one of [{known}]")
 
 
+def status_filter(query: MultiMapping[str], version: tuple[int, int]) -> str | None:
+    """The ``status`` the list is filtered by; one no server can have is 400
+    from 2.38 (below, as in Nova, it simply matches nothing)."""
+    status = query.get("status")
+    if status is not None and not states_for_status(status) \
+            and version >= microversion.STATUS_FILTER_STRICT.key:
+        raise Invalid("Invalid status value")
+    return status
+
+
 def list_filters(query: MultiMapping[str], ctx: RequestContext,
                  version: tuple[int, int] = microversion.BASE.key) -> ListFilters:
     """``GET /servers`` query as Nova reads it at 2.1: unknown parameters are
@@ -251,7 +284,7 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext,
         else None
     since, before = changes_window(query, version)
     return ListFilters(
-        name=regex_param(query.get("name"), "name"), status=query.get("status"),
+        name=regex_param(query.get("name"), "name"), status=status_filter(query, version),
         changes_since=since, changes_before=before, **lock_filters(query, version),
         limit=limit_param(query), marker=query.get("marker"), all_tenants=all_tenants,
         project_id=project, host=query.get("host") if admin else None,

@@ -85,7 +85,7 @@ def domain_xml(spec: InstanceSpec, *, domain_type: str, vnc_listen: str, root_fo
     ET.SubElement(root, "on_crash").text = "destroy"
     layout = guest_disks(spec, root_format, rescue_format if rescue is not None else None)
     root.append(_devices(spec.instance_dir, layout, vnc_listen, vnc_password,
-                         guest_agent=spec.image.guest_agent))
+                         guest_agent=spec.image.guest_agent, nic=spec.nic))
     ET.indent(root)
     return ET.tostring(root, encoding="unicode")
 
@@ -136,9 +136,11 @@ def _os(image: ImageSpec) -> ET.Element:
 
 
 def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str,
-             vnc_password: str | None = None, guest_agent: bool = False) -> ET.Element:
-    """``<devices>``: disks, a user-mode virtio NIC, serial console to a file,
-    the guest agent's channel when the image enables it, VNC."""
+             vnc_password: str | None = None, guest_agent: bool = False,
+             nic: bool = True) -> ET.Element:
+    """``<devices>``: disks, a user-mode virtio NIC unless ``nic`` is False,
+    serial console to a file, the guest agent's channel when the image
+    enables it, VNC."""
     devices = ET.Element("devices")
     virtio = iter("abcdefghijklmnopqrstuvwxyz")
     ide = iter("abcd")
@@ -152,8 +154,9 @@ def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str,
             ET.SubElement(el, "readonly")
         else:
             ET.SubElement(el, "target", dev=f"vd{next(virtio)}", bus="virtio")
-    nic = ET.SubElement(devices, "interface", type="user")
-    ET.SubElement(nic, "model", type="virtio")
+    if nic:
+        interface = ET.SubElement(devices, "interface", type="user")
+        ET.SubElement(interface, "model", type="virtio")
     log = str(instance_dir / disks.CONSOLE_LOG)
     serial = ET.SubElement(devices, "serial", type="file")
     ET.SubElement(serial, "source", path=log, append="on")
