@@ -237,19 +237,22 @@ STRICT_PARAMS = Microversion(
     "2.75", "Unknown query and body parameters are 400; update and rebuild answer the full "
     "server view; flavor `swap` is 0, not \"\".")
 POWER_UPDATE_EVENT = Microversion(
-    "2.76", "The `power-update` external event.")
+    "2.76", "The `power-update` external event (novad serves no os-server-external-events: "
+    "there is no Ironic to send it, so nothing changes; the route is 404 at every version).")
 UNSHELVE_AZ = Microversion(
     "2.77", "Unshelve takes `availability_zone`.")
 SERVER_TOPOLOGY = Microversion(
     "2.78", "`GET /servers/{id}/topology` shows the guest's NUMA topology.")
 VOLUME_DELETE_ON_TERMINATION = Microversion(
-    "2.79", "Volume attach takes and shows `delete_on_termination`.")
+    "2.79", "Volume attach takes and shows `delete_on_termination` (novad has no volume "
+    "service and serves no volume attachments, so nothing changes here).")
 MIGRATION_OWNER = Microversion(
     "2.80", "Migrations show `user_id` and `project_id` and filter by them.")
 IMAGE_CACHE = Microversion(
     "2.81", "`POST /os-aggregates/{id}/images` pre-caches images.")
 ARQ_EVENT = Microversion(
-    "2.82", "The `accelerator-request-bound` external event.")
+    "2.82", "The `accelerator-request-bound` external event (novad has no accelerator "
+    "service and serves no os-server-external-events: nothing changes).")
 USER_FILTERS = Microversion(
     "2.83", "Non-admins may filter servers by availability_zone, config_drive, key_name, "
     "created_at, launched_at, terminated_at, power_state, task_state, vm_state, "
@@ -258,16 +261,19 @@ ACTION_EVENT_DETAILS = Microversion(
     "2.84", "Failed instance action events show `details` (the fault message).")
 VOLUME_ATTACHMENT_UPDATE = Microversion(
     "2.85", "`PUT /servers/{id}/os-volume_attachments/{volume}` takes "
-    "`delete_on_termination`.")
+    "`delete_on_termination` (novad has no volume service and serves no volume "
+    "attachments, so nothing changes here).")
 EXTRA_SPEC_VALIDATION = Microversion(
     "2.86", "Known flavor extra specs are validated.")
 BFV_RESCUE = Microversion(
-    "2.87", "Volume-backed servers may be rescued.")
+    "2.87", "Volume-backed servers may be rescued (novad has no volume service, so no "
+    "server is volume-backed: rescue is unchanged).")
 HYPERVISOR_SLIM = Microversion(
     "2.88", "Hypervisor views drop the resource figures and `/statistics`; `uptime` moves "
     "into show and detail.")
 VOLUME_ATTACHMENT_IDS = Microversion(
-    "2.89", "Volume attachment views show `attachment_id` and `bdm_uuid` and drop `id`.")
+    "2.89", "Volume attachment views show `attachment_id` and `bdm_uuid` and drop `id` "
+    "(novad has no volume service and serves no volume attachments: nothing changes).")
 HOSTNAME = Microversion(
     "2.90", "Create, update and rebuild take `hostname`; `OS-EXT-SRV-ATTR:hostname` is "
     "shown to everyone.")
@@ -277,7 +283,8 @@ KEYPAIR_IMPORT_ONLY = Microversion(
     "2.92", "Key pair create needs `public_key` (no generation); names may contain `@` and "
     "`.`.")
 REBUILD_VOLUME_BACKED = Microversion(
-    "2.93", "Volume-backed servers may be rebuilt.")
+    "2.93", "Volume-backed servers may be rebuilt (novad has no volume service, so no "
+    "server is volume-backed: rebuild is unchanged).")
 HOSTNAME_FQDN = Microversion(
     "2.94", "`hostname` may be a fully qualified domain name.")
 EVACUATE_STOPPED = Microversion(

@@ -1,0 +1,93 @@
+"""The boundaries from 2.76 to 2.96, over HTTP against a real compute stack
+(real SQLite, real libvirt test driver): the same request at N-1 and N,
+showing the difference Nova documents for N and nothing else.
+
+Where novad has no service behind a version (volumes, accelerators, the
+external-events callers) the test shows that both sides answer alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from api_helpers import MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
+from compute.conftest import Stack, build_stack, close_stack
+
+from novad.api.app import build_api
+from novad.api.compute import routes as compute_routes
+from novad.compute.flavors import FlavorService
+from novad.compute.keypairs import KeypairService
+
+Client = TestClient[Any, Any]
+V = "/compute/v2.1"
+
+
+def at(version: str, token: str = "member-token") -> dict[str, str]:
+    return headers(token, **{"OpenStack-API-Version": f"compute {version}"})
+
+
+def admin_at(version: str) -> dict[str, str]:
+    return at(version, "admin-token")
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    s = await build_stack(tmp_path / "state")
+    try:
+        yield s
+    finally:
+        await close_stack(s)
+
+
+@pytest.fixture
+async def client(stack: Stack) -> AsyncIterator[Client]:
+    node = StaticNode(store=stack.store, service=stack.service)
+    app_routes = compute_routes(stack.compute, stack.config, None, node,
+                                flavors=FlavorService(stack.store),
+                                keypairs=KeypairService(stack.store))
+    app = build_api(stack.config, app_routes, validate_token, identity_shaped)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def server(stack: Stack) -> str:
+    return (await stack.boot("mv", MEMBER)).uuid
+
+
+NOT_FOUND = (404, "itemNotFound", "The resource could not be found.")
+
+
+# -- 2.76 / 2.82 external events: not served, so both sides are 404 ------------------
+
+@pytest.mark.parametrize(("before", "after", "name"), [("2.75", "2.76", "power-update"),
+                                                       ("2.81", "2.82",
+                                                        "accelerator-request-bound")])
+async def test_external_events_are_not_served(client: Client, server: str, before: str,
+                                              after: str, name: str) -> None:
+    event = {"events": [{"name": name, "server_uuid": server, "tag": "POWER_OFF"}]}
+    for version in (before, after):
+        resp = await client.post(f"{V}/os-server-external-events", json=event,
+                                 headers=admin_at(version))
+        assert await error_of(resp) == NOT_FOUND, version
+
+
+# -- 2.79 / 2.85 / 2.89 volume attachments: not served, so both sides are 404 ---------
+
+@pytest.mark.parametrize(("before", "after"), [("2.78", "2.79"), ("2.84", "2.85"),
+                                               ("2.88", "2.89")])
+async def test_volume_attachments_are_not_served(client: Client, server: str, before: str,
+                                                 after: str) -> None:
+    base = f"{V}/servers/{server}/os-volume_attachments"
+    volume = "8a1c4b2e-6f3d-4e5a-9b7c-0d1e2f3a4b5c"
+    body = {"volumeAttachment": {"volumeId": volume, "delete_on_termination": True}}
+    for version in (before, after):
+        for method, path, payload in (("GET", base, None), ("POST", base, body),
+                                      ("GET", f"{base}/{volume}", None),
+                                      ("PUT", f"{base}/{volume}", body)):
+            resp = await client.request(method, path, json=payload, headers=at(version))
+            assert await error_of(resp) == NOT_FOUND, (version, method, path)
