@@ -91,3 +91,55 @@ async def test_volume_attachments_are_not_served(client: Client, server: str, be
                                       ("PUT", f"{base}/{volume}", body)):
             resp = await client.request(method, path, json=payload, headers=at(version))
             assert await error_of(resp) == NOT_FOUND, (version, method, path)
+
+
+# -- 2.81 image cache on an aggregate ---------------------------------------------------
+
+async def test_2_81_aggregate_images(client: Client) -> None:
+    path = f"{V}/os-aggregates/1/images"
+    body = {"cache": [{"id": "0d5c4b2e-6f3d-4e5a-9b7c-0d1e2f3a4b5c"}]}
+    assert await error_of(await client.post(path, json=body, headers=admin_at("2.80"))) \
+        == NOT_FOUND
+    assert await error_of(await client.post(path, json=body, headers=admin_at("2.81"))) == (
+        404, "itemNotFound", "Aggregate 1 could not be found.")
+    status, _, message = await error_of(await client.post(path, json=body, headers=at("2.81")))
+    assert status == 403 and "compute:aggregates:images" in message
+    for bad in ({"cache": []}, {"cache": [{"id": "nope"}]}, {},
+                {"cache": [{"id": body["cache"][0]["id"], "x": 1}]}):
+        assert (await error_of(await client.post(path, json=bad,
+                                                 headers=admin_at("2.81"))))[0] == 400, bad
+    twice = {"cache": body["cache"] * 2}
+    assert await error_of(await client.post(path, json=twice, headers=admin_at("2.81"))) == (
+        400, "badRequest", "Duplicate images in request")
+
+
+# -- 2.88 slimmer hypervisors; statistics and uptime gone --------------------------------
+
+RESOURCE_FIELDS = {"current_workload", "cpu_info", "vcpus", "vcpus_used", "free_disk_gb",
+                   "local_gb", "local_gb_used", "disk_available_least", "free_ram_mb",
+                   "memory_mb", "memory_mb_used", "running_vms"}
+
+
+async def test_2_88_hypervisor_views(client: Client) -> None:
+    async def views(version: str) -> list[dict[str, Any]]:
+        resp = await client.get(f"{V}/os-hypervisors/detail", headers=admin_at(version))
+        assert resp.status == 200
+        listed: list[dict[str, Any]] = (await resp.json())["hypervisors"]
+        shown = await client.get(f"{V}/os-hypervisors/{listed[0]['id']}",
+                                 headers=admin_at(version))
+        assert shown.status == 200
+        return [listed[0], (await shown.json())["hypervisor"]]
+
+    for old, new in zip(await views("2.87"), await views("2.88"), strict=True):
+        assert RESOURCE_FIELDS <= set(old) and not RESOURCE_FIELDS & set(new)
+        assert "uptime" not in old and "load average" in new["uptime"]
+        assert set(old) - RESOURCE_FIELDS == set(new) - {"uptime"}
+
+
+async def test_2_88_statistics_and_uptime_are_gone(client: Client) -> None:
+    listed = await client.get(f"{V}/os-hypervisors", headers=admin_at("2.88"))
+    ident = (await listed.json())["hypervisors"][0]["id"]
+    for path in ("/os-hypervisors/statistics", f"/os-hypervisors/{ident}/uptime"):
+        assert (await client.get(V + path, headers=admin_at("2.87"))).status == 200, path
+        assert await error_of(await client.get(V + path, headers=admin_at("2.88"))) \
+            == NOT_FOUND, path

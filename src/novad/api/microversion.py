@@ -249,7 +249,9 @@ VOLUME_DELETE_ON_TERMINATION = Microversion(
 MIGRATION_OWNER = Microversion(
     "2.80", "Migrations show `user_id` and `project_id` and filter by them.")
 IMAGE_CACHE = Microversion(
-    "2.81", "`POST /os-aggregates/{id}/images` pre-caches images.")
+    "2.81", "`POST /os-aggregates/{id}/images` pre-caches images on an aggregate's hosts "
+    "(admin; novad's nodes are in no aggregate, so a well-formed request is 404 for the "
+    "aggregate, as Nova answers for one that does not exist).")
 ARQ_EVENT = Microversion(
     "2.82", "The `accelerator-request-bound` external event (novad has no accelerator "
     "service and serves no os-server-external-events: nothing changes).")
@@ -269,8 +271,9 @@ BFV_RESCUE = Microversion(
     "2.87", "Volume-backed servers may be rescued (novad has no volume service, so no "
     "server is volume-backed: rescue is unchanged).")
 HYPERVISOR_SLIM = Microversion(
-    "2.88", "Hypervisor views drop the resource figures and `/statistics`; `uptime` moves "
-    "into show and detail.")
+    "2.88", "Hypervisor show and detail drop `cpu_info`, `current_workload`, `running_vms` "
+    "and the vcpu, memory and disk figures and show `uptime` (null for another node's); "
+    "`/os-hypervisors/statistics` and `/os-hypervisors/{id}/uptime` are 404.")
 VOLUME_ATTACHMENT_IDS = Microversion(
     "2.89", "Volume attachment views show `attachment_id` and `bdm_uuid` and drop `id` "
     "(novad has no volume service and serves no volume attachments: nothing changes).")

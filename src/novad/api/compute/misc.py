@@ -80,11 +80,19 @@ def cpu_info(text: str, version: tuple[int, int]) -> Any:
 def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
                     version: tuple[int, int] = microversion.BASE.key) -> dict[str, Any]:
     """One hypervisor (integer-like id; ``cpu_info`` a JSON string at 2.1 and
-    an object from 2.28)."""
+    an object from 2.28; from 2.88 without the resource figures and
+    ``cpu_info``, which the caller follows with ``uptime``)."""
     body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
                             "state": "up" if host.up else "down",
                             "status": "enabled" if host.enabled else "disabled"}
     if not detail:
+        return body
+    if version >= microversion.HYPERVISOR_SLIM.key:
+        body.update({"hypervisor_type": res.hypervisor_type,
+                     "hypervisor_version": getattr(res, "hypervisor_version", 0),
+                     "host_ip": getattr(res, "host_ip", ""),
+                     "service": {"id": host.id, "host": host.name,
+                                 "disabled_reason": host.service.disabled_reason}})
         return body
     free_disk = res.local_gb - res.local_gb_used
     body.update({
@@ -111,6 +119,16 @@ def statistics(resources: Sequence[HostResources]) -> dict[str, int]:
     return {"count": len(resources), **sums,
             "free_ram_mb": sums["memory_mb"] - sums["memory_mb_used"],
             "free_disk_gb": free_disk, "disk_available_least": free_disk, "current_workload": 0}
+
+
+def with_uptime(host: ComputeHost, body: dict[str, Any], version: tuple[int, int]
+                ) -> dict[str, Any]:
+    """A detailed hypervisor ``body`` with 2.88's ``uptime``: this node's own
+    line, None for another node's (only its own node reads it), as Nova shows
+    None where the driver cannot tell."""
+    if version >= microversion.HYPERVISOR_SLIM.key:
+        body["uptime"] = uptime_line() if host.local else None
+    return body
 
 
 def zone_view(zone: Zone, detail: bool) -> dict[str, Any]:
@@ -225,8 +243,8 @@ class NodeHandlers:
         require_admin(context(request), "os-hypervisors:list-detail")
         found = await self.node.hosts.hypervisors()
         version = microversion.of(request)
-        return json_response({"hypervisors": [hypervisor_view(h, r, True, version)
-                                              for h, r in found]})
+        return json_response({"hypervisors": [with_uptime(h, hypervisor_view(h, r, True, version),
+                                                          version) for h, r in found]})
 
     async def _hypervisor(self, request: web.Request) -> tuple[ComputeHost, HostResources]:
         ident = request.match_info["hypervisor_id"]
@@ -239,12 +257,15 @@ class NodeHandlers:
         """Show one hypervisor (admin); its id here or the one other nodes give it."""
         require_admin(context(request), "os-hypervisors:show")
         host, res = await self._hypervisor(request)
-        return json_response({"hypervisor": hypervisor_view(host, res, True,
-                                                            microversion.of(request))})
+        version = microversion.of(request)
+        return json_response({"hypervisor": with_uptime(
+            host, hypervisor_view(host, res, True, version), version)})
 
     async def hypervisor_uptime(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor's uptime line (admin; ``hypervisor show`` below
         2.88).  Only this node's own: another's is 501, which the client skips."""
+        if microversion.at_least(request, microversion.HYPERVISOR_SLIM):
+            raise NotFound("The resource could not be found.")
         require_admin(context(request), "os-hypervisors:uptime")
         host, res = await self._hypervisor(request)
         if not host.local:
@@ -259,8 +280,28 @@ class NodeHandlers:
         require_admin(context(request), "os-aggregates:index")
         return json_response({"aggregates": []})
 
+    async def aggregate_images(self, request: web.Request) -> web.StreamResponse:
+        """Pre-cache images on an aggregate's hosts (2.81, admin).  novad's
+        nodes belong to no aggregate, so a well-formed request names one that
+        does not exist: 404, as Nova answers for an unknown aggregate."""
+        if not microversion.at_least(request, microversion.IMAGE_CACHE):
+            raise NotFound("The resource could not be found.")
+        body = await read_body(request, self.config.DEFAULT.max_request_body_size,
+                               schemas.AGGREGATE_IMAGES_V2_81)
+        if not context(request).is_admin:
+            raise Forbidden("Policy doesn't allow compute:aggregates:images to be performed.")
+        ident = request.match_info["aggregate_id"]
+        if not ident.lstrip("-").isdigit():
+            raise Invalid("Invalid input received: id must be an integer")
+        ids = [item["id"] for item in body["cache"]]
+        if len(set(ids)) != len(ids):
+            raise Invalid("Duplicate images in request")
+        raise NotFound(f"Aggregate {ident} could not be found.")
+
     async def hypervisor_statistics(self, request: web.Request) -> web.StreamResponse:
-        """Show the totals over every hypervisor (admin)."""
+        """Show the totals over every hypervisor (admin; 404 from 2.88, as Nova)."""
+        if microversion.at_least(request, microversion.HYPERVISOR_SLIM):
+            raise NotFound("The resource could not be found.")
         require_admin(context(request), "os-hypervisors:statistics")
         found = await self.node.hosts.hypervisors()
         return json_response({"hypervisor_statistics": statistics([r for _, r in found])})
@@ -285,6 +326,11 @@ class NodeHandlers:
             Route("GET", hyp + "/{hypervisor_id}/uptime", self.hypervisor_uptime,
                   tag="hypervisors"),
             Route("GET", "/os-aggregates", self.aggregates, tag="aggregates"),
+            Route("POST", "/os-aggregates/{aggregate_id}/images", self.aggregate_images,
+                  schema=schemas.AGGREGATE_IMAGES_V2_81, tag="aggregates",
+                  summary="Pre-cache images on an aggregate's hosts (2.81, admin; "
+                          "novad has no aggregates: 404)",
+                  responses={404: "No such aggregate"}),
         ]
 
 

@@ -373,3 +373,12 @@ SERVICE_UPDATE_V2_11: Schema = strict({
     **SERVICE_UPDATE["properties"], "forced_down": BOOLEAN,
 }, required=["host", "binary"])
 """``PUT /os-services/{action}`` from 2.11: ``forced_down`` too (for ``force-down``)."""
+
+
+# -- aggregates (2.81) ---------------------------------------------------------------
+
+AGGREGATE_IMAGES_V2_81: Schema = strict({
+    "cache": {"type": "array", "minItems": 1,
+              "items": strict({"id": UUID}, required=["id"])},
+}, required=["cache"])
+"""``POST /os-aggregates/{id}/images``: the images to pre-cache, by id."""
