@@ -143,3 +143,39 @@ async def test_2_88_statistics_and_uptime_are_gone(client: Client) -> None:
         assert (await client.get(V + path, headers=admin_at("2.87"))).status == 200, path
         assert await error_of(await client.get(V + path, headers=admin_at("2.88"))) \
             == NOT_FOUND, path
+
+
+# -- 2.92 key pairs: import only; @ and . in names ----------------------------------------
+
+PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIC8dn4Kcxb5f0nPRJtYd2c7hxr1e2QDYOu5FYXA"
+              "Vb7Gj test@novad")
+
+
+async def test_2_92_generation_is_gone(client: Client) -> None:
+    generated = await client.post(f"{V}/os-keypairs", json={"keypair": {"name": "gen"}},
+                                  headers=at("2.91"))
+    assert generated.status == 201 and "private_key" in (await generated.json())["keypair"]
+    status, _, message = await error_of(await client.post(
+        f"{V}/os-keypairs", json={"keypair": {"name": "gen2"}}, headers=at("2.92")))
+    assert status == 400 and "public_key" in message
+    imported = await client.post(f"{V}/os-keypairs", json={"keypair": {
+        "name": "imp", "public_key": PUBLIC_KEY}}, headers=at("2.92"))
+    body = (await imported.json())["keypair"]
+    assert imported.status == 201 and "private_key" not in body
+    assert body["public_key"] == PUBLIC_KEY and body["type"] == "ssh"
+
+
+async def test_2_92_at_and_dot_in_names(client: Client) -> None:
+    spec = {"name": "me@host.example", "public_key": PUBLIC_KEY}
+    status, _, message = await error_of(await client.post(
+        f"{V}/os-keypairs", json={"keypair": spec}, headers=at("2.91")))
+    assert (status, message) == (400, "Keypair data is invalid: Keypair name contains "
+                                      "unsafe characters")
+    created = await client.post(f"{V}/os-keypairs", json={"keypair": spec}, headers=at("2.92"))
+    assert created.status == 201
+    shown = await client.get(f"{V}/os-keypairs/me@host.example", headers=at("2.92"))
+    assert shown.status == 200 and (await shown.json())["keypair"]["name"] == spec["name"]
+    for bad in ("a/b", "a$b", "a:b"):
+        status, _, _ = await error_of(await client.post(
+            f"{V}/os-keypairs", json={"keypair": {**spec, "name": bad}}, headers=at("2.92")))
+        assert status == 400, bad

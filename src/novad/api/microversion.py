@@ -283,8 +283,8 @@ HOSTNAME = Microversion(
 UNSHELVE_HOST = Microversion(
     "2.91", "Unshelve takes `host`, and `availability_zone: null` unpins.")
 KEYPAIR_IMPORT_ONLY = Microversion(
-    "2.92", "Key pair create needs `public_key` (no generation); names may contain `@` and "
-    "`.`.")
+    "2.92", "Key pair create only imports: `public_key` is required (400 without; the "
+    "server generates no pairs); names may contain `@` and `.`.")
 REBUILD_VOLUME_BACKED = Microversion(
     "2.93", "Volume-backed servers may be rebuilt (novad has no volume service, so no "
     "server is volume-backed: rebuild is unchanged).")

@@ -322,6 +322,15 @@ KEYPAIR_CREATE_V2_10: Schema = envelope("keypair", strict({
 }, required=["name"]))
 """From 2.10: an admin names the ``user_id`` the pair is for."""
 
+KEYPAIR_CREATE_V2_92: Schema = envelope("keypair", strict({
+    "name": NAME,
+    "type": {"type": "string", "enum": ["ssh", "x509"]},
+    "public_key": {"type": "string"},
+    "user_id": {"type": "string"},
+}, required=["name", "public_key"]))
+"""From 2.92: import only (``public_key`` required; the server generates no
+pairs); the name rule is the service's."""
+
 
 # -- remote consoles ---------------------------------------------------------------
 
