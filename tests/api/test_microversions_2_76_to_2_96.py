@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from api_helpers import MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
+from api_helpers import ADMIN, MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
 from compute.conftest import Stack, build_stack, close_stack
 
 from novad.api.app import build_api
@@ -48,7 +48,7 @@ async def client(stack: Stack) -> AsyncIterator[Client]:
     node = StaticNode(store=stack.store, service=stack.service)
     app_routes = compute_routes(stack.compute, stack.config, None, node,
                                 flavors=FlavorService(stack.store),
-                                keypairs=KeypairService(stack.store))
+                                keypairs=KeypairService(stack.store), migrations=stack.store)
     app = build_api(stack.config, app_routes, validate_token, identity_shaped)
     async with TestClient(TestServer(app)) as test_client:
         yield test_client
@@ -179,3 +179,46 @@ async def test_2_92_at_and_dot_in_names(client: Client) -> None:
         status, _, _ = await error_of(await client.post(
             f"{V}/os-keypairs", json={"keypair": {**spec, "name": bad}}, headers=at("2.92")))
         assert status == 400, bad
+
+
+# -- 2.80 who asked for a migration ------------------------------------------------------
+
+async def test_2_80_migrations_show_and_filter_by_owner(client: Client, stack: Stack,
+                                                        server: str) -> None:
+    await stack.act(server, "resize", ADMIN, flavor_id="1")
+    [resize] = await stack.store.search_migrations(instance_uuid=server)
+    assert (resize.user_id, resize.project_id) == (ADMIN.user_id, ADMIN.project_id)
+    await stack.store.create_migration(server, "live-migration", "queued", "node-1",
+                                       user_id="someone", project_id="elsewhere")
+
+    async def listed(version: str, query: str = "") -> list[dict[str, Any]]:
+        resp = await client.get(f"{V}/os-migrations{query}", headers=admin_at(version))
+        assert resp.status == 200
+        found: list[dict[str, Any]] = (await resp.json())["migrations"]
+        return found
+
+    old, new = await listed("2.79"), await listed("2.80")
+    assert all("user_id" not in m and "project_id" not in m for m in old)
+    assert [(m["user_id"], m["project_id"]) for m in new] == [
+        (ADMIN.user_id, ADMIN.project_id), ("someone", "elsewhere")]
+    assert [{k: v for k, v in m.items() if k not in ("user_id", "project_id")}
+            for m in new] == old
+    for query in ("?user_id=someone", "?project_id=elsewhere",
+                  "?user_id=someone&project_id=elsewhere"):
+        assert len(await listed("2.79", query)) == 2, query  # ignored below 2.80
+        assert [m["user_id"] for m in await listed("2.80", query)] == ["someone"], query
+    assert await listed("2.80", "?user_id=someone&project_id=admin-project") == []
+
+
+async def test_2_80_server_migrations_show_owner(client: Client, stack: Stack,
+                                                 server: str) -> None:
+    live = await stack.store.create_migration(server, "live-migration", "queued", "node-1",
+                                              user_id="someone", project_id="elsewhere")
+    base = f"{V}/servers/{server}/migrations"
+    for path, key in ((base, "migrations"), (f"{base}/{live.id}", "migration")):
+        old = await (await client.get(path, headers=admin_at("2.79"))).json()
+        new = await (await client.get(path, headers=admin_at("2.80"))).json()
+        one_old = old[key][0] if key == "migrations" else old[key]
+        one_new = new[key][0] if key == "migrations" else new[key]
+        assert "user_id" not in one_old and "project_id" not in one_old
+        assert one_new == {**one_old, "user_id": "someone", "project_id": "elsewhere"}

@@ -247,7 +247,9 @@ VOLUME_DELETE_ON_TERMINATION = Microversion(
     "2.79", "Volume attach takes and shows `delete_on_termination` (novad has no volume "
     "service and serves no volume attachments, so nothing changes here).")
 MIGRATION_OWNER = Microversion(
-    "2.80", "Migrations show `user_id` and `project_id` and filter by them.")
+    "2.80", "os-migrations and `/servers/{id}/migrations` show who asked for each move "
+    "(`user_id`, `project_id`; null for records made before novad stored them); "
+    "os-migrations filters by them.")
 IMAGE_CACHE = Microversion(
     "2.81", "`POST /os-aggregates/{id}/images` pre-caches images on an aggregate's hosts "
     "(admin; novad's nodes are in no aggregate, so a well-formed request is 404 for the "

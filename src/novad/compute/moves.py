@@ -221,7 +221,8 @@ class Mover:
         if not decision.hosts:
             raise NoValidHost()
         migration = await self.store.create_migration(
-            inst.uuid, kind, "pre-migrating", r.host, None, inst.flavor.id, new_flavor.id)
+            inst.uuid, kind, "pre-migrating", r.host, None, inst.flavor.id, new_flavor.id,
+            user_id=op.ctx.user_id, project_id=op.ctx.project_id)
         target, _ = await self._prepare(decision.hosts, migration, inst, new_flavor)
         await self.store.set_migration_dest(migration.id, target)
         meta = {**inst.system_metadata, "old_vm_state": op.origin_vm.value}
@@ -467,7 +468,8 @@ class Mover:
         if not decision.hosts:
             raise NoValidHost()
         migration = await self.store.create_migration(
-            inst.uuid, "live-migration", "queued", r.host, None, inst.flavor.id, inst.flavor.id)
+            inst.uuid, "live-migration", "queued", r.host, None, inst.flavor.id, inst.flavor.id,
+            user_id=op.ctx.user_id, project_id=op.ctx.project_id)
         await self.store.update_migration_status(migration.id, "preparing")
         target, dest = await self._prepare(decision.hosts, migration, inst, inst.flavor, live=True)
         await self.store.set_migration_dest(migration.id, target)
@@ -666,7 +668,7 @@ class Mover:
         for host in decision.hosts[:self.config.scheduler.max_attempts]:
             message = {"instance": inst.uuid, "source": inst.host, "params": params,
                        "request_id": ctx.request_id, "user_id": ctx.user_id,
-                       "generation": inst.generation}
+                       "project_id": ctx.project_id, "generation": inst.generation}
             try:
                 if host == self.host:
                     await self.rebuild_here(message)
@@ -700,9 +702,10 @@ class Mover:
             raise ClaimFailed(f"Claim failed on {self.host}: no claims")
         async with claims.claim(inst.flavor, 1):
             await self.handover.adopt(replica, changes)
-        migration = await self.store.create_migration(uuid, "evacuation", "pre-migrating",
-                                                      str(message["source"]), self.host,
-                                                      inst.flavor.id, inst.flavor.id)
+        migration = await self.store.create_migration(
+            uuid, "evacuation", "pre-migrating", str(message["source"]), self.host,
+            inst.flavor.id, inst.flavor.id, user_id=message.get("user_id"),
+            project_id=message.get("project_id"))
         params["migration_id"] = migration.id
         meta[PARAMS_KEY] = json.dumps(params)
         spec = BY_NAME["evacuate"]

@@ -212,7 +212,8 @@ class SpecBuilder:
             instance_uuid=op.uuid, migration_type=kind, status="pre-migrating",
             source_compute=op.instance.host,
             dest_compute=op.instance.host if kind == "resize" else None,
-            old_flavor_id=op.instance.flavor.id, new_flavor_id=new_flavor_id)
+            old_flavor_id=op.instance.flavor.id, new_flavor_id=new_flavor_id,
+            user_id=op.ctx.user_id, project_id=op.ctx.project_id)
 
     async def migration_status(self, migration: Migration, status: str) -> None:
         """Move a migration to ``status``."""

@@ -208,6 +208,13 @@ ALTER TABLE instances ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';
 """v8: a server's tags (microversion 2.26), a JSON list in the row itself so
 they replicate with it and move with it when the instance changes node."""
 
+_V9 = """
+ALTER TABLE migrations ADD COLUMN user_id TEXT;
+ALTER TABLE migrations ADD COLUMN project_id TEXT;
+"""
+"""v9: who asked for a migration (microversion 2.80 shows them and filters
+by them); NULL for the records made before, which Nova shows as null too."""
+
 COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5),
-                                (6, MOVES_SQL), (7, _V7), (8, _V8)])
+                                (6, MOVES_SQL), (7, _V7), (8, _V8), (9, _V9)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""

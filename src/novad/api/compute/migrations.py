@@ -28,6 +28,9 @@ from novad.store.models import Migration
 
 FILTERS = ("status", "instance_uuid", "host", "source_compute", "migration_type")
 
+OWNER_FILTERS = ("user_id", "project_id")
+"""Who asked for the move: filters from 2.80 (ignored below, as Nova)."""
+
 
 class MigrationSource(Protocol):
     """Where migration records come from (:class:`novad.store.Store` fits)."""
@@ -35,7 +38,9 @@ class MigrationSource(Protocol):
     async def search_migrations(self, *, status: str | None = None,
                                 instance_uuid: str | None = None, host: str | None = None,
                                 source_compute: str | None = None,
-                                migration_type: str | None = None) -> list[Migration]:
+                                migration_type: str | None = None,
+                                user_id: str | None = None,
+                                project_id: str | None = None) -> list[Migration]:
         """Every migration matching the filters, oldest first."""
 
 
@@ -57,6 +62,11 @@ def migration_view_v2_23(m: Migration, links: Links) -> dict[str, Any]:
     return body
 
 
+def owner_fields(m: Migration) -> dict[str, str | None]:
+    """2.80's ``user_id`` and ``project_id``: who asked for the move."""
+    return {"user_id": m.user_id, "project_id": m.project_id}
+
+
 class MigrationHandlers:
     """``GET /os-migrations``."""
 
@@ -67,12 +77,17 @@ class MigrationHandlers:
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List migrations (admin)."""
         require_admin(context(request), "os-migrations:index")
-        filters = {key: request.query[key] for key in FILTERS if request.query.get(key)}
+        owners = microversion.at_least(request, microversion.MIGRATION_OWNER)
+        names = FILTERS + OWNER_FILTERS if owners else FILTERS
+        filters = {key: request.query[key] for key in names if request.query.get(key)}
         found = await self.source.search_migrations(**filters)
         if not microversion.at_least(request, microversion.SERVER_MIGRATIONS):
             return json_response({"migrations": [migration_view(m) for m in found]})
         links = Links.of(request, self.config)
-        return json_response({"migrations": [migration_view_v2_23(m, links) for m in found]})
+        views = [migration_view_v2_23(m, links) for m in found]
+        if owners:
+            views = [{**v, **owner_fields(m)} for v, m in zip(views, found, strict=True)]
+        return json_response({"migrations": views})
 
     def routes(self) -> list[Route]:
         """The migration routes, relative to a versioned mount."""
