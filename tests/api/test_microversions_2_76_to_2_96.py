@@ -222,3 +222,34 @@ async def test_2_80_server_migrations_show_owner(client: Client, stack: Stack,
         one_new = new[key][0] if key == "migrations" else new[key]
         assert "user_id" not in one_old and "project_id" not in one_old
         assert one_new == {**one_old, "user_id": "someone", "project_id": "elsewhere"}
+
+
+# -- 2.84 a failed event's details ----------------------------------------------------------
+
+async def test_2_84_failed_event_details(client: Client, stack: Stack) -> None:
+    await stack.service.set(True, "maintenance")
+    refused = await stack.boot("refused", MEMBER)
+    await stack.service.set(False)
+    actions = await client.get(f"{V}/servers/{refused.uuid}/os-instance-actions",
+                               headers=admin_at("2.84"))
+    [create] = (await actions.json())["instanceActions"]
+    path = f"{V}/servers/{refused.uuid}/os-instance-actions/{create['request_id']}"
+    old = (await (await client.get(path, headers=admin_at("2.83"))).json())["instanceAction"]
+    new = (await (await client.get(path, headers=admin_at("2.84"))).json())["instanceAction"]
+    [old_event], [new_event] = old["events"], new["events"]
+    assert old_event["result"] == "Error" and "details" not in old_event
+    assert new_event == {**old_event, "details": "No valid host was found. There are not "
+                                                 "enough hosts available."}
+    assert {k: v for k, v in new.items() if k != "events"} == \
+        {k: v for k, v in old.items() if k != "events"}
+
+
+async def test_2_84_successful_events_have_null_details(client: Client, stack: Stack,
+                                                        server: str) -> None:
+    actions = await client.get(f"{V}/servers/{server}/os-instance-actions",
+                               headers=admin_at("2.84"))
+    [create] = (await actions.json())["instanceActions"]
+    shown = await client.get(f"{V}/servers/{server}/os-instance-actions/"
+                             f"{create['request_id']}", headers=admin_at("2.84"))
+    events = (await shown.json())["instanceAction"]["events"]
+    assert events and all(e["result"] == "Success" and e["details"] is None for e in events)

@@ -262,7 +262,8 @@ USER_FILTERS = Microversion(
     "created_at, launched_at, terminated_at, power_state, task_state, vm_state, "
     "progress and user_id.")
 ACTION_EVENT_DETAILS = Microversion(
-    "2.84", "Failed instance action events show `details` (the fault message).")
+    "2.84", "Instance action events show `details`: a failed event's fault message, null "
+    "for the others.")
 VOLUME_ATTACHMENT_UPDATE = Microversion(
     "2.85", "`PUT /servers/{id}/os-volume_attachments/{volume}` takes "
     "`delete_on_termination` (novad has no volume service and serves no volume "

@@ -23,7 +23,7 @@ from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS
-from novad.api.compute.views import action_view, event_view
+from novad.api.compute.views import action_view, event_details, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
@@ -354,7 +354,9 @@ class InstanceActionHandlers:
         return json_response({"instanceActions": [action_view(a) for a in actions]})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
-        """Show one action; before 2.51 only admins see its events."""
+        """Show one action; before 2.51 only admins see its events; from
+        2.84 each event shows ``details`` (Nova's default events:details
+        policy lets the owner see it too, unlike the traceback)."""
         ctx = context(request)
         action = await self.compute.instance_action(ctx, request.match_info["server_id"],
                                                     request.match_info["request_id"],
@@ -362,6 +364,9 @@ class InstanceActionHandlers:
         body = action_view(action)
         if ctx.is_admin:
             body["events"] = [event_view(e) for e in action.events]
+            if microversion.at_least(request, microversion.ACTION_EVENT_DETAILS):
+                for view, event in zip(body["events"], action.events, strict=True):
+                    view["details"] = event_details(event)
         return json_response({"instanceAction": body})
 
     def routes(self) -> list[Route]:

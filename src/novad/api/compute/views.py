@@ -297,6 +297,12 @@ def action_view(action: ActionRecord) -> dict[str, Any]:
             "message": action.message}
 
 
+def event_details(event: EventRecord) -> str | None:
+    """2.84's ``details`` of an event: the fault message of a failed one,
+    null for any other (as Nova records it only on failure)."""
+    return event.details if event.result == "Error" else None
+
+
 def event_view(event: EventRecord) -> dict[str, Any]:
     """One event, as shown to callers with the events policy (admins) before 2.51."""
     return {"event": event.event, "start_time": iso_micro(event.start_time),
