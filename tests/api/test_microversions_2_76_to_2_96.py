@@ -8,6 +8,7 @@ external-events callers) the test shows that both sides answer alike.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from novad.api.app import build_api
 from novad.api.compute import routes as compute_routes
 from novad.compute.flavors import FlavorService
 from novad.compute.keypairs import KeypairService
+from novad.context import RequestContext, new_request_id
+from novad.store.models import Expect
 
 Client = TestClient[Any, Any]
 V = "/compute/v2.1"
@@ -28,6 +31,16 @@ V = "/compute/v2.1"
 
 def at(version: str, token: str = "member-token") -> dict[str, str]:
     return headers(token, **{"OpenStack-API-Version": f"compute {version}"})
+
+
+def member() -> RequestContext:
+    """The API tests' member, with a fresh request id (the stack records actions by it)."""
+    return dataclasses.replace(MEMBER, request_id=new_request_id())
+
+
+def admin() -> RequestContext:
+    """The API tests' admin, with a fresh request id."""
+    return dataclasses.replace(ADMIN, request_id=new_request_id())
 
 
 def admin_at(version: str) -> dict[str, str]:
@@ -56,7 +69,7 @@ async def client(stack: Stack) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def server(stack: Stack) -> str:
-    return (await stack.boot("mv", MEMBER)).uuid
+    return (await stack.boot("mv", member())).uuid
 
 
 NOT_FOUND = (404, "itemNotFound", "The resource could not be found.")
@@ -185,7 +198,7 @@ async def test_2_92_at_and_dot_in_names(client: Client) -> None:
 
 async def test_2_80_migrations_show_and_filter_by_owner(client: Client, stack: Stack,
                                                         server: str) -> None:
-    await stack.act(server, "resize", ADMIN, flavor_id="1")
+    await stack.act(server, "resize", admin(), flavor_id="1")
     [resize] = await stack.store.search_migrations(instance_uuid=server)
     assert (resize.user_id, resize.project_id) == (ADMIN.user_id, ADMIN.project_id)
     await stack.store.create_migration(server, "live-migration", "queued", "node-1",
@@ -228,7 +241,7 @@ async def test_2_80_server_migrations_show_owner(client: Client, stack: Stack,
 
 async def test_2_84_failed_event_details(client: Client, stack: Stack) -> None:
     await stack.service.set(True, "maintenance")
-    refused = await stack.boot("refused", MEMBER)
+    refused = await stack.boot("refused", member())
     await stack.service.set(False)
     actions = await client.get(f"{V}/servers/{refused.uuid}/os-instance-actions",
                                headers=admin_at("2.84"))
@@ -253,3 +266,34 @@ async def test_2_84_successful_events_have_null_details(client: Client, stack: S
                              f"{create['request_id']}", headers=admin_at("2.84"))
     events = (await shown.json())["instanceAction"]["events"]
     assert events and all(e["result"] == "Success" and e["details"] is None for e in events)
+
+
+# -- 2.83 attribute filters for everyone ---------------------------------------------------
+
+async def test_2_83_attribute_filters_for_non_admins(client: Client, stack: Stack) -> None:
+    running = await stack.boot("running", member())
+    stopped = await stack.boot("stopped", member())
+    await stack.act(stopped.uuid, "stop", member())
+    await stack.store.write(stopped.uuid, Expect(), {"availability_zone": "zone-b",
+                                                     "key_name": "mykey",
+                                                     "config_drive": True})
+    both = {running.uuid, stopped.uuid}
+
+    async def names(version: str, query: str, token: str = "member-token") -> set[str]:
+        resp = await client.get(f"{V}/servers/detail?{query}", headers=at(version, token))
+        assert resp.status == 200, await resp.text()
+        return {s["id"] for s in (await resp.json())["servers"]}
+
+    for query in ("vm_state=stopped", "power_state=4", "availability_zone=^zone-",
+                  "key_name=my", "config_drive=true",
+                  "vm_state=active&vm_state=stopped&power_state=4"):
+        assert await names("2.82", query) == both, query  # ignored for members below 2.83
+        assert await names("2.83", query) == {stopped.uuid}, query
+        assert await names("2.82", query + "&all_tenants=1", "admin-token") \
+            == {stopped.uuid}, query  # admins' at every version
+    assert await names("2.83", f"user_id={MEMBER.user_id}") == both
+    assert await names("2.83", "user_id=nobody") == set()
+    assert await names("2.83", "progress=0") == both
+    assert await names("2.83", "created_at=^2") == both
+    assert await names("2.83", "launched_at=(") == set()  # a bad pattern matches nothing
+    assert await names("2.83", "terminated_at=.") == set()  # never terminated

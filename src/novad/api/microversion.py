@@ -260,7 +260,7 @@ ARQ_EVENT = Microversion(
 USER_FILTERS = Microversion(
     "2.83", "Non-admins may filter servers by availability_zone, config_drive, key_name, "
     "created_at, launched_at, terminated_at, power_state, task_state, vm_state, "
-    "progress and user_id.")
+    "progress and user_id (admins may at every version; below, others' are ignored).")
 ACTION_EVENT_DETAILS = Microversion(
     "2.84", "Instance action events show `details`: a failed event's fault message, null "
     "for the others.")

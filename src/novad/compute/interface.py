@@ -6,6 +6,8 @@ machine or the driver.  Every method raises errors from :mod:`novad.errors`.
 
 from __future__ import annotations
 
+import enum
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -62,6 +64,16 @@ class ListFilters:
     """2.26 ``not-tags``: servers without at least one of these tags."""
     not_tags_any: tuple[str, ...] | None = None
     """2.26 ``not-tags-any``: servers with none of these tags."""
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Nova's attribute filters (admins', and from 2.83 everyone's), by
+    Instance field: a server passes when its field matches one of the values
+    (:data:`REGEX_ATTRIBUTES` as regular expressions searched in the text,
+    the others exactly)."""
+
+    def matches_attributes(self, inst: Instance) -> bool:
+        """Whether ``inst`` passes every attribute filter."""
+        return all(any(_attribute_matches(inst, name, value) for value in values)
+                   for name, values in self.attributes.items())
 
     def matches_tags(self, tags: Sequence[str]) -> bool:
         """Whether a server with ``tags`` passes the four tag filters."""
@@ -76,6 +88,29 @@ class ListFilters:
         """Whether any tag filter is set."""
         return any(f is not None for f in (self.tags, self.tags_any, self.not_tags,
                                            self.not_tags_any))
+
+
+REGEX_ATTRIBUTES = frozenset({"availability_zone", "key_name", "created_at", "launched_at",
+                              "terminated_at"})
+"""Attribute filters Nova matches as regular expressions (the rest exactly)."""
+
+
+def _attribute_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _attribute_matches(inst: Instance, name: str, wanted: str) -> bool:
+    text = _attribute_text(getattr(inst, name))
+    if name not in REGEX_ATTRIBUTES:
+        return text == wanted
+    try:
+        return re.search(wanted, text) is not None
+    except re.error:
+        return False
 
 
 @dataclass(frozen=True)

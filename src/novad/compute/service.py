@@ -129,7 +129,7 @@ class ComputeService:
         if ctx.is_admin and filters.project_id:
             project = filters.project_id
         deleted = bool(filters.changes_since) or (ctx.is_admin and filters.deleted)
-        late_page = filters.status is not None or filters.by_tags
+        late_page = filters.status is not None or filters.by_tags or bool(filters.attributes)
         rows = await self.store.list_instances(
             project_id=project, host=filters.host if ctx.is_admin else None,
             include_deleted=deleted, name_regex=filters.name,
@@ -143,6 +143,8 @@ class ComputeService:
             rows = [r for r in rows if status_of(r.vm_state, r.task_state, r.deleted) == wanted]
         if filters.by_tags:
             rows = [r for r in rows if filters.matches_tags(r.tags or [])]
+        if filters.attributes:
+            rows = [r for r in rows if filters.matches_attributes(r)]
         if late_page:
             rows = _page(rows, filters.limit, filters.marker)
         return rows

@@ -130,6 +130,25 @@ def tag_filters(query: MultiMapping[str], version: tuple[int, int]) -> dict[str,
             if name in query}
 
 
+ATTRIBUTE_FILTERS = ("availability_zone", "config_drive", "key_name", "created_at",
+                     "launched_at", "terminated_at", "power_state", "task_state", "vm_state",
+                     "progress", "user_id")
+"""Filters Nova lets admins use, and from 2.83 everyone (below, ignored for
+others, as Nova drops them)."""
+
+
+def attribute_filters(query: MultiMapping[str], ctx: RequestContext,
+                      version: tuple[int, int]) -> dict[str, tuple[str, ...]]:
+    """The attribute filters of a list query, by Instance field; each may be
+    repeated (any of the values matches).  ``config_drive`` is a boolean."""
+    if not (ctx.is_admin or version >= microversion.USER_FILTERS.key):
+        return {}
+    found = {name: tuple(query.getall(name)) for name in ATTRIBUTE_FILTERS if name in query}
+    if "config_drive" in found:
+        found["config_drive"] = tuple(str(bool_param(v)) for v in found["config_drive"])
+    return found
+
+
 def list_filters(query: MultiMapping[str], ctx: RequestContext,
                  version: tuple[int, int] = microversion.BASE.key) -> ListFilters:
     """``GET /servers`` query as Nova reads it at 2.1: unknown parameters are
@@ -151,7 +170,7 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext,
         limit=limit_param(query), marker=query.get("marker"), all_tenants=all_tenants,
         project_id=project, host=query.get("host") if admin else None,
         deleted=bool_param(query.get("deleted")) if admin else False,
-        **tag_filters(query, version))
+        attributes=attribute_filters(query, ctx, version), **tag_filters(query, version))
 
 
 def ip6_filter(query: MultiMapping[str], ctx: RequestContext,
