@@ -297,3 +297,15 @@ async def test_2_83_attribute_filters_for_non_admins(client: Client, stack: Stac
     assert await names("2.83", "created_at=^2") == both
     assert await names("2.83", "launched_at=(") == set()  # a bad pattern matches nothing
     assert await names("2.83", "terminated_at=.") == set()  # never terminated
+
+
+# -- 2.78 server topology ----------------------------------------------------------------
+
+async def test_2_78_topology(client: Client, server: str) -> None:
+    path = f"{V}/servers/{server}/topology"
+    assert await error_of(await client.get(path, headers=at("2.77"))) == NOT_FOUND
+    for headers_ in (at("2.78"), admin_at("2.78")):
+        resp = await client.get(path, headers=headers_)
+        assert (resp.status, await resp.json()) == (200, {"nodes": [], "pagesize_kb": None})
+    status, _, _ = await error_of(await client.get(path, headers=at("2.78", "other-token")))
+    assert status == 404  # another project's server

@@ -242,7 +242,8 @@ POWER_UPDATE_EVENT = Microversion(
 UNSHELVE_AZ = Microversion(
     "2.77", "Unshelve takes `availability_zone`.")
 SERVER_TOPOLOGY = Microversion(
-    "2.78", "`GET /servers/{id}/topology` shows the guest's NUMA topology.")
+    "2.78", "`GET /servers/{id}/topology` shows the guest's NUMA topology (novad gives no "
+    "guest one: `{\"nodes\": [], \"pagesize_kb\": null}`, as Nova for a guest without NUMA).")
 VOLUME_DELETE_ON_TERMINATION = Microversion(
     "2.79", "Volume attach takes and shows `delete_on_termination` (novad has no volume "
     "service and serves no volume attachments, so nothing changes here).")

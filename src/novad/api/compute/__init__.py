@@ -33,6 +33,7 @@ from novad.api.compute.quotas import QuotaHandlers
 from novad.api.compute.server_groups import ServerGroupHandlers
 from novad.api.compute.server_migrations import ServerMigrationHandlers
 from novad.api.compute.server_tags import ServerTagHandlers
+from novad.api.compute.server_topology import ServerTopologyHandlers
 from novad.api.compute.servers import ServerHandlers
 from novad.api.compute.usage import UsageHandlers
 from novad.api.compute.versions import VersionHandlers
@@ -96,6 +97,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *InstanceActionHandlers(compute).routes(),
         *ServerMigrationHandlers(compute, config).routes(),
         *ServerTagHandlers(compute, config).routes(),
+        *ServerTopologyHandlers(compute).routes(),
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
         *NodeHandlers(node, config, quotas).routes(),
