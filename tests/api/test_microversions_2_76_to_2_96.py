@@ -309,3 +309,104 @@ async def test_2_78_topology(client: Client, server: str) -> None:
         assert (resp.status, await resp.json()) == (200, {"nodes": [], "pagesize_kb": None})
     status, _, _ = await error_of(await client.get(path, headers=at("2.78", "other-token")))
     assert status == 404  # another project's server
+
+
+# -- 2.90 / 2.94 hostname --------------------------------------------------------------
+
+@pytest.fixture
+async def image(stack: Stack, tmp_path: Path) -> str:
+    data = tmp_path / "disk.raw"
+    data.write_bytes(b"\0" * 512)
+    made = await stack.images.create_from_file(MEMBER.project_id, "img", data, "raw", {},
+                                               visibility="public")
+    return str(made.id)
+
+
+def create_body(image: str, **server: Any) -> dict[str, Any]:
+    return {"server": {"name": "Named Server", "flavorRef": "42", "imageRef": image,
+                       **server}}
+
+
+async def shown(client: Client, server: str, version: str,
+                token: str = "member-token") -> dict[str, Any]:
+    resp = await client.get(f"{V}/servers/{server}", headers=at(version, token))
+    assert resp.status == 200
+    body: dict[str, Any] = (await resp.json())["server"]
+    return body
+
+
+async def test_2_90_hostname_on_create(client: Client, stack: Stack, image: str) -> None:
+    status, _, message = await error_of(await client.post(
+        f"{V}/servers", json=create_body(image, hostname="web-01"), headers=at("2.89")))
+    assert status == 400 and "hostname" in message
+    resp = await client.post(f"{V}/servers", json=create_body(image, hostname="web-01"),
+                             headers=at("2.90"))
+    assert resp.status == 202, await resp.text()
+    server = (await resp.json())["server"]["id"]
+    await stack.settle()
+    assert "OS-EXT-SRV-ATTR:hostname" not in await shown(client, server, "2.89")
+    assert (await shown(client, server, "2.89", "admin-token"))[
+        "OS-EXT-SRV-ATTR:hostname"] == "web-01"
+    assert (await shown(client, server, "2.90"))["OS-EXT-SRV-ATTR:hostname"] == "web-01"
+
+
+async def test_2_90_hostname_derived_from_the_name_is_shown_to_everyone(
+        client: Client, server: str) -> None:
+    assert (await shown(client, server, "2.90"))["OS-EXT-SRV-ATTR:hostname"] == "mv"
+
+
+@pytest.mark.parametrize("bad", ["a", "-web", "web-", "web_01", "web.example.org", "x" * 64])
+async def test_2_90_hostname_is_one_label(client: Client, image: str, bad: str) -> None:
+    status, _, message = await error_of(await client.post(
+        f"{V}/servers", json=create_body(image, hostname=bad), headers=at("2.90")))
+    assert status == 400 and "hostname" in message, bad
+
+
+async def test_2_90_one_hostname_for_many_servers_is_refused(client: Client,
+                                                             image: str) -> None:
+    status, _, message = await error_of(await client.post(
+        f"{V}/servers", json=create_body(image, hostname="web", min_count=2), headers=at("2.90")))
+    assert status == 400 and "multiple instances" in message
+
+
+async def test_2_90_hostname_on_update(client: Client, server: str) -> None:
+    path = f"{V}/servers/{server}"
+    body = {"server": {"hostname": "renamed"}}
+    assert (await error_of(await client.put(path, json=body, headers=at("2.89"))))[0] == 400
+    resp = await client.put(path, json=body, headers=at("2.90"))
+    assert resp.status == 200
+    assert (await resp.json())["server"]["OS-EXT-SRV-ATTR:hostname"] == "renamed"
+    assert (await shown(client, server, "2.90"))["OS-EXT-SRV-ATTR:hostname"] == "renamed"
+
+
+async def test_2_90_hostname_on_rebuild(client: Client, stack: Stack, server: str,
+                                        image: str) -> None:
+    path = f"{V}/servers/{server}/action"
+    body = {"rebuild": {"imageRef": image, "hostname": "rebuilt"}}
+    status, _, message = await error_of(await client.post(path, json=body, headers=at("2.89")))
+    assert status == 400 and "hostname" in message
+    resp = await client.post(path, json=body, headers=at("2.90"))
+    assert resp.status == 202, await resp.text()
+    assert (await resp.json())["server"]["OS-EXT-SRV-ATTR:hostname"] == "rebuilt"
+    await stack.settle()
+    assert (await shown(client, server, "2.90"))["OS-EXT-SRV-ATTR:hostname"] == "rebuilt"
+    bad = {"rebuild": {"imageRef": image, "hostname": "a.b"}}
+    assert (await error_of(await client.post(path, json=bad, headers=at("2.93"))))[0] == 400
+
+
+async def test_2_94_hostname_may_be_an_fqdn(client: Client, stack: Stack, server: str,
+                                            image: str) -> None:
+    fqdn = "web-01.example.org"
+    for method, path, body in (
+            ("POST", f"{V}/servers", create_body(image, hostname=fqdn)),
+            ("PUT", f"{V}/servers/{server}", {"server": {"hostname": fqdn}})):
+        before = await client.request(method, path, json=body, headers=at("2.93"))
+        assert (await error_of(before))[0] == 400, method
+        after = await client.request(method, path, json=body, headers=at("2.94"))
+        assert after.status < 300, (method, await after.text())
+    await stack.settle()
+    assert (await shown(client, server, "2.94"))["OS-EXT-SRV-ATTR:hostname"] == fqdn
+    for bad in ("", "web/01", "web 01", "x" * 256):
+        resp = await client.put(f"{V}/servers/{server}", json={"server": {"hostname": bad}},
+                                headers=at("2.94"))
+        assert (await error_of(resp))[0] == 400, bad

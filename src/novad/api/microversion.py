@@ -282,8 +282,9 @@ VOLUME_ATTACHMENT_IDS = Microversion(
     "2.89", "Volume attachment views show `attachment_id` and `bdm_uuid` and drop `id` "
     "(novad has no volume service and serves no volume attachments: nothing changes).")
 HOSTNAME = Microversion(
-    "2.90", "Create, update and rebuild take `hostname`; `OS-EXT-SRV-ATTR:hostname` is "
-    "shown to everyone.")
+    "2.90", "Create, update and rebuild take `hostname` (one RFC 1123 label of 2-63 "
+    "characters; 400 with more than one server), which the config drive publishes; "
+    "`OS-EXT-SRV-ATTR:hostname` is shown to everyone.")
 UNSHELVE_HOST = Microversion(
     "2.91", "Unshelve takes `host`, and `availability_zone: null` unpins.")
 KEYPAIR_IMPORT_ONLY = Microversion(
@@ -293,7 +294,8 @@ REBUILD_VOLUME_BACKED = Microversion(
     "2.93", "Volume-backed servers may be rebuilt (novad has no volume service, so no "
     "server is volume-backed: rebuild is unchanged).")
 HOSTNAME_FQDN = Microversion(
-    "2.94", "`hostname` may be a fully qualified domain name.")
+    "2.94", "`hostname` may be a fully qualified domain name (up to 255 letters, digits, "
+    "`-`, `.` and `_`).")
 EVACUATE_STOPPED = Microversion(
     "2.95", "An evacuated server ends STOPPED (was its earlier state).")
 PINNED_AZ = Microversion(

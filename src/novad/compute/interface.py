@@ -35,6 +35,8 @@ class CreateRequest:
     admin_pass: str | None = None
     description: str | None = None
     """The server's description (microversion 2.19)."""
+    hostname: str | None = None
+    """The guest's hostname (2.90); None: derived from the name."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     claim: bool = False
@@ -138,10 +140,10 @@ class ComputeAPI(Protocol):
         """Visible instances, newest first."""
 
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     description: str | None = None, *, set_description: bool = False
-                     ) -> Instance:
+                     description: str | None = None, *, set_description: bool = False,
+                     hostname: str | None = None) -> Instance:
         """Rename, and with ``set_description`` set the description (2.19;
-        None clears it); not a state change."""
+        None clears it), and set the ``hostname`` (2.90); not a state change."""
 
     async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:

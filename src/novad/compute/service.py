@@ -286,15 +286,17 @@ class ComputeService:
 
     # -- writing -----------------------------------------------------------------
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
-                     description: str | None = None, *, set_description: bool = False
-                     ) -> Instance:
-        """Rename and (2.19) describe; not a state change (Nova checks no
-        state for it)."""
+                     description: str | None = None, *, set_description: bool = False,
+                     hostname: str | None = None) -> Instance:
+        """Rename, (2.19) describe and (2.90) set the hostname; not a state
+        change (Nova checks no state for it)."""
         inst = await self.get(ctx, instance_id)
         self._writer(ctx)
         changes: dict[str, Any] = {} if name is None else {"name": name}
         if set_description:
             changes["description"] = description
+        if hostname is not None:
+            changes["system_metadata"] = {**inst.system_metadata, HOSTNAME_KEY: hostname}
         if not changes:
             return inst
         return await self.store.update_fields(inst.uuid, changes)
@@ -518,6 +520,8 @@ class ComputeService:
             changes["progress"] = 0
         if spec.name == "rebuild" and "description" in args:  # 2.19: shown in the response
             changes["description"] = args["description"]
+        if spec.name == "rebuild" and args.get("hostname"):  # 2.90: likewise
+            changes["system_metadata"][HOSTNAME_KEY] = args["hostname"]
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -631,8 +635,14 @@ class ComputeService:
                         metadata=dict(req.metadata), reservation_id=reservation,
                         networks=req.networks, description=req.description,
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
-                        system_metadata={"launch_index": str(launch_index)})
+                        system_metadata={"launch_index": str(launch_index),
+                                         **({HOSTNAME_KEY: req.hostname} if req.hostname
+                                            else {})})
 
+
+HOSTNAME_KEY = "hostname"
+"""The system metadata key of a hostname the user set (2.90); without it
+the hostname is derived from the server's name."""
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
 """The statuses of a live migration still in progress (Nova's)."""

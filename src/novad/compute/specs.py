@@ -138,7 +138,8 @@ class SpecBuilder:
             instance_dir=self.instance_dir(inst.uuid), user_data=user_data,
             key_data=inst.key_data, metadata=dict(inst.metadata),
             config_drive=inst.config_drive or bool(inst.key_data or inst.user_data),
-            key_name=inst.key_name, availability_zone=inst.availability_zone)
+            key_name=inst.key_name, availability_zone=inst.availability_zone,
+            hostname=inst.system_metadata.get("hostname"))
 
     # -- images made from instances --------------------------------------------
     async def reserve_image(self, inst: Instance, name: str, kind: str,

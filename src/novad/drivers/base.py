@@ -116,6 +116,8 @@ class InstanceSpec:
     config_drive: bool = False
     key_name: str | None = None
     availability_zone: str = "nova"
+    hostname: str | None = None
+    """The hostname the user chose (2.90); None: the driver derives one from ``name``."""
 
 
 @dataclass(frozen=True)

@@ -53,13 +53,17 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
+    microversion.HOSTNAME_FQDN, microversion.HOSTNAME,
     microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
     microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
     microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
-schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``)."""
+schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``
+and ``ACTION_PROPERTIES_V2_<minor>``)."""
 
-_REVISED = {microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
+_REVISED = {microversion.HOSTNAME_FQDN: schemas.ACTION_PROPERTIES_V2_94,
+            microversion.HOSTNAME: schemas.ACTION_PROPERTIES_V2_90,
+            microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
             microversion.EVACUATE_FORCE: schemas.ACTION_ARGUMENTS_V2_29,
             microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
             microversion.SERVER_DESCRIPTION: schemas.ACTION_ARGUMENTS_V2_19,
@@ -73,6 +77,8 @@ def _rebuild(a: Any) -> dict[str, Any]:
               "admin_pass": a.get("adminPass"), "metadata": a.get("metadata")}
     if "description" in a:  # 2.19; null clears it
         params["description"] = a["description"]
+    if "hostname" in a:  # 2.90
+        params["hostname"] = a["hostname"]
     return params
 
 

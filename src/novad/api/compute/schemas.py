@@ -154,6 +154,27 @@ SERVER_CREATE_V2_19 = with_server_property(SERVER_CREATE, "description", DESCRIP
 SERVER_UPDATE_V2_19 = with_server_property(SERVER_UPDATE, "description", DESCRIPTION)
 """2.19: update takes a ``description``."""
 
+SERVER_HOSTNAME_V2_90: Schema = {"type": "string", "minLength": 2, "maxLength": 63,
+                                 "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$"}
+"""2.90's ``hostname`` of create, update and rebuild: one RFC 952/1123 label."""
+
+SERVER_HOSTNAME_V2_94: Schema = {"type": "string", "minLength": 1, "maxLength": 255,
+                                 "pattern": "^[a-zA-Z0-9-._]*$"}
+"""2.94: the ``hostname`` may be a fully qualified domain name."""
+
+_HOSTNAMED: dict[tuple[int, bool], Schema] = {}
+
+
+def with_hostname(schema: Schema, fqdn: bool) -> Schema:
+    """``schema`` (a ``server`` envelope: create or update) also taking
+    2.90's ``hostname`` (2.94's with ``fqdn``); built once per schema, since
+    validators are cached per schema object."""
+    key = (id(schema), fqdn)
+    if key not in _HOSTNAMED:
+        _HOSTNAMED[key] = with_server_property(
+            schema, "hostname", SERVER_HOSTNAME_V2_94 if fqdn else SERVER_HOSTNAME_V2_90)
+    return _HOSTNAMED[key]
+
 MAX_TAGS = 50
 """Tags per server at most (Nova's MAX_TAG_COUNT)."""
 
@@ -244,17 +265,44 @@ ACTION_ARGUMENTS_V2_30: dict[str, Schema] = {
 """2.30: os-migrateLive takes ``force``, as evacuate at 2.29."""
 
 
+ACTION_PROPERTIES_V2_90: dict[str, Schema] = {"rebuild": {"hostname": SERVER_HOSTNAME_V2_90}}
+"""2.90: rebuild takes a ``hostname``."""
+
+ACTION_PROPERTIES_V2_94: dict[str, Schema] = {"rebuild": {"hostname": SERVER_HOSTNAME_V2_94}}
+"""2.94: rebuild's ``hostname`` may be a fully qualified domain name."""
+
+ARGUMENT_TABLES: dict[int, dict[str, Schema]] = {
+    14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19, 25: ACTION_ARGUMENTS_V2_25,
+    29: ACTION_ARGUMENTS_V2_29, 30: ACTION_ARGUMENTS_V2_30}
+"""Tables that replace an action's whole arguments from a minor version on."""
+
+PROPERTY_TABLES: dict[int, dict[str, Schema]] = {90: ACTION_PROPERTIES_V2_90,
+                                                 94: ACTION_PROPERTIES_V2_94}
+"""Tables that add (or redefine) some properties of an action's arguments
+from a minor version on, on top of whatever the versions before it accept."""
+
+
+def arguments_at(key: str, revision: int) -> Schema:
+    """The argument schema of ``key`` at minor ``revision``: the 2.1 one with
+    every table up to ``revision`` applied in version order."""
+    arguments = ACTION_ARGUMENTS[key]
+    for minor in sorted(set(ARGUMENT_TABLES) | set(PROPERTY_TABLES)):
+        if minor > revision:
+            break
+        if key in ARGUMENT_TABLES.get(minor, {}):
+            arguments = ARGUMENT_TABLES[minor][key]
+        if key in PROPERTY_TABLES.get(minor, {}):
+            arguments = {**arguments, "properties": {**arguments["properties"],
+                                                     **PROPERTY_TABLES[minor][key]}}
+    return arguments
+
+
 @functools.lru_cache(maxsize=None)
 def action_schema(key: str, revision: int = 0) -> Schema:
     """The whole-body schema of one action (built once: validators are cached
-    per schema object).  ``revision`` picks a later version's arguments: the
-    minor of its ``ACTION_ARGUMENTS_V2_<minor>`` table (a key that table does
-    not change falls back to its 2.1 arguments)."""
-    tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19,
-              25: ACTION_ARGUMENTS_V2_25, 29: ACTION_ARGUMENTS_V2_29,
-              30: ACTION_ARGUMENTS_V2_30}
-    arguments = tables.get(revision, {}).get(key, ACTION_ARGUMENTS[key])
-    return envelope(key, arguments)
+    per schema object).  ``revision`` is the minor version whose arguments
+    apply (see :func:`arguments_at`)."""
+    return envelope(key, arguments_at(key, revision))
 
 
 SERVER_ACTION: Schema = {

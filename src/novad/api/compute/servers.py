@@ -106,6 +106,9 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
             raise Invalid("Userdata content cannot be decoded") from None
     metadata = server.get("metadata") or {}
     check_metadata(metadata)
+    if server.get("hostname") and max_count > 1:
+        raise Invalid("Unable to set the same hostname on multiple instances: create them "
+                      "one by one, or leave hostname out.")
     return CreateRequest(
         name=server["name"], flavor_id=str(server["flavorRef"]), image_id=boot_image(server),
         min_count=min_count, max_count=max_count, key_name=server.get("key_name"),
@@ -113,7 +116,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         config_drive=to_bool(server.get("config_drive", False)),
         availability_zone=server.get("availability_zone"),
         admin_pass=server.get("adminPass") or generate_password(),
-        description=server.get("description"))
+        description=server.get("description"), hostname=server.get("hostname"))
 
 
 TAG_FILTERS = {"tags": "tags", "tags-any": "tags_any", "not-tags": "not_tags",
@@ -255,8 +258,9 @@ class ServerHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one or more servers (202; the boot goes on in the background)."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_CREATE_V2_19
-                               if self._described(request) else schemas.SERVER_CREATE)
+        body = await read_body(request, self.max_body, self._hostnamed(
+            request, schemas.SERVER_CREATE_V2_19 if self._described(request)
+            else schemas.SERVER_CREATE))
         req = create_request(body["server"])
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         if hints.get("group"):
@@ -289,16 +293,26 @@ class ServerHandlers:
     def _described(request: web.Request) -> bool:
         return microversion.at_least(request, microversion.SERVER_DESCRIPTION)
 
+    @staticmethod
+    def _hostnamed(request: web.Request, schema: schemas.Schema) -> schemas.Schema:
+        """``schema`` taking 2.90's ``hostname`` (an FQDN from 2.94), or as is below."""
+        if not microversion.at_least(request, microversion.HOSTNAME):
+            return schema
+        return schemas.with_hostname(schema,
+                                     microversion.at_least(request, microversion.HOSTNAME_FQDN))
+
     async def update(self, request: web.Request) -> web.StreamResponse:
-        """Rename a server; from 2.19 also set or clear its ``description``."""
+        """Rename a server; from 2.19 also set or clear its ``description``,
+        from 2.90 set its ``hostname``."""
         ctx = context(request)
         described = self._described(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_UPDATE_V2_19
-                               if described else schemas.SERVER_UPDATE)
+        body = await read_body(request, self.max_body, self._hostnamed(
+            request, schemas.SERVER_UPDATE_V2_19 if described else schemas.SERVER_UPDATE))
         server = body["server"]
         inst = await self.compute.update(ctx, request.match_info["server_id"], server.get("name"),
                                          server.get("description"),
-                                         set_description=described and "description" in server)
+                                         set_description=described and "description" in server,
+                                         hostname=server.get("hostname"))
         return json_response({"server": await self._detail(request, ctx, inst)})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:

@@ -198,6 +198,8 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         body["description"] = inst.description
     if version >= microversion.SERVER_TAGS.key:
         body["tags"] = list(inst.tags or [])
+    if version >= microversion.HOSTNAME.key:
+        body["OS-EXT-SRV-ATTR:hostname"] = hostname(inst)  # everyone's from 2.90
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
     return body
@@ -217,9 +219,12 @@ def extended_attributes(inst: Instance) -> dict[str, Any]:
 
 
 def hostname(inst: Instance) -> str:
-    """Nova's ``sanitize_hostname`` of the server's name: Latin-1 only, at
-    most 63 characters, spaces, dots and underscores as hyphens, other
-    punctuation dropped, lower case; ``Server-<uuid>`` when nothing is left."""
+    """The hostname the user set (2.90), else Nova's ``sanitize_hostname`` of
+    the server's name: Latin-1 only, at most 63 characters, spaces, dots and
+    underscores as hyphens, other punctuation dropped, lower case;
+    ``Server-<uuid>`` when nothing is left."""
+    if chosen := inst.system_metadata.get("hostname"):
+        return chosen
     name = inst.name.encode("latin-1", "ignore").decode("latin-1")[:63]
     name = re.sub(r"[^\w.-]+", "", re.sub(r"[ _.]", "-", name)).lower().strip(".-")
     return name or f"Server-{inst.uuid}"
