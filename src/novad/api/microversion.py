@@ -297,7 +297,8 @@ HOSTNAME_FQDN = Microversion(
     "2.94", "`hostname` may be a fully qualified domain name (up to 255 letters, digits, "
     "`-`, `.` and `_`).")
 EVACUATE_STOPPED = Microversion(
-    "2.95", "An evacuated server ends STOPPED (was its earlier state).")
+    "2.95", "An evacuated server ends STOPPED at its destination (an ERROR one ACTIVE); "
+    "below, it ends as it was (STOPPED stays STOPPED, else ACTIVE).")
 PINNED_AZ = Microversion(
     "2.96", "Server show and list show `pinned_availability_zone`.")
 

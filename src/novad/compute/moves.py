@@ -718,18 +718,22 @@ class Mover:
         return {"state": ADOPTED}
 
     async def arrive_evacuate(self, r: Runner, op: Op) -> Outcome:
-        """Rebuild from the image on this node; STOPPED stays STOPPED."""
+        """Rebuild from the image on this node; STOPPED stays STOPPED, and
+        with ``target_state`` stopped (the API's from 2.95) any server but an
+        ERROR one (which ends ACTIVE) ends STOPPED, as in Nova."""
         await r.step(op, T.REBUILD_BLOCK_DEVICE_MAPPING)
         await r.step(op, T.REBUILD_SPAWNING)
         op.touched_guest = True
         await r.driver.destroy(op.uuid, self.specs.instance_dir(op.uuid))
         await r.driver.spawn(await self.specs.build(op.instance))
-        if op.origin_vm is V.STOPPED:
+        stop = op.origin_vm is V.STOPPED or (
+            op.params.get("target_state") == V.STOPPED.value and op.origin_vm is not V.ERROR)
+        if stop:
             await r.step(op, T.POWERING_OFF)
             await r.driver.power_off(op.uuid, True, self.config.DEFAULT.shutdown_timeout,
                                      self.config.compute.shutdown_retry_interval)
         await self.store.update_migration_status(int(op.params["migration_id"]), "done")
-        return Outcome(changes={"launched_at": now()})
+        return Outcome(vm_state=V.STOPPED if stop else None, changes={"launched_at": now()})
 
     async def drop_dead_preps(self) -> int:
         """Abort moves prepared here that will never arrive (their record says

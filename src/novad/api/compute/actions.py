@@ -182,6 +182,8 @@ class ActionHandlers:
         params = PARAMS.get(key, lambda a: {})(argument)
         if key in FORCE_FROM:
             params["force"] = _forced(request, key, argument)
+        if key == "evacuate" and microversion.at_least(request, microversion.EVACUATE_STOPPED):
+            params["target_state"] = "stopped"  # Nova's API asks for a stopped server at 2.95
         result = await self.compute.act(ctx, server_id, row, params)
         return await self._respond(request, ctx, server_id, key, row, result)
 
