@@ -410,3 +410,21 @@ async def test_2_94_hostname_may_be_an_fqdn(client: Client, stack: Stack, server
         resp = await client.put(f"{V}/servers/{server}", json={"server": {"hostname": bad}},
                                 headers=at("2.94"))
         assert (await error_of(resp))[0] == 400, bad
+
+
+# -- 2.96 pinned_availability_zone ------------------------------------------------------
+
+async def test_2_96_pinned_availability_zone(client: Client, stack: Stack, server: str,
+                                             image: str) -> None:
+    resp = await client.post(f"{V}/servers", json=create_body(image, availability_zone="nova"),
+                             headers=at("2.96"))
+    assert resp.status == 202, await resp.text()
+    pinned = (await resp.json())["server"]["id"]
+    await stack.settle()
+    for uuid, zone in ((pinned, "nova"), (server, None)):
+        old, new = await shown(client, uuid, "2.95"), await shown(client, uuid, "2.96")
+        assert "pinned_availability_zone" not in old
+        assert new == {**old, "pinned_availability_zone": zone}
+    listed = await client.get(f"{V}/servers/detail", headers=at("2.96"))
+    assert {s["id"]: s["pinned_availability_zone"]
+            for s in (await listed.json())["servers"]} == {pinned: "nova", server: None}

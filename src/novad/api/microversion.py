@@ -300,7 +300,8 @@ EVACUATE_STOPPED = Microversion(
     "2.95", "An evacuated server ends STOPPED at its destination (an ERROR one ACTIVE); "
     "below, it ends as it was (STOPPED stays STOPPED, else ACTIVE).")
 PINNED_AZ = Microversion(
-    "2.96", "Server show and list show `pinned_availability_zone`.")
+    "2.96", "Server show, detail, update and rebuild show `pinned_availability_zone`: the "
+    "zone the user asked for at create (or at an unshelve, 2.77), null when none.")
 
 HISTORY: tuple[Microversion, ...] = (
     BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,

@@ -637,12 +637,25 @@ class ComputeService:
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
                         system_metadata={"launch_index": str(launch_index),
                                          **({HOSTNAME_KEY: req.hostname} if req.hostname
-                                            else {})})
+                                            else {}),
+                                         **pinned_zone(req.availability_zone)})
 
 
 HOSTNAME_KEY = "hostname"
 """The system metadata key of a hostname the user set (2.90); without it
 the hostname is derived from the server's name."""
+
+PINNED_AZ_KEY = "pinned_availability_zone"
+"""The system metadata key of the zone the user asked for (at create, or at
+an unshelve from 2.77); absent: the server is pinned to no zone."""
+
+
+def pinned_zone(requested: str | None) -> dict[str, str]:
+    """The system metadata that pins a server to the zone of a requested
+    ``zone[:host[:node]]`` (none for no zone, as Nova's request spec)."""
+    zone = (requested or "").partition(":")[0]
+    return {PINNED_AZ_KEY: zone} if zone else {}
+
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
 """The statuses of a live migration still in progress (Nova's)."""

@@ -200,6 +200,8 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         body["tags"] = list(inst.tags or [])
     if version >= microversion.HOSTNAME.key:
         body["OS-EXT-SRV-ATTR:hostname"] = hostname(inst)  # everyone's from 2.90
+    if version >= microversion.PINNED_AZ.key:
+        body["pinned_availability_zone"] = inst.system_metadata.get("pinned_availability_zone")
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
     return body
