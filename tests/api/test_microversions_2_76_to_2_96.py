@@ -58,7 +58,7 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
 
 @pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[Client]:
-    node = StaticNode(store=stack.store, service=stack.service)
+    node = StaticNode(host=stack.config.host, store=stack.store, service=stack.service)
     app_routes = compute_routes(stack.compute, stack.config, None, node,
                                 flavors=FlavorService(stack.store),
                                 keypairs=KeypairService(stack.store), migrations=stack.store)
@@ -428,3 +428,80 @@ async def test_2_96_pinned_availability_zone(client: Client, stack: Stack, serve
     listed = await client.get(f"{V}/servers/detail", headers=at("2.96"))
     assert {s["id"]: s["pinned_availability_zone"]
             for s in (await listed.json())["servers"]} == {pinned: "nova", server: None}
+
+
+# -- 2.77 / 2.91 unshelve to a zone or a host; a null zone unpins ------------------------
+
+@pytest.fixture
+async def offloaded(stack: Stack) -> str:
+    inst = await stack.boot("offloaded", member())
+    await stack.act(inst.uuid, "shelve", member())
+    await stack.act(inst.uuid, "shelve_offload", member())
+    return inst.uuid
+
+
+async def unshelve(client: Client, server: str, version: str, argument: Any,
+                   token: str = "member-token") -> Any:
+    return await client.post(f"{V}/servers/{server}/action", json={"unshelve": argument},
+                             headers=at(version, token))
+
+
+async def test_2_77_unshelve_to_a_zone(client: Client, stack: Stack, offloaded: str) -> None:
+    argument = {"availability_zone": "nova"}
+    status, _, message = await error_of(await unshelve(client, offloaded, "2.76", argument))
+    assert status == 400 and "availability_zone" in message
+    assert await error_of(await unshelve(client, offloaded, "2.77", {
+        "availability_zone": "nowhere"})) == (
+        400, "badRequest", "The requested availability zone is not available")
+    resp = await unshelve(client, offloaded, "2.77", argument)
+    assert resp.status == 202, await resp.text()
+    await stack.settle()
+    server = await shown(client, offloaded, "2.96")
+    assert server["status"] == "ACTIVE" and server["pinned_availability_zone"] == "nova"
+
+
+async def test_2_77_a_zone_needs_an_offloaded_server(client: Client, stack: Stack,
+                                                     server: str) -> None:
+    await stack.act(server, "shelve", member())
+    status, _, message = await error_of(await unshelve(client, server, "2.77", {
+        "availability_zone": "nova"}))
+    assert status == 409 and "must be SHELVED_OFFLOADED" in message
+    assert (await unshelve(client, server, "2.77", None)).status == 202
+
+
+async def test_2_77_a_zone_this_node_is_not_in_finds_no_host(stack: Stack,
+                                                             offloaded: str) -> None:
+    inst = await stack.act(offloaded, "unshelve", member(), availability_zone="zone-b")
+    assert (inst.vm_state.value, inst.task_state) == ("shelved_offloaded", None)
+    fault = await stack.store.latest_fault(offloaded)
+    assert fault is not None and fault.message.startswith("No valid host was found.")
+    assert "pinned_availability_zone" not in inst.system_metadata
+
+
+async def test_2_91_unshelve_to_a_host(client: Client, stack: Stack, offloaded: str) -> None:
+    host = {"host": stack.config.host}
+    status, _, message = await error_of(await unshelve(client, offloaded, "2.90", host))
+    assert status == 400 and "host" in message
+    status, _, message = await error_of(await unshelve(client, offloaded, "2.91", host))
+    assert status == 403 and "unshelve_to_host" in message
+    assert await error_of(await unshelve(client, offloaded, "2.91", {"host": "elsewhere"},
+                                         "admin-token")) == (
+        400, "badRequest", "Compute host elsewhere could not be found.")
+    resp = await unshelve(client, offloaded, "2.91", {**host, "availability_zone": "nova"},
+                          "admin-token")
+    assert resp.status == 202, await resp.text()
+    await stack.settle()
+    assert (await shown(client, offloaded, "2.91"))["status"] == "ACTIVE"
+
+
+async def test_2_91_a_null_zone_unpins(client: Client, stack: Stack, offloaded: str) -> None:
+    inst = await stack.store.get_instance(offloaded)
+    await stack.store.write(offloaded, Expect(), {"system_metadata": {
+        **inst.system_metadata, "pinned_availability_zone": "nova"}})
+    unpin = {"availability_zone": None}
+    assert (await error_of(await unshelve(client, offloaded, "2.90", unpin)))[0] == 400
+    resp = await unshelve(client, offloaded, "2.91", unpin)
+    assert resp.status == 202, await resp.text()
+    await stack.settle()
+    server = await shown(client, offloaded, "2.96")
+    assert server["status"] == "ACTIVE" and server["pinned_availability_zone"] is None

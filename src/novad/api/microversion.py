@@ -240,7 +240,9 @@ POWER_UPDATE_EVENT = Microversion(
     "2.76", "The `power-update` external event (novad serves no os-server-external-events: "
     "there is no Ironic to send it, so nothing changes; the route is 404 at every version).")
 UNSHELVE_AZ = Microversion(
-    "2.77", "Unshelve takes `availability_zone`.")
+    "2.77", "Unshelve takes `availability_zone` (one of the cluster's, else 400; only for a "
+    "SHELVED_OFFLOADED server, else 409); it pins the server to that zone. novad unshelves "
+    "on the server's own node, so a zone that node is not in finds no valid host.")
 SERVER_TOPOLOGY = Microversion(
     "2.78", "`GET /servers/{id}/topology` shows the guest's NUMA topology (novad gives no "
     "guest one: `{\"nodes\": [], \"pagesize_kb\": null}`, as Nova for a guest without NUMA).")
@@ -286,7 +288,9 @@ HOSTNAME = Microversion(
     "characters; 400 with more than one server), which the config drive publishes; "
     "`OS-EXT-SRV-ATTR:hostname` is shown to everyone.")
 UNSHELVE_HOST = Microversion(
-    "2.91", "Unshelve takes `host`, and `availability_zone: null` unpins.")
+    "2.91", "Unshelve takes `host` (admins; a known compute host in the zone asked for, "
+    "else 400; a host other than the server's node finds no valid host), and "
+    "`availability_zone: null` unpins the server.")
 KEYPAIR_IMPORT_ONLY = Microversion(
     "2.92", "Key pair create only imports: `public_key` is required (400 without; the "
     "server generates no pairs); names may contain `@` and `.`.")

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from novad.compute import operations
 from novad.compute.console_log import tail_console_log
 from novad.compute.claims import Claims
 from novad.compute.interface import ActionResult, CreateRequest, ListFilters
@@ -434,6 +435,12 @@ class ComputeService:
                 raise Conflict(f"Compute service of {source} is unavailable at this time.")
         elif spec.name == "restore":
             await self._check_quota(ctx, inst.project_id, inst.flavor, 1)
+        elif spec.name == "unshelve" and ("availability_zone" in args or args.get("host")) \
+                and inst.vm_state is not V.SHELVED_OFFLOADED:
+            status = status_of(inst.vm_state, inst.task_state, inst.deleted)
+            raise Conflict("Specifying an availability zone or a host when unshelving server "
+                           f"{inst.uuid} with status {status} is not supported. The server "
+                           "status must be SHELVED_OFFLOADED.")
         elif spec.name == "unlock":
             self._check_unlock(inst, ctx)
         elif spec.name in ("snapshot", "backup"):
@@ -645,7 +652,7 @@ HOSTNAME_KEY = "hostname"
 """The system metadata key of a hostname the user set (2.90); without it
 the hostname is derived from the server's name."""
 
-PINNED_AZ_KEY = "pinned_availability_zone"
+PINNED_AZ_KEY = operations.PINNED_AZ_KEY
 """The system metadata key of the zone the user asked for (at create, or at
 an unshelve from 2.77); absent: the server is pinned to no zone."""
 

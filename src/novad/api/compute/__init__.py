@@ -92,7 +92,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
     relative = [
         *versions.routes(),
         *ServerHandlers(compute, config, node).routes(),
-        *ActionHandlers(compute, config).routes(),
+        *ActionHandlers(compute, config, node).routes(),
         *RemoteConsoleHandlers(compute, config).routes(),
         *InstanceActionHandlers(compute).routes(),
         *ServerMigrationHandlers(compute, config).routes(),

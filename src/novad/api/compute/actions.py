@@ -22,10 +22,12 @@ from novad.api.common import Route, context, json_response, validate
 from novad.api.compute import schemas
 from novad.api.compute.parsing import read_single_key, to_bool, to_int
 from novad.api.compute.views import Links, server_detail
+from novad.api.compute.protocols import NodeInfo
+from novad.compute.hosts import zones
 from novad.compute.interface import ActionResult, ComputeAPI
 from novad.config import Config
 from novad.context import RequestContext
-from novad.errors import Invalid, NoSuchAction, NotFound
+from novad.errors import Forbidden, Invalid, NoSuchAction, NotFound
 from novad.states.table import ACTIONS, BY_NAME
 
 _NOT_ACTIONS = frozenset({"create", "delete", "reboot"})
@@ -53,8 +55,8 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
-    microversion.HOSTNAME_FQDN, microversion.HOSTNAME,
-    microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
+    microversion.HOSTNAME_FQDN, microversion.UNSHELVE_HOST, microversion.HOSTNAME,
+    microversion.UNSHELVE_AZ, microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
     microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
     microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
@@ -62,7 +64,9 @@ schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``
 and ``ACTION_PROPERTIES_V2_<minor>``)."""
 
 _REVISED = {microversion.HOSTNAME_FQDN: schemas.ACTION_PROPERTIES_V2_94,
+            microversion.UNSHELVE_HOST: schemas.ACTION_ARGUMENTS_V2_91,
             microversion.HOSTNAME: schemas.ACTION_PROPERTIES_V2_90,
+            microversion.UNSHELVE_AZ: schemas.ACTION_ARGUMENTS_V2_77,
             microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
             microversion.EVACUATE_FORCE: schemas.ACTION_ARGUMENTS_V2_29,
             microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
@@ -90,6 +94,17 @@ def _live_migrate(a: Any) -> dict[str, Any]:
     return {"host": a["host"], "block_migration": True if block == "auto" else to_bool(block)}
 
 
+def _unshelve(a: Any) -> dict[str, Any]:
+    # 2.77's zone and 2.91's host; a null zone (2.91) unpins the server.
+    a = a or {}
+    params: dict[str, Any] = {}
+    if "availability_zone" in a:
+        params["availability_zone"] = a["availability_zone"]
+    if a.get("host"):
+        params["host"] = a["host"]
+    return params
+
+
 PARAMS: dict[str, ParamBuilder] = {
     "resize": lambda a: {"flavor_id": str(a["flavorRef"])},
     "createImage": lambda a: {"name": a["name"], "metadata": a.get("metadata") or {}},
@@ -105,6 +120,7 @@ PARAMS: dict[str, ParamBuilder] = {
     "evacuate": lambda a: {"host": a.get("host"), "admin_pass": a.get("adminPass")},
     "os-migrateLive": _live_migrate,
     "migrate": lambda a: {"host": None},
+    "unshelve": _unshelve,
 }
 """How each action's validated argument becomes ``compute.act`` parameters."""
 
@@ -165,9 +181,11 @@ def _forced(request: web.Request, key: str, argument: Any) -> bool:
 class ActionHandlers:
     """The server-action endpoint."""
 
-    def __init__(self, compute: ComputeAPI, config: Config) -> None:
+    def __init__(self, compute: ComputeAPI, config: Config,
+                 node: NodeInfo | None = None) -> None:
         self.compute = compute
         self.config = config
+        self.node = node
         self.max_body = config.DEFAULT.max_request_body_size
 
     async def action(self, request: web.Request) -> web.StreamResponse:
@@ -182,10 +200,30 @@ class ActionHandlers:
         params = PARAMS.get(key, lambda a: {})(argument)
         if key in FORCE_FROM:
             params["force"] = _forced(request, key, argument)
+        if key == "unshelve" and params:
+            await self._check_unshelve(ctx, params)
         if key == "evacuate" and microversion.at_least(request, microversion.EVACUATE_STOPPED):
             params["target_state"] = "stopped"  # Nova's API asks for a stopped server at 2.95
         result = await self.compute.act(ctx, server_id, row, params)
         return await self._respond(request, ctx, server_id, key, row, result)
+
+    async def _check_unshelve(self, ctx: RequestContext, params: dict[str, Any]) -> None:
+        """Nova's checks of an unshelve's zone (2.77) and host (2.91, admins):
+        each must be one of the cluster's, and the host in the zone."""
+        zone, host = params.get("availability_zone"), params.get("host")
+        if host is not None and not ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:os-shelve:unshelve_to_host "
+                            "to be performed.")
+        hosts = [] if self.node is None else await self.node.hosts.list_hosts()
+        if zone is not None and zone not in {z.name for z in zones(hosts)}:
+            raise Invalid("The requested availability zone is not available")
+        if host is None:
+            return
+        named = [h for h in hosts if h.name == host]
+        if not named:
+            raise Invalid(f"Compute host {host} could not be found.")
+        if zone is not None and named[0].zone != zone:
+            raise Invalid(f"Host {host} is not in the availability zone {zone}.")
 
     async def _console(self, ctx: RequestContext, server_id: str, key: str,
                        argument: dict[str, Any]) -> web.StreamResponse:

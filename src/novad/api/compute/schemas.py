@@ -265,6 +265,17 @@ ACTION_ARGUMENTS_V2_30: dict[str, Schema] = {
 """2.30: os-migrateLive takes ``force``, as evacuate at 2.29."""
 
 
+ACTION_ARGUMENTS_V2_77: dict[str, Schema] = {
+    "unshelve": strict({"availability_zone": NAME}, types=["object", "null"]),
+}
+"""2.77: unshelve takes an ``availability_zone`` (a shelved offloaded server's)."""
+
+ACTION_ARGUMENTS_V2_91: dict[str, Schema] = {
+    "unshelve": strict({"availability_zone": {"anyOf": [{"type": "null"}, NAME]},
+                        "host": SERVER_HOSTNAME_V2_94}, types=["object", "null"]),
+}
+"""2.91: unshelve takes a ``host`` (admins), and ``availability_zone: null`` unpins."""
+
 ACTION_PROPERTIES_V2_90: dict[str, Schema] = {"rebuild": {"hostname": SERVER_HOSTNAME_V2_90}}
 """2.90: rebuild takes a ``hostname``."""
 
@@ -273,7 +284,8 @@ ACTION_PROPERTIES_V2_94: dict[str, Schema] = {"rebuild": {"hostname": SERVER_HOS
 
 ARGUMENT_TABLES: dict[int, dict[str, Schema]] = {
     14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19, 25: ACTION_ARGUMENTS_V2_25,
-    29: ACTION_ARGUMENTS_V2_29, 30: ACTION_ARGUMENTS_V2_30}
+    29: ACTION_ARGUMENTS_V2_29, 30: ACTION_ARGUMENTS_V2_30, 77: ACTION_ARGUMENTS_V2_77,
+    91: ACTION_ARGUMENTS_V2_91}
 """Tables that replace an action's whole arguments from a minor version on."""
 
 PROPERTY_TABLES: dict[int, dict[str, Schema]] = {90: ACTION_PROPERTIES_V2_90,
