@@ -505,3 +505,62 @@ async def test_2_91_a_null_zone_unpins(client: Client, stack: Stack, offloaded: 
     await stack.settle()
     server = await shown(client, offloaded, "2.96")
     assert server["status"] == "ACTIVE" and server["pinned_availability_zone"] is None
+
+
+# -- 2.86 extra spec validation -----------------------------------------------------------
+
+GOOD_SPECS = {"hw:cpu_policy": "dedicated", "hw:numa_nodes": "2", "hw:numa_cpus.0": "0-1",
+              "hw:mem_page_size": "2MB", "hw:boot_menu": "true", "hw_rng:allowed": "False",
+              "hw_video:ram_max_mb": "64", "os:secure_boot": "required",
+              "quota:disk_read_bytes_sec": "10240", "resources:VCPU": "2",
+              "resources1:CUSTOM_GPU": "1", "trait:HW_CPU_X86_AVX2": "required",
+              "aggregate_instance_extra_specs:ssd": "true", "capabilities:cpu_arch": "x86_64",
+              "pci_passthrough:alias": "a1:2", "accel:device_profile": "fpga",
+              "group_policy": "isolate", "custom:anything": "goes", "no_namespace": "x",
+              "vmware:hw_version": "vmx-13"}
+
+
+async def test_2_86_known_specs_pass(client: Client) -> None:
+    resp = await client.post(f"{V}/flavors/42/os-extra_specs",
+                             json={"extra_specs": GOOD_SPECS}, headers=admin_at("2.86"))
+    assert (resp.status, await resp.json()) == (200, {"extra_specs": GOOD_SPECS})
+
+
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("hw:cpu_policy", "bogus", "one of dedicated, shared, mixed"),
+    ("hw:numa_nodes", "0", "an integer of at least 1"),
+    ("hw:numa_nodes", "two", "an integer"),
+    ("hw:boot_menu", "maybe", "a boolean"),
+    ("resources:VCPU", "-1", "an integer of at least 0"),
+    ("trait:HW_CPU_X86_AVX2", "wanted", "one of required, forbidden"),
+    ("hw:mem_page_size", "huge", "small, large, any"),
+    ("group_policy", "all", "one of none, isolate"),
+])
+async def test_2_86_bad_values_are_refused(client: Client, key: str, value: str,
+                                           said: str) -> None:
+    path, body = f"{V}/flavors/42/os-extra_specs", {"extra_specs": {key: value}}
+    assert (await client.post(path, json=body, headers=admin_at("2.85"))).status == 200
+    status, _, message = await error_of(await client.post(path, json=body,
+                                                          headers=admin_at("2.86")))
+    assert status == 400 and key in message and said in message, message
+    one = await client.put(f"{path}/{key}", json={key: value}, headers=admin_at("2.86"))
+    assert (await error_of(one))[0] == 400
+    assert (await client.put(f"{path}/{key}", json={key: value},
+                             headers=admin_at("2.85"))).status == 200
+
+
+async def test_2_86_unknown_specs_of_known_namespaces(client: Client) -> None:
+    path = f"{V}/flavors/42/os-extra_specs"
+    for key in ("hw:no_such_thing", "hw_rng:speed", "quota:everything", "trait:lower_case"):
+        body = {"extra_specs": {key: "1"}}
+        assert (await client.post(path, json=body, headers=admin_at("2.85"))).status == 200
+        assert await error_of(await client.post(path, json=body, headers=admin_at("2.86"))) \
+            == (400, "badRequest", f"Validation failed; extra spec '{key}' does not appear "
+                                   "to be a valid extra spec.")
+
+
+async def test_2_86_the_policy_check_comes_first(client: Client) -> None:
+    resp = await client.post(f"{V}/flavors/42/os-extra_specs",
+                             json={"extra_specs": {"hw:cpu_policy": "bogus"}},
+                             headers=at("2.86"))
+    assert (await error_of(resp))[0] == 403

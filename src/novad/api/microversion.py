@@ -272,7 +272,10 @@ VOLUME_ATTACHMENT_UPDATE = Microversion(
     "`delete_on_termination` (novad has no volume service and serves no volume "
     "attachments, so nothing changes here).")
 EXTRA_SPEC_VALIDATION = Microversion(
-    "2.86", "Known flavor extra specs are validated.")
+    "2.86", "os-extra_specs create and update validate the specs of the namespaces novad "
+    "knows (hw, hw_rng, hw_video, os, quota, resources, trait, "
+    "aggregate_instance_extra_specs, capabilities, pci_passthrough, accel; 400 for an "
+    "unknown spec there or a bad value); other namespaces pass, as in Nova.")
 BFV_RESCUE = Microversion(
     "2.87", "Volume-backed servers may be rescued (novad has no volume service, so no "
     "server is volume-backed: rescue is unchanged).")
