@@ -564,3 +564,18 @@ async def test_2_86_the_policy_check_comes_first(client: Client) -> None:
                              json={"extra_specs": {"hw:cpu_policy": "bogus"}},
                              headers=at("2.86"))
     assert (await error_of(resp))[0] == 403
+
+
+# -- 2.93 volume-backed rebuild: no server is, so rebuild is unchanged --------------------
+
+async def test_2_93_rebuild_is_unchanged(client: Client, stack: Stack, server: str,
+                                         image: str) -> None:
+    bodies = []
+    for version in ("2.92", "2.93"):
+        resp = await client.post(f"{V}/servers/{server}/action",
+                                 json={"rebuild": {"imageRef": image}}, headers=at(version))
+        assert resp.status == 202, await resp.text()
+        bodies.append((await resp.json())["server"])
+        await stack.settle()
+    assert set(bodies[0]) == set(bodies[1])
+    assert (await shown(client, server, "2.93"))["status"] == "ACTIVE"

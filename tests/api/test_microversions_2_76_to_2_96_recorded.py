@@ -69,3 +69,17 @@ async def test_2_95_evacuate_asks_for_a_stopped_server(client: Client,
     [(row, before), (_, after)] = compute.acts
     assert row == "evacuate" and "target_state" not in before
     assert after == {**before, "target_state": "stopped"}
+
+
+# -- 2.87 volume-backed rescue: no server is, nothing changes (2.93's rebuild: the
+#    real-stack file) ---------------------------------------------------------------------
+
+async def test_2_87_rescue_is_unchanged(client: Client, compute: RecordingCompute) -> None:
+    argument = {"rescue": {"rescue_image_ref": "0d5c4b2e-6f3d-4e5a-9b7c-0d1e2f3a4b5c"}}
+    answers = []
+    for version in ("2.86", "2.87"):
+        resp = await client.post(f"{V}/servers/{SERVER}/action", json=argument,
+                                 headers=at(version))
+        answers.append(resp.status)
+    assert answers[0] == answers[1] and answers[0] < 300
+    assert compute.acts[0] == compute.acts[1]
