@@ -15,7 +15,15 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from api_helpers import ADMIN, MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
+from api_helpers import (
+    ADMIN,
+    MEMBER,
+    StaticNode,
+    error_of,
+    headers,
+    identity_shaped,
+    validate_token,
+)
 from compute.conftest import Stack, build_stack, close_stack
 
 from novad.api.app import build_api
