@@ -79,3 +79,9 @@ def test_config_drive_has_openstacks_layout(tmp_path: Path) -> None:
     finally:
         iso.close()
     assert not list(tmp_path.glob(".*.part"))
+
+
+def test_config_drive_publishes_the_hostname_the_user_chose(tmp_path: Path) -> None:
+    assert configdrive.meta_data(spec_in(tmp_path))["hostname"] == "my-server-1"
+    chosen = spec_in(tmp_path, hostname="web-01.example.org")
+    assert configdrive.meta_data(chosen)["hostname"] == "web-01.example.org"

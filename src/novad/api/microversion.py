@@ -268,53 +268,78 @@ STRICT_PARAMS = Microversion(
     "`swap` is 0, not \"\"; update and rebuild answer the full server view; a hypervisor "
     "asked `with_servers` (2.53's query) shows `servers` even when it has none.")
 POWER_UPDATE_EVENT = Microversion(
-    "2.76", "The `power-update` external event.")
+    "2.76", "The `power-update` external event (novad serves no os-server-external-events: "
+    "there is no Ironic to send it, so nothing changes; the route is 404 at every version).")
 UNSHELVE_AZ = Microversion(
-    "2.77", "Unshelve takes `availability_zone`.")
+    "2.77", "Unshelve takes `availability_zone` (one of the cluster's, else 400; only for a "
+    "SHELVED_OFFLOADED server, else 409); it pins the server to that zone. novad unshelves "
+    "on the server's own node, so a zone that node is not in finds no valid host.")
 SERVER_TOPOLOGY = Microversion(
-    "2.78", "`GET /servers/{id}/topology` shows the guest's NUMA topology.")
+    "2.78", "`GET /servers/{id}/topology` shows the guest's NUMA topology (novad gives no "
+    "guest one: `{\"nodes\": [], \"pagesize_kb\": null}`, as Nova for a guest without NUMA).")
 VOLUME_DELETE_ON_TERMINATION = Microversion(
-    "2.79", "Volume attach takes and shows `delete_on_termination`.")
+    "2.79", "Volume attach takes and shows `delete_on_termination` (novad has no volume "
+    "service and serves no volume attachments, so nothing changes here).")
 MIGRATION_OWNER = Microversion(
-    "2.80", "Migrations show `user_id` and `project_id` and filter by them.")
+    "2.80", "os-migrations and `/servers/{id}/migrations` show who asked for each move "
+    "(`user_id`, `project_id`; null for records made before novad stored them); "
+    "os-migrations filters by them.")
 IMAGE_CACHE = Microversion(
-    "2.81", "`POST /os-aggregates/{id}/images` pre-caches images.")
+    "2.81", "`POST /os-aggregates/{id}/images` pre-caches images on an aggregate's hosts "
+    "(admin; novad's nodes are in no aggregate, so a well-formed request is 404 for the "
+    "aggregate, as Nova answers for one that does not exist).")
 ARQ_EVENT = Microversion(
-    "2.82", "The `accelerator-request-bound` external event.")
+    "2.82", "The `accelerator-request-bound` external event (novad has no accelerator "
+    "service and serves no os-server-external-events: nothing changes).")
 USER_FILTERS = Microversion(
     "2.83", "Non-admins may filter servers by availability_zone, config_drive, key_name, "
     "created_at, launched_at, terminated_at, power_state, task_state, vm_state, "
-    "progress and user_id.")
+    "progress and user_id (admins may at every version; below, others' are ignored).")
 ACTION_EVENT_DETAILS = Microversion(
-    "2.84", "Failed instance action events show `details` (the fault message).")
+    "2.84", "Instance action events show `details`: a failed event's fault message, null "
+    "for the others.")
 VOLUME_ATTACHMENT_UPDATE = Microversion(
     "2.85", "`PUT /servers/{id}/os-volume_attachments/{volume}` takes "
-    "`delete_on_termination`.")
+    "`delete_on_termination` (novad has no volume service and serves no volume "
+    "attachments, so nothing changes here).")
 EXTRA_SPEC_VALIDATION = Microversion(
-    "2.86", "Known flavor extra specs are validated.")
+    "2.86", "os-extra_specs create and update validate the specs of the namespaces novad "
+    "knows (hw, hw_rng, hw_video, os, quota, resources, trait, "
+    "aggregate_instance_extra_specs, capabilities, pci_passthrough, accel; 400 for an "
+    "unknown spec there or a bad value); other namespaces pass, as in Nova.")
 BFV_RESCUE = Microversion(
-    "2.87", "Volume-backed servers may be rescued.")
+    "2.87", "Volume-backed servers may be rescued (novad has no volume service, so no "
+    "server is volume-backed: rescue is unchanged).")
 HYPERVISOR_SLIM = Microversion(
-    "2.88", "Hypervisor views drop the resource figures and `/statistics`; `uptime` moves "
-    "into show and detail.")
+    "2.88", "Hypervisor show and detail drop `cpu_info`, `current_workload`, `running_vms` "
+    "and the vcpu, memory and disk figures and show `uptime` (null for another node's); "
+    "`/os-hypervisors/statistics` and `/os-hypervisors/{id}/uptime` are 404.")
 VOLUME_ATTACHMENT_IDS = Microversion(
-    "2.89", "Volume attachment views show `attachment_id` and `bdm_uuid` and drop `id`.")
+    "2.89", "Volume attachment views show `attachment_id` and `bdm_uuid` and drop `id` "
+    "(novad has no volume service and serves no volume attachments: nothing changes).")
 HOSTNAME = Microversion(
-    "2.90", "Create, update and rebuild take `hostname`; `OS-EXT-SRV-ATTR:hostname` is "
-    "shown to everyone.")
+    "2.90", "Create, update and rebuild take `hostname` (one RFC 1123 label of 2-63 "
+    "characters; 400 with more than one server), which the config drive publishes; "
+    "`OS-EXT-SRV-ATTR:hostname` is shown to everyone.")
 UNSHELVE_HOST = Microversion(
-    "2.91", "Unshelve takes `host`, and `availability_zone: null` unpins.")
+    "2.91", "Unshelve takes `host` (admins; a known compute host in the zone asked for, "
+    "else 400; a host other than the server's node finds no valid host), and "
+    "`availability_zone: null` unpins the server.")
 KEYPAIR_IMPORT_ONLY = Microversion(
-    "2.92", "Key pair create needs `public_key` (no generation); names may contain `@` and "
-    "`.`.")
+    "2.92", "Key pair create only imports: `public_key` is required (400 without; the "
+    "server generates no pairs); names may contain `@` and `.`.")
 REBUILD_VOLUME_BACKED = Microversion(
-    "2.93", "Volume-backed servers may be rebuilt.")
+    "2.93", "Volume-backed servers may be rebuilt (novad has no volume service, so no "
+    "server is volume-backed: rebuild is unchanged).")
 HOSTNAME_FQDN = Microversion(
-    "2.94", "`hostname` may be a fully qualified domain name.")
+    "2.94", "`hostname` may be a fully qualified domain name (up to 255 letters, digits, "
+    "`-`, `.` and `_`).")
 EVACUATE_STOPPED = Microversion(
-    "2.95", "An evacuated server ends STOPPED (was its earlier state).")
+    "2.95", "An evacuated server ends STOPPED at its destination (an ERROR one ACTIVE); "
+    "below, it ends as it was (STOPPED stays STOPPED, else ACTIVE).")
 PINNED_AZ = Microversion(
-    "2.96", "Server show and list show `pinned_availability_zone`.")
+    "2.96", "Server show, detail, update and rebuild show `pinned_availability_zone`: the "
+    "zone the user asked for at create (or at an unshelve, 2.77), null when none.")
 
 HISTORY: tuple[Microversion, ...] = (
     BASE, KEYPAIR_TYPE, EXTENDED_ATTRIBUTES, FIXED_IP_RESERVED, IP6_FILTER, REMOTE_CONSOLES,

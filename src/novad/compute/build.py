@@ -52,7 +52,8 @@ def build_compute(config: Config, store: Store, driver: Driver, images: ImageSto
                      config.compute.shutdown_retry_interval,
                      config.libvirt.wait_soft_reboot_seconds,
                      config.DEFAULT.shelved_offload_time, other_hosts,
-                     record.schedulable if record is not None else lambda: True)
+                     record.schedulable if record is not None else lambda: True,
+                     host=host, zone=config.DEFAULT.default_availability_zone)
     runner = Runner(store, driver, Lifecycle(), host, ops.table(), on_finish)
     compute = ComputeService(config, store, runner, specs, supervisor,
                              host_is_up=lambda h: h == host, console_url_factory=console_url,

@@ -6,6 +6,8 @@ machine or the driver.  Every method raises errors from :mod:`novad.errors`.
 
 from __future__ import annotations
 
+import enum
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -37,6 +39,8 @@ class CreateRequest:
     """``accessIPv4``, canonical (Nova 2.1 keeps and shows it)."""
     access_ip_v6: str | None = None
     """``accessIPv6``, canonical."""
+    hostname: str | None = None
+    """The guest's hostname (2.90); None: derived from the name."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     trusted_certs: tuple[str, ...] | None = None
@@ -78,6 +82,16 @@ class ListFilters:
     """``image``: servers booted from this image id (Nova 2.1)."""
     flavor: str | None = None
     """``flavor``: servers of this flavor id (Nova 2.1)."""
+    attributes: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Nova's attribute filters (admins', and from 2.83 everyone's), by
+    Instance field: a server passes when its field matches one of the values
+    (:data:`REGEX_ATTRIBUTES` as regular expressions searched in the text,
+    the others exactly)."""
+
+    def matches_attributes(self, inst: Instance) -> bool:
+        """Whether ``inst`` passes every attribute filter."""
+        return all(any(_attribute_matches(inst, name, value) for value in values)
+                   for name, values in self.attributes.items())
 
     def matches_tags(self, tags: Sequence[str]) -> bool:
         """Whether a server with ``tags`` passes the four tag filters."""
@@ -102,6 +116,29 @@ class ListFilters:
         """Whether any tag filter is set."""
         return any(f is not None for f in (self.tags, self.tags_any, self.not_tags,
                                            self.not_tags_any))
+
+
+REGEX_ATTRIBUTES = frozenset({"availability_zone", "key_name", "created_at", "launched_at",
+                              "terminated_at"})
+"""Attribute filters Nova matches as regular expressions (the rest exactly)."""
+
+
+def _attribute_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _attribute_matches(inst: Instance, name: str, wanted: str) -> bool:
+    text = _attribute_text(getattr(inst, name))
+    if name not in REGEX_ATTRIBUTES:
+        return text == wanted
+    try:
+        return re.search(wanted, text) is not None
+    except re.error:
+        return False
 
 
 @dataclass(frozen=True)
@@ -130,10 +167,11 @@ class ComputeAPI(Protocol):
 
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
                      description: str | None = None, *, set_description: bool = False,
-                     access_ips: Mapping[str, str] | None = None) -> Instance:
+                     access_ips: Mapping[str, str] | None = None,
+                     hostname: str | None = None) -> Instance:
         """Rename, and with ``set_description`` set the description (2.19;
         None clears it); ``access_ips`` sets ``access_ip_v4``/``access_ip_v6``
-        fields; not a state change."""
+        fields; set the ``hostname`` (2.90); not a state change."""
 
     async def edit_metadata(self, ctx: RequestContext, instance_id: str, verb: str,
                             edit: Callable[[dict[str, str]], dict[str, str]]) -> dict[str, str]:

@@ -36,6 +36,8 @@ MAX_KEYPAIRS = 100
 """Nova's default ``[quota] key_pairs`` per user (also shown by /limits)."""
 
 _SAFE = frozenset("_- " + string.digits + string.ascii_letters)
+_SAFE_V2_92 = _SAFE | frozenset("@.")
+"""From microversion 2.92 key-pair names may also hold ``@`` and ``.``."""
 
 SSH: Final = "ssh"
 X509: Final = "x509"
@@ -78,9 +80,10 @@ class KeypairAPI(Protocol):
         """One of the user's key pairs."""
 
     async def create_keypair(self, ctx: RequestContext, name: str, public_key: str | None,
-                             key_type: str = SSH, user_id: str | None = None
-                             ) -> CreatedKeypair:
-        """Import ``public_key``, or generate a pair of ``key_type`` when it is None."""
+                             key_type: str = SSH, user_id: str | None = None, *,
+                             at_and_dot: bool = False) -> CreatedKeypair:
+        """Import ``public_key``, or generate a pair of ``key_type`` when it is
+        None; ``at_and_dot`` (2.92) lets the name hold ``@`` and ``.``."""
 
     async def delete_keypair(self, ctx: RequestContext, name: str,
                              user_id: str | None = None) -> None:
@@ -156,9 +159,11 @@ def generate_keypair() -> tuple[str, str]:
     return private, f"{public} Generated-by-Nova"
 
 
-def check_name(name: str) -> None:
-    """Nova's pre-2.92 key-pair name rule: letters, digits, ``_- `` only."""
-    if any(c not in _SAFE for c in name):
+def check_name(name: str, *, at_and_dot: bool = False) -> None:
+    """Nova's key-pair name rule: letters, digits, ``_- `` only; with
+    ``at_and_dot`` (2.92) also ``@`` and ``.``."""
+    safe = _SAFE_V2_92 if at_and_dot else _SAFE
+    if any(c not in safe for c in name):
         raise InvalidKeypair("Keypair name contains unsafe characters")
     if not 1 <= len(name) <= 255:
         raise InvalidKeypair("Keypair name must be string and between 1 and 255 "
@@ -185,12 +190,12 @@ class KeypairService:
         return await self.store.get_keypair(_owner(ctx, user_id, "show"), name)
 
     async def create_keypair(self, ctx: RequestContext, name: str, public_key: str | None,
-                             key_type: str = SSH, user_id: str | None = None
-                             ) -> CreatedKeypair:
+                             key_type: str = SSH, user_id: str | None = None, *,
+                             at_and_dot: bool = False) -> CreatedKeypair:
         """Check the caller may, the name and the user's quota, then import
         or generate."""
         owner = _owner(ctx, user_id, "create")
-        check_name(name)
+        check_name(name, at_and_dot=at_and_dot)
         if len(await self.store.list_keypairs(owner)) >= self.max_keypairs:
             raise OverQuota("Quota exceeded, too many key pairs.")
         private: str | None = None

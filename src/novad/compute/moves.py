@@ -221,7 +221,8 @@ class Mover:
         if not decision.hosts:
             raise NoValidHost()
         migration = await self.store.create_migration(
-            inst.uuid, kind, "pre-migrating", r.host, None, inst.flavor.id, new_flavor.id)
+            inst.uuid, kind, "pre-migrating", r.host, None, inst.flavor.id, new_flavor.id,
+            user_id=op.ctx.user_id, project_id=op.ctx.project_id)
         target, _ = await self._prepare(decision.hosts, migration, inst, new_flavor)
         await self.store.set_migration_dest(migration.id, target)
         meta = {**inst.system_metadata, "old_vm_state": op.origin_vm.value}
@@ -463,7 +464,8 @@ class Mover:
         leaves it running here (task cleared, migration failed)."""
         inst = op.instance
         migration = await self.store.create_migration(
-            inst.uuid, "live-migration", "queued", r.host, None, inst.flavor.id, inst.flavor.id)
+            inst.uuid, "live-migration", "queued", r.host, None, inst.flavor.id, inst.flavor.id,
+            user_id=op.ctx.user_id, project_id=op.ctx.project_id)
         decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
                                                  frozenset({r.host}), *_destination(op.params))
         if not decision.hosts:  # a failed pre-check ends the migration in error, as Nova
@@ -687,7 +689,7 @@ class Mover:
         for host in decision.hosts[:self.config.scheduler.max_attempts]:
             message = {"instance": inst.uuid, "source": inst.host, "params": params,
                        "request_id": ctx.request_id, "user_id": ctx.user_id,
-                       "generation": inst.generation}
+                       "project_id": ctx.project_id, "generation": inst.generation}
             try:
                 if host == self.host:
                     await self.rebuild_here(message)
@@ -721,9 +723,10 @@ class Mover:
             raise ClaimFailed(f"Claim failed on {self.host}: no claims")
         async with claims.claim(inst.flavor, 1):
             await self.handover.adopt(replica, changes)
-        migration = await self.store.create_migration(uuid, "evacuation", "pre-migrating",
-                                                      str(message["source"]), self.host,
-                                                      inst.flavor.id, inst.flavor.id)
+        migration = await self.store.create_migration(
+            uuid, "evacuation", "pre-migrating", str(message["source"]), self.host,
+            inst.flavor.id, inst.flavor.id, user_id=message.get("user_id"),
+            project_id=message.get("project_id"))
         params["migration_id"] = migration.id
         meta[PARAMS_KEY] = json.dumps(params)
         spec = BY_NAME["evacuate"]
@@ -736,18 +739,22 @@ class Mover:
         return {"state": ADOPTED}
 
     async def arrive_evacuate(self, r: Runner, op: Op) -> Outcome:
-        """Rebuild from the image on this node; STOPPED stays STOPPED."""
+        """Rebuild from the image on this node; STOPPED stays STOPPED, and
+        with ``target_state`` stopped (the API's from 2.95) any server but an
+        ERROR one (which ends ACTIVE) ends STOPPED, as in Nova."""
         await r.step(op, T.REBUILD_BLOCK_DEVICE_MAPPING)
         await r.step(op, T.REBUILD_SPAWNING)
         op.touched_guest = True
         await r.driver.destroy(op.uuid, self.specs.instance_dir(op.uuid))
         await r.driver.spawn(await self.specs.build(op.instance))
-        if op.origin_vm is V.STOPPED:
+        stop = op.origin_vm is V.STOPPED or (
+            op.params.get("target_state") == V.STOPPED.value and op.origin_vm is not V.ERROR)
+        if stop:
             await r.step(op, T.POWERING_OFF)
             await r.driver.power_off(op.uuid, True, self.config.DEFAULT.shutdown_timeout,
                                      self.config.compute.shutdown_retry_interval)
         await self.store.update_migration_status(int(op.params["migration_id"]), "done")
-        return Outcome(changes={"launched_at": now()})
+        return Outcome(vm_state=V.STOPPED if stop else None, changes={"launched_at": now()})
 
     async def drop_dead_preps(self) -> int:
         """Abort moves prepared here that will never arrive (their record says

@@ -30,13 +30,32 @@ log = structlog.get_logger("novad.compute")
 SHELVED_KEYS = ("shelved_at", "shelved_image_id", "shelved_host")
 
 
+PINNED_AZ_KEY = "pinned_availability_zone"
+"""The system metadata key of a server's pinned zone (see the compute service)."""
+
+
+def repin(meta: dict[str, str], params: dict[str, Any]) -> dict[str, str]:
+    """System metadata after an unshelve: pinned to a zone it names (2.77),
+    unpinned by a null one (2.91), else as it was."""
+    if "availability_zone" not in params:
+        return meta
+    zone = params["availability_zone"]
+    rest = {k: v for k, v in meta.items() if k != PINNED_AZ_KEY}
+    return rest if zone is None else {**rest, PINNED_AZ_KEY: str(zone)}
+
+
 class Operations:
     """The operation table: action name → coroutine doing its work."""
 
     def __init__(self, specs: SpecBuilder, shutdown_timeout: float, retry_interval: float,
                  soft_reboot_timeout: float, shelved_offload_time: int,
-                 other_hosts: Any, schedulable: Callable[[], bool] = lambda: True) -> None:
+                 other_hosts: Any, schedulable: Callable[[], bool] = lambda: True,
+                 host: str = "", zone: str = "nova") -> None:
         self.specs = specs
+        self.host = host
+        """This node's name (an unshelve to a named host must name it)."""
+        self.zone = zone
+        """This node's availability zone (an unshelve to a zone must name it)."""
         self.shutdown_timeout = shutdown_timeout
         self.retry_interval = retry_interval
         self.soft_reboot_timeout = soft_reboot_timeout
@@ -322,6 +341,8 @@ class Operations:
             await r.driver.power_on(await self.specs.build(op.instance))
         else:
             self._place(op, T.UNSHELVING)
+            self._fits_unshelve(op)
+            meta = repin(meta, op.params)
             await r.step(op, T.SPAWNING)
             spec = await self.specs.build(op.instance, image_id=meta.get("shelved_image_id"))
             await r.driver.destroy(op.uuid, spec.instance_dir)
@@ -329,6 +350,17 @@ class Operations:
         await self.specs.forget_shelved_image(op.instance)
         meta = {k: v for k, v in meta.items() if k not in SHELVED_KEYS}
         return Outcome(changes={"system_metadata": meta, "launched_at": now()})
+
+    def _fits_unshelve(self, op: Op) -> None:
+        """An offloaded server is unshelved where its record lives, this node:
+        a requested zone or host (2.77, 2.91) elsewhere finds no valid host,
+        and the server stays SHELVED_OFFLOADED, as Nova's scheduler leaves it."""
+        zone, host = op.params.get("availability_zone"), op.params.get("host")
+        if zone is not None and zone != self.zone:
+            raise NoValidHost(detail=f"this server is unshelved on {self.host or 'its node'}, "
+                                     f"in zone {self.zone}, not in {zone}")
+        if host is not None and self.host and host != self.host:
+            raise NoValidHost(detail=f"this server is unshelved on {self.host}, not on {host}")
 
     # -- rescue and rebuild ----------------------------------------------------
     async def rescue(self, r: Runner, op: Op) -> Outcome:

@@ -22,6 +22,7 @@ from typing import Any
 
 import structlog
 
+from novad.compute import operations
 from novad.compute.console_log import tail_console_log
 from novad.compute.claims import Claims
 from novad.compute.interface import ActionResult, CreateRequest, ListFilters
@@ -132,8 +133,9 @@ class ComputeService:
             project = filters.project_id
         deleted = bool(filters.changes_since or filters.changes_before) \
             or (ctx.is_admin and filters.deleted)
-        late_page = filters.status is not None or filters.by_tags or filters.by_boot or any(
-            f is not None for f in (filters.changes_before, filters.locked, filters.sort_locked))
+        late_page = filters.status is not None or filters.by_tags or filters.by_boot \
+            or bool(filters.attributes) or any(f is not None for f in (
+                filters.changes_before, filters.locked, filters.sort_locked))
         rows = await self.store.list_instances(
             project_id=project, host=filters.host if ctx.is_admin else None,
             include_deleted=deleted, name_regex=filters.name,
@@ -156,6 +158,8 @@ class ComputeService:
             rows.sort(key=lambda r: r.locked, reverse=filters.sort_locked == "desc")
         if filters.by_boot:
             rows = [r for r in rows if filters.matches_boot(r)]
+        if filters.attributes:
+            rows = [r for r in rows if filters.matches_attributes(r)]
         if late_page:
             rows = _page(rows, filters.limit, filters.marker)
         return rows
@@ -306,15 +310,18 @@ class ComputeService:
     # -- writing -----------------------------------------------------------------
     async def update(self, ctx: RequestContext, instance_id: str, name: str | None,
                      description: str | None = None, *, set_description: bool = False,
-                     access_ips: Mapping[str, str] | None = None) -> Instance:
-        """Rename, (2.19) describe, set access IPs; not a state change (Nova
-        checks no state for it)."""
+                     access_ips: Mapping[str, str] | None = None,
+                     hostname: str | None = None) -> Instance:
+        """Rename, (2.19) describe, set access IPs and (2.90) set the
+        hostname; not a state change (Nova checks no state for it)."""
         inst = await self.get(ctx, instance_id)
         self._writer(ctx)
         changes: dict[str, Any] = {} if name is None else {"name": name}
         if set_description:
             changes["description"] = description
         changes.update(access_ips or {})
+        if hostname is not None:
+            changes["system_metadata"] = {**inst.system_metadata, HOSTNAME_KEY: hostname}
         if not changes:
             return inst
         return await self.store.update_fields(inst.uuid, changes)
@@ -456,6 +463,12 @@ class ComputeService:
                 await self._check_live_destination(inst, args)
         elif spec.name == "restore":
             await self._check_quota(ctx, inst.project_id, inst.flavor, 1)
+        elif spec.name == "unshelve" and ("availability_zone" in args or args.get("host")) \
+                and inst.vm_state is not V.SHELVED_OFFLOADED:
+            status = status_of(inst.vm_state, inst.task_state, inst.deleted)
+            raise Conflict("Specifying an availability zone or a host when unshelving server "
+                           f"{inst.uuid} with status {status} is not supported. The server "
+                           "status must be SHELVED_OFFLOADED.")
         elif spec.name == "unlock":
             self._check_unlock(inst, ctx)
         elif spec.name in ("snapshot", "backup"):
@@ -565,6 +578,8 @@ class ComputeService:
             if certs:
                 meta[TRUSTED_CERTS_KEY] = json.dumps(list(certs))
             changes["system_metadata"] = meta
+        if spec.name == "rebuild" and args.get("hostname"):  # 2.90: shown in the response
+            changes["system_metadata"][HOSTNAME_KEY] = args["hostname"]
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -703,12 +718,30 @@ def rebuild_accepted(args: Mapping[str, Any]) -> dict[str, Any]:
     return changes
 
 
+HOSTNAME_KEY = "hostname"
+"""The system metadata key of a hostname the user set (2.90); without it
+the hostname is derived from the server's name."""
+
+PINNED_AZ_KEY = operations.PINNED_AZ_KEY
+"""The system metadata key of the zone the user asked for (at create, or at
+an unshelve from 2.77); absent: the server is pinned to no zone."""
+
+
+def pinned_zone(requested: str | None) -> dict[str, str]:
+    """The system metadata that pins a server to the zone of a requested
+    ``zone[:host[:node]]`` (none for no zone, as Nova's request spec)."""
+    zone = (requested or "").partition(":")[0]
+    return {PINNED_AZ_KEY: zone} if zone else {}
+
+
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
 """The statuses of a live migration still in progress (Nova's)."""
 
 
 def _boot_metadata(req: CreateRequest, launch_index: int) -> dict[str, str]:
-    meta = {"launch_index": str(launch_index)}
+    meta = {"launch_index": str(launch_index), **pinned_zone(req.availability_zone)}
+    if req.hostname:
+        meta[HOSTNAME_KEY] = req.hostname
     if req.trusted_certs:
         meta[TRUSTED_CERTS_KEY] = json.dumps(list(req.trusted_certs))
     return meta

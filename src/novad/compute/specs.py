@@ -139,7 +139,8 @@ class SpecBuilder:
             key_data=inst.key_data, metadata=dict(inst.metadata),
             config_drive=inst.config_drive or bool(inst.key_data or inst.user_data),
             key_name=inst.key_name, availability_zone=inst.availability_zone,
-            nic=inst.networks != "none")
+            nic=inst.networks != "none",
+            hostname=inst.system_metadata.get("hostname"))
 
     # -- images made from instances --------------------------------------------
     async def reserve_image(self, inst: Instance, name: str, kind: str,
@@ -213,7 +214,8 @@ class SpecBuilder:
             instance_uuid=op.uuid, migration_type=kind, status="pre-migrating",
             source_compute=op.instance.host,
             dest_compute=op.instance.host if kind == "resize" else None,
-            old_flavor_id=op.instance.flavor.id, new_flavor_id=new_flavor_id)
+            old_flavor_id=op.instance.flavor.id, new_flavor_id=new_flavor_id,
+            user_id=op.ctx.user_id, project_id=op.ctx.project_id)
 
     async def migration_status(self, migration: Migration, status: str) -> None:
         """Move a migration to ``status``."""

@@ -119,6 +119,8 @@ class InstanceSpec:
     nic: bool = True
     """Give the guest its user-mode network interface; False for a server
     created with ``networks: none``."""
+    hostname: str | None = None
+    """The hostname the user chose (2.90); None: the driver derives one from ``name``."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from novad.store.models import Migration
 
 _COLUMNS = (
     "id, instance_uuid, migration_type, status, source_compute, dest_compute,"
-    " old_flavor_id, new_flavor_id, created_at, updated_at, uuid"
+    " old_flavor_id, new_flavor_id, created_at, updated_at, uuid, user_id, project_id"
 )
 
 
@@ -53,9 +53,12 @@ class MigrationsMixin:
         dest_compute: str | None = None,
         old_flavor_id: str | None = None,
         new_flavor_id: str | None = None,
+        *,
+        user_id: str | None = None,
+        project_id: str | None = None,
     ) -> Migration:
-        """Record a migration.  Raises InstanceNotFound for an unknown
-        instance."""
+        """Record a migration asked for by ``user_id`` of ``project_id``.
+        Raises InstanceNotFound for an unknown instance."""
 
         def run(conn: sqlite3.Connection) -> Migration:
             now = utcnow()
@@ -67,9 +70,11 @@ class MigrationsMixin:
                 row = conn.execute(
                     "INSERT INTO migrations(id, instance_uuid, migration_type, status,"
                     " source_compute, dest_compute, old_flavor_id, new_flavor_id,"
-                    f" created_at, updated_at, uuid) VALUES ({_qmarks(11)}) RETURNING {_COLUMNS}",
+                    f" created_at, updated_at, uuid, user_id, project_id)"
+                    f" VALUES ({_qmarks(13)}) RETURNING {_COLUMNS}",
                     (_next_id(conn), instance_uuid, migration_type, status, source_compute,
-                     dest_compute, old_flavor_id, new_flavor_id, now, now, str(uuidlib.uuid4())),
+                     dest_compute, old_flavor_id, new_flavor_id, now, now, str(uuidlib.uuid4()),
+                     user_id, project_id),
                 ).fetchall()[0]
             except sqlite3.IntegrityError as exc:
                 raise errors.InstanceNotFound(instance_uuid) from exc
@@ -144,14 +149,18 @@ class MigrationsMixin:
     async def search_migrations(self, *, status: str | None = None,
                                 instance_uuid: str | None = None, host: str | None = None,
                                 source_compute: str | None = None,
-                                migration_type: str | None = None) -> list[Migration]:
+                                migration_type: str | None = None,
+                                user_id: str | None = None,
+                                project_id: str | None = None) -> list[Migration]:
         """Every migration matching the given filters, oldest first (Nova's
-        os-migrations filters; ``host`` matches the source or the destination)."""
+        os-migrations filters; ``host`` matches the source or the destination;
+        ``user_id`` and ``project_id`` who asked, from 2.80)."""
         where: list[str] = []
         params: list[Any] = []
         for clause, value in (("status = ?", status), ("instance_uuid = ?", instance_uuid),
                               ("source_compute = ?", source_compute),
-                              ("migration_type = ?", migration_type)):
+                              ("migration_type = ?", migration_type),
+                              ("user_id = ?", user_id), ("project_id = ?", project_id)):
             if value is not None:
                 where.append(clause)
                 params.append(value)

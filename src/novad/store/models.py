@@ -199,6 +199,9 @@ class Migration:
     created_at: str
     updated_at: str | None
     uuid: str = ""
+    user_id: str | None = None
+    """Who asked for the move (2.80); None for records older than that."""
+    project_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -215,6 +215,14 @@ ALTER TABLE instances ADD COLUMN access_ip_v6 TEXT;
 """v9: a server's ``accessIPv4``/``accessIPv6`` (Nova 2.1), NULL when unset;
 in the row, so they replicate and move with it."""
 
+_V10 = """
+ALTER TABLE migrations ADD COLUMN user_id TEXT;
+ALTER TABLE migrations ADD COLUMN project_id TEXT;
+"""
+"""v10: who asked for a migration (microversion 2.80 shows them and filters
+by them); NULL for the records made before, which Nova shows as null too."""
+
 COMPUTE = Component("compute", [(1, _V1), (2, _V2), (3, _V3), (4, _V4), (5, _V5),
-                                (6, MOVES_SQL), (7, _V7), (8, _V8), (9, _V9)])
+                                (6, MOVES_SQL), (7, _V7), (8, _V8), (9, _V9),
+                                (10, _V10)])
 """The compute store's schema; pass it to :meth:`Database.migrate`."""

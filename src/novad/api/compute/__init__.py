@@ -34,6 +34,7 @@ from novad.api.compute.quotas import QuotaHandlers
 from novad.api.compute.server_groups import ServerGroupHandlers
 from novad.api.compute.server_migrations import ServerMigrationHandlers
 from novad.api.compute.server_tags import ServerTagHandlers
+from novad.api.compute.server_topology import ServerTopologyHandlers
 from novad.api.compute.servers import ServerHandlers
 from novad.api.compute.usage import UsageHandlers
 from novad.api.compute.versions import VersionHandlers
@@ -92,11 +93,12 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
     relative = [
         *versions.routes(),
         *ServerHandlers(compute, config, node).routes(),
-        *ActionHandlers(compute, config).routes(),
+        *ActionHandlers(compute, config, node).routes(),
         *RemoteConsoleHandlers(compute, config).routes(),
         *InstanceActionHandlers(compute).routes(),
         *ServerMigrationHandlers(compute, config).routes(),
         *ServerTagHandlers(compute, config).routes(),
+        *ServerTopologyHandlers(compute).routes(),
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
         *NodeHandlers(node, config, quotas).routes(),

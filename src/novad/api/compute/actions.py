@@ -23,7 +23,9 @@ from novad.api import microversion
 from novad.api.common import Route, context, json_response, validate
 from novad.api.compute import schemas
 from novad.api.compute.parsing import access_ips, read_single_key, to_bool, to_int
+from novad.api.compute.protocols import NodeInfo
 from novad.api.compute.views import Links, server_changed
+from novad.compute.hosts import zones
 from novad.compute.interface import ActionResult, ComputeAPI
 from novad.config import Config
 from novad.context import RequestContext
@@ -66,16 +68,22 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
-    microversion.LOCK_REASON, microversion.FORCE_GONE, microversion.TRUSTED_CERTS,
-    microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
+    microversion.HOSTNAME_FQDN, microversion.UNSHELVE_HOST, microversion.HOSTNAME,
+    microversion.UNSHELVE_AZ, microversion.LOCK_REASON, microversion.FORCE_GONE,
+    microversion.TRUSTED_CERTS, microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
     microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
     microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
-schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``)."""
+schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``
+and ``ACTION_PROPERTIES_V2_<minor>``)."""
 
-_REVISED = {microversion.LOCK_REASON: schemas.ACTION_ARGUMENTS_V2_73,
+_REVISED = {microversion.HOSTNAME_FQDN: schemas.ACTION_PROPERTIES_V2_94,
+            microversion.UNSHELVE_HOST: schemas.ACTION_ARGUMENTS_V2_91,
+            microversion.HOSTNAME: schemas.ACTION_PROPERTIES_V2_90,
+            microversion.UNSHELVE_AZ: schemas.ACTION_ARGUMENTS_V2_77,
+            microversion.LOCK_REASON: schemas.ACTION_ARGUMENTS_V2_73,
             microversion.FORCE_GONE: schemas.ACTION_ARGUMENTS_V2_68,
-            microversion.TRUSTED_CERTS: schemas.ACTION_ARGUMENTS_V2_63,
+            microversion.TRUSTED_CERTS: schemas.ACTION_PROPERTIES_V2_63,
             microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
             microversion.EVACUATE_FORCE: schemas.ACTION_ARGUMENTS_V2_29,
             microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
@@ -92,6 +100,8 @@ def _rebuild(a: Any) -> dict[str, Any]:
         params["description"] = a["description"]
     if "trusted_image_certificates" in a:  # 2.63; null clears them
         params["trusted_certs"] = a["trusted_image_certificates"]
+    if "hostname" in a:  # 2.90
+        params["hostname"] = a["hostname"]
     return {**params, **access_ips(a)}
 
 
@@ -101,6 +111,17 @@ def _live_migrate(a: Any) -> dict[str, Any]:
     # auto always means a block migration.
     block = a["block_migration"]
     return {"host": a["host"], "block_migration": True if block == "auto" else to_bool(block)}
+
+
+def _unshelve(a: Any) -> dict[str, Any]:
+    # 2.77's zone and 2.91's host; a null zone (2.91) unpins the server.
+    a = a or {}
+    params: dict[str, Any] = {}
+    if "availability_zone" in a:
+        params["availability_zone"] = a["availability_zone"]
+    if a.get("host"):
+        params["host"] = a["host"]
+    return params
 
 
 PARAMS: dict[str, ParamBuilder] = {
@@ -118,6 +139,7 @@ PARAMS: dict[str, ParamBuilder] = {
     "evacuate": lambda a: {"host": a.get("host"), "admin_pass": a.get("adminPass")},
     "os-migrateLive": _live_migrate,
     "migrate": lambda a: {"host": None},
+    "unshelve": _unshelve,
 }
 """How each action's validated argument becomes ``compute.act`` parameters."""
 
@@ -208,9 +230,11 @@ def network_action_error(server_id: str, key: str, argument: dict[str, Any]) -> 
 class ActionHandlers:
     """The server-action endpoint."""
 
-    def __init__(self, compute: ComputeAPI, config: Config) -> None:
+    def __init__(self, compute: ComputeAPI, config: Config,
+                 node: NodeInfo | None = None) -> None:
         self.compute = compute
         self.config = config
+        self.node = node
         self.max_body = config.DEFAULT.max_request_body_size
 
     async def action(self, request: web.Request) -> web.StreamResponse:
@@ -233,8 +257,30 @@ class ActionHandlers:
         if key == "os-migrateLive" and not microversion.at_least(
                 request, microversion.ASYNC_LIVE_MIGRATE_CHECKS):
             params["check_destination"] = True  # 400 before the 202 when no node fits
+        if key == "unshelve" and params:
+            await self._check_unshelve(ctx, params)
+        if key == "evacuate" and microversion.at_least(request, microversion.EVACUATE_STOPPED):
+            params["target_state"] = "stopped"  # Nova's API asks for a stopped server at 2.95
         result = await self.compute.act(ctx, server_id, row, params)
         return await self._respond(request, ctx, server_id, key, row, result)
+
+    async def _check_unshelve(self, ctx: RequestContext, params: dict[str, Any]) -> None:
+        """Nova's checks of an unshelve's zone (2.77) and host (2.91, admins):
+        each must be one of the cluster's, and the host in the zone."""
+        zone, host = params.get("availability_zone"), params.get("host")
+        if host is not None and not ctx.is_admin:
+            raise Forbidden("Policy doesn't allow os_compute_api:os-shelve:unshelve_to_host "
+                            "to be performed.")
+        hosts = [] if self.node is None else await self.node.hosts.list_hosts()
+        if zone is not None and zone not in {z.name for z in zones(hosts)}:
+            raise Invalid("The requested availability zone is not available")
+        if host is None:
+            return
+        named = [h for h in hosts if h.name == host]
+        if not named:
+            raise Invalid(f"Compute host {host} could not be found.")
+        if zone is not None and named[0].zone != zone:
+            raise Invalid(f"Host {host} is not in the availability zone {zone}.")
 
     async def _console(self, ctx: RequestContext, server_id: str, key: str,
                        argument: dict[str, Any]) -> web.StreamResponse:

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from novad.api import microversion
 from novad.api.common import Route, context, json_response, validate
-from novad.api.compute import schemas
+from novad.api.compute import extra_specs, schemas
 from novad.api.compute.parsing import (
     int_param,
     limit_param,
@@ -135,6 +135,16 @@ class FlavorHandlers:
                                                                argument["tenant"])
         return json_response(flavor_access(flavor_id, projects))
 
+    @staticmethod
+    def _checked(request: web.Request, specs: dict[str, str]) -> dict[str, str]:
+        """``specs`` once 2.86's validation of the known ones passes (400
+        otherwise); a non-admin's are left to the policy check (403), which
+        Nova makes first."""
+        if microversion.at_least(request, microversion.EXTRA_SPEC_VALIDATION) \
+                and context(request).is_admin:
+            extra_specs.validate(specs)
+        return specs
+
     async def specs_index(self, request: web.Request) -> web.StreamResponse:
         """Show a flavor's extra specs."""
         specs = await self.flavors.extra_specs(context(request), request.match_info["flavor_id"])
@@ -143,7 +153,7 @@ class FlavorHandlers:
     async def specs_create(self, request: web.Request) -> web.StreamResponse:
         """Add or overwrite extra specs (admin); echoes the ones given."""
         body = await read_body(request, self.max_body, schemas.EXTRA_SPECS_SET)
-        specs = spec_values(body["extra_specs"])
+        specs = self._checked(request, spec_values(body["extra_specs"]))
         await self.flavors.set_extra_specs(context(request), request.match_info["flavor_id"],
                                            specs)
         return json_response({"extra_specs": specs})
@@ -162,7 +172,7 @@ class FlavorHandlers:
         body = await read_body(request, self.max_body, schemas.EXTRA_SPEC_ITEM)
         if key not in body:
             raise Invalid("Request body and URI mismatch")
-        specs = spec_values(body)
+        specs = self._checked(request, spec_values(body))
         await self.flavors.set_extra_specs(context(request), flavor_id, specs)
         return json_response(specs)
 

@@ -4,7 +4,9 @@ At 2.1 create answers 200 and delete 202; from 2.2 (key pair ``type``)
 201 and 204.  From 2.10 an admin names another user: ``user_id`` in the
 create body, ``?user_id=`` on list, show and delete (ignored before 2.10,
 as Nova's query schemas allow any parameter there).  From 2.35 the list
-takes ``limit`` and ``marker`` (a name) and links the next page.
+takes ``limit`` and ``marker`` (a name) and links the next page.  From 2.92
+create only imports (``public_key`` is required) and names may hold ``@``
+and ``.``.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from novad.config import Config
 
 
 def _create_schema(request: web.Request) -> schemas.Schema:
+    if microversion.at_least(request, microversion.KEYPAIR_IMPORT_ONLY):
+        return schemas.KEYPAIR_CREATE_V2_92
     if microversion.at_least(request, microversion.KEYPAIR_USER):
         return schemas.KEYPAIR_CREATE_V2_10
     if microversion.at_least(request, microversion.KEYPAIR_TYPE):
@@ -68,7 +72,8 @@ class KeypairHandlers:
         spec = body["keypair"]
         created = await self.keypairs.create_keypair(
             context(request), spec["name"], spec.get("public_key"), spec.get("type", SSH),
-            spec.get("user_id"))
+            spec.get("user_id"),
+            at_and_dot=microversion.at_least(request, microversion.KEYPAIR_IMPORT_ONLY))
         status = 201 if microversion.at_least(request, microversion.KEYPAIR_TYPE) else 200
         return json_response({"keypair": keypair_created(
             created.keypair, created.private_key, microversion.of(request))}, status=status)

@@ -29,6 +29,9 @@ from novad.store.models import Migration
 
 FILTERS = ("status", "instance_uuid", "host", "source_compute", "migration_type")
 
+OWNER_FILTERS = ("user_id", "project_id")
+"""Who asked for the move: filters from 2.80 (ignored below, as Nova)."""
+
 
 class MigrationSource(Protocol):
     """Where migration records come from (:class:`novad.store.Store` fits)."""
@@ -36,7 +39,9 @@ class MigrationSource(Protocol):
     async def search_migrations(self, *, status: str | None = None,
                                 instance_uuid: str | None = None, host: str | None = None,
                                 source_compute: str | None = None,
-                                migration_type: str | None = None) -> list[Migration]:
+                                migration_type: str | None = None,
+                                user_id: str | None = None,
+                                project_id: str | None = None) -> list[Migration]:
         """Every migration matching the filters, oldest first."""
 
 
@@ -58,6 +63,11 @@ def migration_view_v2_23(m: Migration, links: Links) -> dict[str, Any]:
     return body
 
 
+def owner_fields(m: Migration) -> dict[str, str | None]:
+    """2.80's ``user_id`` and ``project_id``: who asked for the move."""
+    return {"user_id": m.user_id, "project_id": m.project_id}
+
+
 class MigrationHandlers:
     """``GET /os-migrations``."""
 
@@ -68,7 +78,9 @@ class MigrationHandlers:
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List migrations (admin)."""
         require_admin(context(request), "os-migrations:index")
-        filters = {key: request.query[key] for key in FILTERS if request.query.get(key)}
+        owners = microversion.at_least(request, microversion.MIGRATION_OWNER)
+        names = FILTERS + OWNER_FILTERS if owners else FILTERS
+        filters = {key: request.query[key] for key in names if request.query.get(key)}
         before = None
         if microversion.at_least(request, microversion.CHANGES_BEFORE):
             _, before = changes_window(request.query, microversion.of(request))
@@ -78,7 +90,10 @@ class MigrationHandlers:
         if not microversion.at_least(request, microversion.SERVER_MIGRATIONS):
             return json_response({"migrations": [migration_view(m) for m in found]})
         links = Links.of(request, self.config)
-        return json_response({"migrations": [migration_view_v2_23(m, links) for m in found]})
+        views = [migration_view_v2_23(m, links) for m in found]
+        if owners:
+            views = [{**v, **owner_fields(m)} for v, m in zip(views, found, strict=True)]
+        return json_response({"migrations": views})
 
     def routes(self) -> list[Route]:
         """The migration routes, relative to a versioned mount."""

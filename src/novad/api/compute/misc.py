@@ -24,7 +24,7 @@ from novad.api.compute.proxies import proxy_served
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS, changes_window
-from novad.api.compute.views import Links, action_view, event_view
+from novad.api.compute.views import Links, action_view, event_details, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
@@ -106,14 +106,22 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
                     servers: Sequence[tuple[str, str]] | None = None,
                     with_servers: bool = False) -> dict[str, Any]:
     """One hypervisor (integer-like id; ``cpu_info`` a JSON string at 2.1 and
-    an object from 2.28).  ``servers`` (name, uuid) are shown when there are
-    any; asked ``with_servers`` (2.53's query), from 2.75 they are shown
-    even when there are none, as Nova."""
+    an object from 2.28; from 2.88 without the resource figures and
+    ``cpu_info``, which the caller follows with ``uptime``).  ``servers``
+    (name, uuid) are shown when there are any; asked ``with_servers`` (2.53's
+    query), from 2.75 they are shown even when there are none, as Nova."""
     body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
                             "state": "up" if host.up else "down",
                             "status": "enabled" if host.enabled else "disabled"}
     body.update(hypervisor_servers(servers, with_servers, version))
     if not detail:
+        return body
+    if version >= microversion.HYPERVISOR_SLIM.key:
+        body.update({"hypervisor_type": res.hypervisor_type,
+                     "hypervisor_version": getattr(res, "hypervisor_version", 0),
+                     "host_ip": getattr(res, "host_ip", ""),
+                     "service": {"id": host.id, "host": host.name,
+                                 "disabled_reason": host.service.disabled_reason}})
         return body
     free_disk = res.local_gb - res.local_gb_used
     body.update({
@@ -173,6 +181,16 @@ def statistics(resources: Sequence[HostResources]) -> dict[str, int]:
     return {"count": len(resources), **sums,
             "free_ram_mb": sums["memory_mb"] - sums["memory_mb_used"],
             "free_disk_gb": free_disk, "disk_available_least": free_disk, "current_workload": 0}
+
+
+def with_uptime(host: ComputeHost, body: dict[str, Any], version: tuple[int, int]
+                ) -> dict[str, Any]:
+    """A detailed hypervisor ``body`` with 2.88's ``uptime``: this node's own
+    line, None for another node's (only its own node reads it), as Nova shows
+    None where the driver cannot tell."""
+    if version >= microversion.HYPERVISOR_SLIM.key:
+        body["uptime"] = uptime_line() if host.local else None
+    return body
 
 
 def zone_view(zone: Zone, detail: bool) -> dict[str, Any]:
@@ -291,9 +309,9 @@ class NodeHandlers:
         require_admin(context(request), "os-hypervisors:list-detail")
         found, limit = hypervisor_page(request, await self.node.hosts.hypervisors())
         version = microversion.of(request)
-        return self._hypervisor_list(request, [hypervisor_view(h, r, True, version)
-                                               for h, r in found],
-                                     limit, "os-hypervisors/detail")
+        return self._hypervisor_list(request, [
+            with_uptime(h, hypervisor_view(h, r, True, version), version) for h, r in found],
+            limit, "os-hypervisors/detail")
 
     def _hypervisor_list(self, request: web.Request, views: list[dict[str, Any]],
                          limit: int | None, collection: str) -> web.StreamResponse:
@@ -315,12 +333,15 @@ class NodeHandlers:
         """Show one hypervisor (admin); its id here or the one other nodes give it."""
         require_admin(context(request), "os-hypervisors:show")
         host, res = await self._hypervisor(request)
-        return json_response({"hypervisor": hypervisor_view(host, res, True,
-                                                            microversion.of(request))})
+        version = microversion.of(request)
+        return json_response({"hypervisor": with_uptime(
+            host, hypervisor_view(host, res, True, version), version)})
 
     async def hypervisor_uptime(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor's uptime line (admin; ``hypervisor show`` below
         2.88).  Only this node's own: another's is 501, which the client skips."""
+        if microversion.at_least(request, microversion.HYPERVISOR_SLIM):
+            raise NotFound("The resource could not be found.")
         require_admin(context(request), "os-hypervisors:uptime")
         host, res = await self._hypervisor(request)
         if not host.local:
@@ -335,8 +356,28 @@ class NodeHandlers:
         require_admin(context(request), "os-aggregates:index")
         return json_response({"aggregates": []})
 
+    async def aggregate_images(self, request: web.Request) -> web.StreamResponse:
+        """Pre-cache images on an aggregate's hosts (2.81, admin).  novad's
+        nodes belong to no aggregate, so a well-formed request names one that
+        does not exist: 404, as Nova answers for an unknown aggregate."""
+        if not microversion.at_least(request, microversion.IMAGE_CACHE):
+            raise NotFound("The resource could not be found.")
+        body = await read_body(request, self.config.DEFAULT.max_request_body_size,
+                               schemas.AGGREGATE_IMAGES_V2_81)
+        if not context(request).is_admin:
+            raise Forbidden("Policy doesn't allow compute:aggregates:images to be performed.")
+        ident = request.match_info["aggregate_id"]
+        if not ident.lstrip("-").isdigit():
+            raise Invalid("Invalid input received: id must be an integer")
+        ids = [item["id"] for item in body["cache"]]
+        if len(set(ids)) != len(ids):
+            raise Invalid("Duplicate images in request")
+        raise NotFound(f"Aggregate {ident} could not be found.")
+
     async def hypervisor_statistics(self, request: web.Request) -> web.StreamResponse:
-        """Show the totals over every hypervisor (admin)."""
+        """Show the totals over every hypervisor (admin; 404 from 2.88, as Nova)."""
+        if microversion.at_least(request, microversion.HYPERVISOR_SLIM):
+            raise NotFound("The resource could not be found.")
         require_admin(context(request), "os-hypervisors:statistics")
         found = await self.node.hosts.hypervisors()
         return json_response({"hypervisor_statistics": statistics([r for _, r in found])})
@@ -361,6 +402,11 @@ class NodeHandlers:
             Route("GET", hyp + "/{hypervisor_id}/uptime", self.hypervisor_uptime,
                   tag="hypervisors"),
             Route("GET", "/os-aggregates", self.aggregates, tag="aggregates"),
+            Route("POST", "/os-aggregates/{aggregate_id}/images", self.aggregate_images,
+                  schema=schemas.AGGREGATE_IMAGES_V2_81, tag="aggregates",
+                  summary="Pre-cache images on an aggregate's hosts (2.81, admin; "
+                          "novad has no aggregates: 404)",
+                  responses={404: "No such aggregate"}),
         ]
 
 
@@ -390,7 +436,9 @@ class InstanceActionHandlers:
         return json_response({"instanceActions": [action_view(a) for a in actions]})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
-        """Show one action; before 2.51 only admins see its events."""
+        """Show one action; before 2.51 only admins see its events; from
+        2.84 each event shows ``details`` (Nova's default events:details
+        policy lets the owner see it too, unlike the traceback)."""
         ctx = context(request)
         action = await self.compute.instance_action(ctx, request.match_info["server_id"],
                                                     request.match_info["request_id"],
@@ -403,6 +451,9 @@ class InstanceActionHandlers:
                 project = await self._owner(request, ctx)
             body["events"] = [event_view(e, version, project_id=project,
                                          show_host=ctx.is_admin) for e in action.events]
+            if microversion.at_least(request, microversion.ACTION_EVENT_DETAILS):
+                for view, event in zip(body["events"], action.events, strict=True):
+                    view["details"] = event_details(event)
         return json_response({"instanceAction": body})
 
     async def _owner(self, request: web.Request, ctx: RequestContext) -> str:

@@ -181,6 +181,27 @@ _BDM_V2_67: Schema = strict({**_BDM_V2["properties"],
 """2.67: a block device mapping names its ``volume_type``."""
 
 
+SERVER_HOSTNAME_V2_90: Schema = {"type": "string", "minLength": 2, "maxLength": 63,
+                                 "pattern": "^[a-zA-Z0-9]+[a-zA-Z0-9-]*[a-zA-Z0-9]+$"}
+"""2.90's ``hostname`` of create, update and rebuild: one RFC 952/1123 label."""
+
+SERVER_HOSTNAME_V2_94: Schema = {"type": "string", "minLength": 1, "maxLength": 255,
+                                 "pattern": "^[a-zA-Z0-9-._]*$"}
+"""2.94: the ``hostname`` may be a fully qualified domain name."""
+
+_HOSTNAMED: dict[tuple[int, bool], Schema] = {}
+
+
+def with_hostname(schema: Schema, fqdn: bool) -> Schema:
+    """``schema`` (a ``server`` envelope: create or update) also taking
+    2.90's ``hostname`` (2.94's with ``fqdn``); built once per schema, since
+    validators are cached per schema object."""
+    key = (id(schema), fqdn)
+    if key not in _HOSTNAMED:
+        _HOSTNAMED[key] = with_server_property(
+            schema, "hostname", SERVER_HOSTNAME_V2_94 if fqdn else SERVER_HOSTNAME_V2_90)
+    return _HOSTNAMED[key]
+
 MAX_TAGS = 50
 """Tags per server at most (Nova's MAX_TAG_COUNT)."""
 
@@ -331,10 +352,8 @@ ACTION_ARGUMENTS_V2_30: dict[str, Schema] = {
 """2.30: os-migrateLive takes ``force``, as evacuate at 2.29."""
 
 
-ACTION_ARGUMENTS_V2_63: dict[str, Schema] = {
-    "rebuild": strict({**ACTION_ARGUMENTS_V2_19["rebuild"]["properties"],
-                       "trusted_image_certificates": TRUSTED_CERTS}, required=["imageRef"]),
-}
+ACTION_PROPERTIES_V2_63: dict[str, Schema] = {
+    "rebuild": {"trusted_image_certificates": TRUSTED_CERTS}}
 """2.63: rebuild takes ``trusted_image_certificates`` (null clears them)."""
 
 ACTION_ARGUMENTS_V2_68: dict[str, Schema] = {
@@ -349,19 +368,57 @@ ACTION_ARGUMENTS_V2_73: dict[str, Schema] = {
 }
 """2.73: lock takes a ``locked_reason``."""
 
+ACTION_ARGUMENTS_V2_77: dict[str, Schema] = {
+    "unshelve": strict({"availability_zone": NAME}, types=["object", "null"]),
+}
+"""2.77: unshelve takes an ``availability_zone`` (a shelved offloaded server's)."""
+
+ACTION_ARGUMENTS_V2_91: dict[str, Schema] = {
+    "unshelve": strict({"availability_zone": {"anyOf": [{"type": "null"}, NAME]},
+                        "host": SERVER_HOSTNAME_V2_94}, types=["object", "null"]),
+}
+"""2.91: unshelve takes a ``host`` (admins), and ``availability_zone: null`` unpins."""
+
+ACTION_PROPERTIES_V2_90: dict[str, Schema] = {"rebuild": {"hostname": SERVER_HOSTNAME_V2_90}}
+"""2.90: rebuild takes a ``hostname``."""
+
+ACTION_PROPERTIES_V2_94: dict[str, Schema] = {"rebuild": {"hostname": SERVER_HOSTNAME_V2_94}}
+"""2.94: rebuild's ``hostname`` may be a fully qualified domain name."""
+
+ARGUMENT_TABLES: dict[int, dict[str, Schema]] = {
+    14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19, 25: ACTION_ARGUMENTS_V2_25,
+    29: ACTION_ARGUMENTS_V2_29, 30: ACTION_ARGUMENTS_V2_30, 68: ACTION_ARGUMENTS_V2_68,
+    73: ACTION_ARGUMENTS_V2_73, 77: ACTION_ARGUMENTS_V2_77, 91: ACTION_ARGUMENTS_V2_91}
+"""Tables that replace an action's whole arguments from a minor version on."""
+
+PROPERTY_TABLES: dict[int, dict[str, Schema]] = {63: ACTION_PROPERTIES_V2_63,
+                                                 90: ACTION_PROPERTIES_V2_90,
+                                                 94: ACTION_PROPERTIES_V2_94}
+"""Tables that add (or redefine) some properties of an action's arguments
+from a minor version on, on top of whatever the versions before it accept."""
+
+
+def arguments_at(key: str, revision: int) -> Schema:
+    """The argument schema of ``key`` at minor ``revision``: the 2.1 one with
+    every table up to ``revision`` applied in version order."""
+    arguments = ACTION_ARGUMENTS[key]
+    for minor in sorted(set(ARGUMENT_TABLES) | set(PROPERTY_TABLES)):
+        if minor > revision:
+            break
+        if key in ARGUMENT_TABLES.get(minor, {}):
+            arguments = ARGUMENT_TABLES[minor][key]
+        if key in PROPERTY_TABLES.get(minor, {}):
+            arguments = {**arguments, "properties": {**arguments["properties"],
+                                                     **PROPERTY_TABLES[minor][key]}}
+    return arguments
+
 
 @functools.lru_cache(maxsize=None)
 def action_schema(key: str, revision: int = 0) -> Schema:
     """The whole-body schema of one action (built once: validators are cached
-    per schema object).  ``revision`` picks a later version's arguments: the
-    minor of its ``ACTION_ARGUMENTS_V2_<minor>`` table (a key that table does
-    not change falls back to its 2.1 arguments)."""
-    tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19,
-              25: ACTION_ARGUMENTS_V2_25, 29: ACTION_ARGUMENTS_V2_29,
-              30: ACTION_ARGUMENTS_V2_30, 63: ACTION_ARGUMENTS_V2_63,
-              68: ACTION_ARGUMENTS_V2_68, 73: ACTION_ARGUMENTS_V2_73}
-    arguments = tables.get(revision, {}).get(key, ACTION_ARGUMENTS[key])
-    return envelope(key, arguments)
+    per schema object).  ``revision`` is the minor version whose arguments
+    apply (see :func:`arguments_at`)."""
+    return envelope(key, arguments_at(key, revision))
 
 
 SERVER_ACTION: Schema = {
@@ -428,6 +485,15 @@ KEYPAIR_CREATE_V2_10: Schema = envelope("keypair", strict({
     "user_id": {"type": "string"},
 }, required=["name"]))
 """From 2.10: an admin names the ``user_id`` the pair is for."""
+
+KEYPAIR_CREATE_V2_92: Schema = envelope("keypair", strict({
+    "name": NAME,
+    "type": {"type": "string", "enum": ["ssh", "x509"]},
+    "public_key": {"type": "string"},
+    "user_id": {"type": "string"},
+}, required=["name", "public_key"]))
+"""From 2.92: import only (``public_key`` required; the server generates no
+pairs); the name rule is the service's."""
 
 
 # -- remote consoles ---------------------------------------------------------------
@@ -499,3 +565,12 @@ SERVICE_UPDATE_V2_11: Schema = strict({
     **SERVICE_UPDATE["properties"], "forced_down": BOOLEAN,
 }, required=["host", "binary"])
 """``PUT /os-services/{action}`` from 2.11: ``forced_down`` too (for ``force-down``)."""
+
+
+# -- aggregates (2.81) ---------------------------------------------------------------
+
+AGGREGATE_IMAGES_V2_81: Schema = strict({
+    "cache": {"type": "array", "minItems": 1,
+              "items": strict({"id": UUID}, required=["id"])},
+}, required=["cache"])
+"""``POST /os-aggregates/{id}/images``: the images to pre-cache, by id."""

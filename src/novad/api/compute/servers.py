@@ -152,6 +152,9 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
             raise Invalid("Userdata content cannot be decoded") from None
     metadata = server.get("metadata") or {}
     check_metadata(metadata)
+    if server.get("hostname") and max_count > 1:
+        raise Invalid("Unable to set the same hostname on multiple instances: create them "
+                      "one by one, or leave hostname out.")
     ips = access_ips(server)
     return CreateRequest(
         name=server["name"], flavor_id=str(server["flavorRef"]), image_id=boot_image(server),
@@ -162,7 +165,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         availability_zone=server.get("availability_zone"),
         admin_pass=server.get("adminPass") or generate_password(),
         description=server.get("description"), access_ip_v4=ips.get("access_ip_v4"),
-        access_ip_v6=ips.get("access_ip_v6"),
+        access_ip_v6=ips.get("access_ip_v6"), hostname=server.get("hostname"),
         trusted_certs=tuple(server["trusted_image_certificates"])
         if server.get("trusted_image_certificates") else None)
 
@@ -266,6 +269,25 @@ def status_filter(query: MultiMapping[str], version: tuple[int, int]) -> str | N
     return status
 
 
+ATTRIBUTE_FILTERS = ("availability_zone", "config_drive", "key_name", "created_at",
+                     "launched_at", "terminated_at", "power_state", "task_state", "vm_state",
+                     "progress", "user_id")
+"""Filters Nova lets admins use, and from 2.83 everyone (below, ignored for
+others, as Nova drops them)."""
+
+
+def attribute_filters(query: MultiMapping[str], ctx: RequestContext,
+                      version: tuple[int, int]) -> dict[str, tuple[str, ...]]:
+    """The attribute filters of a list query, by Instance field; each may be
+    repeated (any of the values matches).  ``config_drive`` is a boolean."""
+    if not (ctx.is_admin or version >= microversion.USER_FILTERS.key):
+        return {}
+    found = {name: tuple(query.getall(name)) for name in ATTRIBUTE_FILTERS if name in query}
+    if "config_drive" in found:
+        found["config_drive"] = tuple(str(bool_param(v)) for v in found["config_drive"])
+    return found
+
+
 def list_filters(query: MultiMapping[str], ctx: RequestContext,
                  version: tuple[int, int] = microversion.BASE.key) -> ListFilters:
     """``GET /servers`` query as Nova reads it at 2.1: unknown parameters are
@@ -290,7 +312,7 @@ def list_filters(query: MultiMapping[str], ctx: RequestContext,
         project_id=project, host=query.get("host") if admin else None,
         deleted=bool_param(query.get("deleted")) if admin else False,
         image=_last_segment(query.get("image")), flavor=_last_segment(query.get("flavor")),
-        **tag_filters(query, version))
+        attributes=attribute_filters(query, ctx, version), **tag_filters(query, version))
 
 
 def _last_segment(value: str | None) -> str | None:
@@ -403,8 +425,8 @@ class ServerHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one or more servers (202; the boot goes on in the background)."""
         ctx = context(request)
-        body = await read_body(request, self.max_body,
-                               schemas.server_create(microversion.of(request)))
+        body = await read_body(request, self.max_body, self._hostnamed(
+            request, schemas.server_create(microversion.of(request))))
         req = create_request(body["server"])
         await self._requested_destination(ctx, body["server"])
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
@@ -468,17 +490,27 @@ class ServerHandlers:
     def _described(request: web.Request) -> bool:
         return microversion.at_least(request, microversion.SERVER_DESCRIPTION)
 
+    @staticmethod
+    def _hostnamed(request: web.Request, schema: schemas.Schema) -> schemas.Schema:
+        """``schema`` taking 2.90's ``hostname`` (an FQDN from 2.94), or as is below."""
+        if not microversion.at_least(request, microversion.HOSTNAME):
+            return schema
+        return schemas.with_hostname(schema,
+                                     microversion.at_least(request, microversion.HOSTNAME_FQDN))
+
     async def update(self, request: web.Request) -> web.StreamResponse:
-        """Rename a server; from 2.19 also set or clear its ``description``."""
+        """Rename a server; from 2.19 also set or clear its ``description``,
+        from 2.90 set its ``hostname``."""
         ctx = context(request)
         described = self._described(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_UPDATE_V2_19
-                               if described else schemas.SERVER_UPDATE)
+        body = await read_body(request, self.max_body, self._hostnamed(
+            request, schemas.SERVER_UPDATE_V2_19 if described else schemas.SERVER_UPDATE))
         server = body["server"]
         inst = await self.compute.update(ctx, request.match_info["server_id"], server.get("name"),
                                          server.get("description"),
                                          set_description=described and "description" in server,
-                                         access_ips=access_ips(server))
+                                         access_ips=access_ips(server),
+                                         hostname=server.get("hostname"))
         hosts = await self._hosts(request, ctx)
         return json_response({"server": server_changed(
             inst, Links.of(request, self.config), ctx, await self._fault(inst),

@@ -211,6 +211,10 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         body["server_groups"] = list(server_groups)
     if version >= microversion.LOCK_REASON.key:
         body["locked_reason"] = inst.locked_reason if inst.locked else None
+    if version >= microversion.HOSTNAME.key:
+        body["OS-EXT-SRV-ATTR:hostname"] = hostname(inst)  # everyone's from 2.90
+    if version >= microversion.PINNED_AZ.key:
+        body["pinned_availability_zone"] = inst.system_metadata.get("pinned_availability_zone")
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
     return body
@@ -299,9 +303,12 @@ def extended_attributes(inst: Instance) -> dict[str, Any]:
 
 
 def hostname(inst: Instance) -> str:
-    """Nova's ``sanitize_hostname`` of the server's name: Latin-1 only, at
-    most 63 characters, spaces, dots and underscores as hyphens, other
-    punctuation dropped, lower case; ``Server-<uuid>`` when nothing is left."""
+    """The hostname the user set (2.90), else Nova's ``sanitize_hostname`` of
+    the server's name: Latin-1 only, at most 63 characters, spaces, dots and
+    underscores as hyphens, other punctuation dropped, lower case;
+    ``Server-<uuid>`` when nothing is left."""
+    if chosen := inst.system_metadata.get("hostname"):
+        return chosen
     name = inst.name.encode("latin-1", "ignore").decode("latin-1")[:63]
     name = re.sub(r"[^\w.-]+", "", re.sub(r"[ _.]", "-", name)).lower().strip(".-")
     return name or f"Server-{inst.uuid}"
@@ -391,6 +398,12 @@ def action_view(action: ActionRecord) -> dict[str, Any]:
             "request_id": action.request_id, "user_id": action.user_id,
             "project_id": action.project_id, "start_time": iso_micro(action.start_time),
             "message": action.message}
+
+
+def event_details(event: EventRecord) -> str | None:
+    """2.84's ``details`` of an event: the fault message of a failed one,
+    null for any other (as Nova records it only on failure)."""
+    return event.details if event.result == "Error" else None
 
 
 def event_view(event: EventRecord, version: Version = BASE, *, project_id: str = "",

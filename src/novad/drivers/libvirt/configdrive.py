@@ -46,7 +46,7 @@ def meta_data(spec: InstanceSpec) -> dict[str, Any]:
     data: dict[str, Any] = {
         "uuid": spec.instance_id,
         "name": spec.name,
-        "hostname": hostname_of(spec.name),
+        "hostname": spec.hostname or hostname_of(spec.name),
         "availability_zone": spec.availability_zone,
         "project_id": spec.project_id,
         "launch_index": 0,
