@@ -321,3 +321,33 @@ async def test_rebuild_answers_with_the_new_image_name_and_metadata(
     await stack.settle()
     done = await stack.store.get_instance(server)
     assert (done.image_ref, done.name, done.vm_state.value) == (image, "rebuilt", "active")
+
+
+# -- OS-DCF:diskConfig AUTO is accepted, kept and shown (Tempest's ServersTestJSON) ---
+
+async def test_disk_config_auto_on_create_is_kept_and_shown(client: Client,
+                                                            stack: Stack) -> None:
+    resp = await client.post(f"{V}/servers", json={"server": {
+        "name": "dcf", "flavorRef": "42", "imageRef": await image_id(stack),
+        "OS-DCF:diskConfig": "AUTO"}}, headers=at("2.1"))
+    assert resp.status == 202, await resp.text()
+    created = (await resp.json())["server"]
+    assert created["OS-DCF:diskConfig"] == "AUTO"
+    await stack.settle()
+    shown = await (await client.get(f"{V}/servers/{created['id']}", headers=at("2.1"))).json()
+    assert shown["server"]["OS-DCF:diskConfig"] == "AUTO"
+
+
+async def test_disk_config_changes_on_rebuild_and_resize(client: Client, stack: Stack,
+                                                         server: str) -> None:
+    before = await (await client.get(f"{V}/servers/{server}", headers=at("2.1"))).json()
+    assert before["server"]["OS-DCF:diskConfig"] == "MANUAL"
+    body = await rebuild(client, stack, server, "2.1", **{"OS-DCF:diskConfig": "AUTO"})
+    assert body["OS-DCF:diskConfig"] == "AUTO"
+    resp = await client.post(f"{V}/servers/{server}/action", json={"resize": {
+        "flavorRef": "1", "OS-DCF:diskConfig": "MANUAL"}}, headers=at("2.1"))
+    assert resp.status == 202, await resp.text()
+    await stack.settle()
+    shown = await (await client.get(f"{V}/servers/{server}", headers=at("2.1"))).json()
+    assert (shown["server"]["status"], shown["server"]["OS-DCF:diskConfig"]) == \
+        ("VERIFY_RESIZE", "MANUAL")

@@ -41,6 +41,9 @@ class CreateRequest:
     """``accessIPv6``, canonical."""
     hostname: str | None = None
     """The guest's hostname (2.90); None: derived from the name."""
+    disk_config: str = "MANUAL"
+    """``OS-DCF:diskConfig``: AUTO or MANUAL (kept and shown; the disk is
+    grown to the flavor's size either way)."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     trusted_certs: tuple[str, ...] | None = None

@@ -580,6 +580,8 @@ class ComputeService:
             changes["system_metadata"] = meta
         if spec.name == "rebuild" and args.get("hostname"):  # 2.90: shown in the response
             changes["system_metadata"][HOSTNAME_KEY] = args["hostname"]
+        if spec.name in ("rebuild", "resize") and args.get("disk_config"):  # shown at once
+            changes["system_metadata"][DISK_CONFIG_KEY] = args["disk_config"]
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -718,6 +720,10 @@ def rebuild_accepted(args: Mapping[str, Any]) -> dict[str, Any]:
     return changes
 
 
+DISK_CONFIG_KEY = "disk_config"
+"""The system metadata key of the server's ``OS-DCF:diskConfig`` (AUTO or
+MANUAL, as last asked at create, rebuild or resize)."""
+
 HOSTNAME_KEY = "hostname"
 """The system metadata key of a hostname the user set (2.90); without it
 the hostname is derived from the server's name."""
@@ -739,7 +745,8 @@ LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"
 
 
 def _boot_metadata(req: CreateRequest, launch_index: int) -> dict[str, str]:
-    meta = {"launch_index": str(launch_index), **pinned_zone(req.availability_zone)}
+    meta = {"launch_index": str(launch_index), **pinned_zone(req.availability_zone),
+            DISK_CONFIG_KEY: req.disk_config}
     if req.hostname:
         meta[HOSTNAME_KEY] = req.hostname
     if req.trusted_certs:

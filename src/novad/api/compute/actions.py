@@ -102,6 +102,8 @@ def _rebuild(a: Any) -> dict[str, Any]:
         params["trusted_certs"] = a["trusted_image_certificates"]
     if "hostname" in a:  # 2.90
         params["hostname"] = a["hostname"]
+    if "OS-DCF:diskConfig" in a:
+        params["disk_config"] = a["OS-DCF:diskConfig"]
     return {**params, **access_ips(a)}
 
 
@@ -125,7 +127,9 @@ def _unshelve(a: Any) -> dict[str, Any]:
 
 
 PARAMS: dict[str, ParamBuilder] = {
-    "resize": lambda a: {"flavor_id": str(a["flavorRef"])},
+    "resize": lambda a: {"flavor_id": str(a["flavorRef"]),
+                         **({"disk_config": a["OS-DCF:diskConfig"]}
+                            if "OS-DCF:diskConfig" in a else {})},
     "createImage": lambda a: {"name": a["name"], "metadata": a.get("metadata") or {}},
     "createBackup": lambda a: {"name": a["name"], "backup_type": a["backup_type"],
                                "rotation": to_int(a["rotation"]),

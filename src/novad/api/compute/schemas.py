@@ -4,8 +4,8 @@ Transcribed from Nova's ``api/openstack/compute/schemas`` at 2.1, with two
 deliberate differences: formats (uuid, base64, date-time) are patterns or
 checks in code, because :func:`novad.api.common.validate` checks only the
 ``ipv4`` and ``ipv6`` formats (Nova's access IPs); and fields novad cannot
-honour (personality, ``OS-DCF:diskConfig: AUTO``, volume block devices) are
-refused rather than silently dropped.
+honour (personality, volume block devices) are refused rather than silently
+dropped.
 """
 
 from __future__ import annotations
@@ -60,7 +60,12 @@ IP_ADDRESS: Schema = {"type": "string", "minLength": 2, "maxLength": 45,
 
 FLAVOR_REF: Schema = {"type": ["string", "integer"], "minLength": 1}
 
-DISK_CONFIG: Schema = {"type": "string", "enum": ["MANUAL"]}
+DISK_CONFIG: Schema = {"type": "string", "enum": ["AUTO", "MANUAL"]}
+"""``OS-DCF:diskConfig``.  novad always grows the root disk to the flavor's
+size and leaves the partitions and file systems to the guest (cloud-init's
+growpart), which is what Nova's libvirt driver does with AUTO for an image
+whose file system it cannot resize in place (any partitioned image); so
+both are accepted, kept and shown."""
 
 ACCESS_IPV4: Schema = {"type": "string", "format": "ipv4"}
 """Nova's ``parameter_types.accessIPv4``."""

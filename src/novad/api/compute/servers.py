@@ -166,6 +166,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         admin_pass=server.get("adminPass") or generate_password(),
         description=server.get("description"), access_ip_v4=ips.get("access_ip_v4"),
         access_ip_v6=ips.get("access_ip_v6"), hostname=server.get("hostname"),
+        disk_config=server.get("OS-DCF:diskConfig", "MANUAL"),
         trusted_certs=tuple(server["trusted_image_certificates"])
         if server.get("trusted_image_certificates") else None)
 
@@ -442,7 +443,8 @@ class ServerHandlers:
         links = Links.of(request, self.config)
         # Nova echoes the request's groups (else default) in create's answer only.
         server: dict[str, Any] = {"id": first.uuid, "links": links.pair("servers", first.uuid),
-                                  "OS-DCF:diskConfig": "MANUAL",
+                                  "OS-DCF:diskConfig": body["server"].get(
+                                      "OS-DCF:diskConfig", "MANUAL"),
                                   "security_groups": body["server"].get(
                                       "security_groups", [{"name": "default"}])}
         if self.config.api.enable_instance_password:

@@ -187,7 +187,8 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         "OS-EXT-AZ:availability_zone": inst.availability_zone,
         "OS-SRV-USG:launched_at": iso_micro(inst.launched_at),
         "OS-SRV-USG:terminated_at": iso_micro(inst.terminated_at),
-        "OS-DCF:diskConfig": "MANUAL", "os-extended-volumes:volumes_attached": [],
+        "OS-DCF:diskConfig": inst.system_metadata.get("disk_config", "MANUAL"),
+        "os-extended-volumes:volumes_attached": [],
     }
     if status in PROGRESS_STATUSES:
         body["progress"] = inst.progress or 0
