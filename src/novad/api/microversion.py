@@ -171,13 +171,16 @@ STANDARD_DIAGNOSTICS = Microversion(
     "2.48", "Server diagnostics have a standard shape, with `null` where the driver cannot "
     "tell.")
 TAGGED_ATTACH = Microversion(
-    "2.49", "Interface and volume attach take a `tag`.")
+    "2.49", "Interface and volume attach take a `tag` (novad has no network or volume "
+    "service and serves neither os-interface nor os-volume_attachments, which answer 404 "
+    "at every version: nothing changes).")
 QUOTA_CLASS_GROUPS = Microversion(
     "2.50", "os-quota-class-sets show `server_groups` and `server_group_members` and drop "
     "the network quotas.")
 ACTION_EVENTS_ALL = Microversion(
-    "2.51", "Instance action events are shown to non-admins (without `traceback`); "
-    "`volume-extended` external event.")
+    "2.51", "Instance action events are shown to non-admins (without `traceback`); the "
+    "`volume-extended` external event (novad serves no os-server-external-events and has "
+    "no volume service, so only the events change).")
 TAGS_ON_CREATE = Microversion(
     "2.52", "Server create takes `tags`.")
 SERVICE_UUIDS = Microversion(

@@ -308,7 +308,8 @@ class InstanceActionHandlers:
         return json_response({"instanceActions": [action_view(a) for a in actions]})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
-        """Show one action; before 2.51 only admins see its events."""
+        """Show one action; before 2.51 only admins see its events, from 2.51
+        everyone does, the ``traceback`` still only admins (Nova's default policy)."""
         ctx = context(request)
         action = await self.compute.instance_action(ctx, request.match_info["server_id"],
                                                     request.match_info["request_id"],
@@ -316,6 +317,8 @@ class InstanceActionHandlers:
         body = action_view(action)
         if ctx.is_admin:
             body["events"] = [event_view(e) for e in action.events]
+        elif microversion.at_least(request, microversion.ACTION_EVENTS_ALL):
+            body["events"] = [event_view(e, traceback=False) for e in action.events]
         return json_response({"instanceAction": body})
 
     def routes(self) -> list[Route]:

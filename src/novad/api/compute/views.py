@@ -297,8 +297,12 @@ def action_view(action: ActionRecord) -> dict[str, Any]:
             "message": action.message}
 
 
-def event_view(event: EventRecord) -> dict[str, Any]:
-    """One event, as shown to callers with the events policy (admins) before 2.51."""
-    return {"event": event.event, "start_time": iso_micro(event.start_time),
-            "finish_time": iso_micro(event.finish_time), "result": event.result,
-            "traceback": event.traceback}
+def event_view(event: EventRecord, traceback: bool = True) -> dict[str, Any]:
+    """One event: with its ``traceback`` for callers with the events policy
+    (admins); without it for the others, who see events from 2.51."""
+    body: dict[str, Any] = {"event": event.event, "start_time": iso_micro(event.start_time),
+                            "finish_time": iso_micro(event.finish_time),
+                            "result": event.result}
+    if traceback:
+        body["traceback"] = event.traceback
+    return body

@@ -1,0 +1,117 @@
+"""The boundaries 2.46 to 2.60, over HTTP against a real compute stack
+(SQLite store, libvirt's test driver): the same request at N-1 and N,
+showing the difference Nova documents for N and nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from api_helpers import MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
+from compute.conftest import Stack, build_stack, close_stack
+
+from novad.api.app import build_api
+from novad.api.compute import routes as compute_routes
+from novad.compute.flavors import FlavorService
+from novad.compute.keypairs import KeypairService
+
+Client = TestClient[Any, Any]
+V = "/compute/v2.1"
+
+
+def at(version: str, token: str = "member-token") -> dict[str, str]:
+    return headers(token, **{"OpenStack-API-Version": f"compute {version}"})
+
+
+@pytest.fixture
+async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
+    s = await build_stack(tmp_path / "state")
+    try:
+        yield s
+    finally:
+        await close_stack(s)
+
+
+@pytest.fixture
+def node(stack: Stack) -> StaticNode:
+    return StaticNode(host=stack.config.host, store=stack.store, service=stack.service)
+
+
+@pytest.fixture
+async def client(stack: Stack, node: StaticNode) -> AsyncIterator[Client]:
+    app_routes = compute_routes(stack.compute, stack.config, None, node,
+                                flavors=FlavorService(stack.store),
+                                keypairs=KeypairService(stack.store),
+                                migrations=stack.store)
+    app = build_api(stack.config, app_routes, validate_token, identity_shaped)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def server(stack: Stack) -> str:
+    return (await stack.boot("vm", MEMBER)).uuid
+
+
+async def show(client: Client, server: str, version: str,
+               token: str = "member-token") -> dict[str, Any]:
+    resp = await client.get(f"{V}/servers/{server}", headers=at(version, token))
+    assert resp.status == 200, await resp.text()
+    body: dict[str, Any] = (await resp.json())["server"]
+    return body
+
+
+# -- 2.46 X-OpenStack-Request-ID: both headers at every version --------------------------
+
+async def test_2_46_both_request_id_headers_on_both_sides(client: Client) -> None:
+    for version in ("2.45", "2.46"):
+        resp = await client.get(f"{V}/flavors", headers=at(version))
+        assert resp.status == 200
+        rid = resp.headers["X-OpenStack-Request-ID"]
+        assert rid.startswith("req-") and resp.headers["X-Compute-Request-ID"] == rid
+
+
+# -- 2.49 tagged attach: no os-interface or os-volume_attachments ------------------------
+
+async def test_2_49_attach_routes_are_404_on_both_sides(client: Client, server: str) -> None:
+    for version in ("2.48", "2.49"):
+        for path, body in ((f"{V}/servers/{server}/os-interface",
+                            {"interfaceAttachment": {"net_id": server, "tag": "t"}}),
+                           (f"{V}/servers/{server}/os-volume_attachments",
+                            {"volumeAttachment": {"volumeId": server, "tag": "t"}})):
+            resp = await client.post(path, json=body, headers=at(version))
+            assert resp.status == 404, (version, path)
+
+
+# -- 2.51 action events for everyone, traceback for admins ------------------------------
+
+async def test_2_51_events_shown_to_non_admins(client: Client, server: str) -> None:
+    base = f"{V}/servers/{server}/os-instance-actions"
+    listed = await (await client.get(base, headers=at("2.51"))).json()
+    request_id = listed["instanceActions"][-1]["request_id"]
+
+    async def action(version: str, token: str) -> dict[str, Any]:
+        resp = await client.get(f"{base}/{request_id}", headers=at(version, token))
+        assert resp.status == 200
+        body: dict[str, Any] = (await resp.json())["instanceAction"]
+        return body
+
+    before, after = await action("2.50", "member-token"), await action("2.51", "member-token")
+    assert "events" not in before
+    assert set(after) - set(before) == {"events"} and after["events"]
+    assert all("traceback" not in e for e in after["events"])
+    assert set(after["events"][0]) == {"event", "start_time", "finish_time", "result"}
+    for version in ("2.50", "2.51"):
+        admin = await action(version, "admin-token")
+        assert admin["events"] and all("traceback" in e for e in admin["events"])
+
+
+# -- 2.60 multiattach: no volume service, nothing changes --------------------------------
+
+async def test_2_60_server_view_unchanged(client: Client, server: str) -> None:
+    before, after = await show(client, server, "2.59"), await show(client, server, "2.60")
+    assert set(before) == set(after)
+    assert after["os-extended-volumes:volumes_attached"] == []
