@@ -115,3 +115,36 @@ async def test_2_60_server_view_unchanged(client: Client, server: str) -> None:
     before, after = await show(client, server, "2.59"), await show(client, server, "2.60")
     assert set(before) == set(after)
     assert after["os-extended-volumes:volumes_attached"] == []
+
+
+async def an_image(stack: Stack) -> str:
+    """An active image the member's project owns (a small raw disk)."""
+    image = await stack.images.create(MEMBER, {"name": "tiny", "disk_format": "raw",
+                                               "container_format": "bare"})
+
+    async def data() -> AsyncIterator[bytes]:
+        yield b"\0" * 4096
+
+    await stack.images.upload(MEMBER, image.id, data(), 1 << 20)
+    return image.id
+
+
+# -- 2.52 tags on create ---------------------------------------------------------------
+
+async def test_2_52_create_takes_tags(stack: Stack, client: Client) -> None:
+    image = await an_image(stack)
+
+    def body(**extra: Any) -> dict[str, Any]:
+        return {"server": {"name": "t", "flavorRef": "42", "imageRef": image, **extra}}
+
+    before = await client.post(f"{V}/servers", json=body(tags=["a"]), headers=at("2.51"))
+    assert (await error_of(before))[0] == 400
+    after = await client.post(f"{V}/servers", json=body(tags=["a", "b", "a"]),
+                              headers=at("2.52"))
+    assert after.status == 202, await after.text()
+    server = (await after.json())["server"]["id"]
+    await stack.settle()
+    assert (await show(client, server, "2.52"))["tags"] == ["a", "b"]
+    for bad in (["a/b"], [""], [f"t{i}" for i in range(51)], "a"):
+        resp = await client.post(f"{V}/servers", json=body(tags=bad), headers=at("2.52"))
+        assert (await error_of(resp))[0] == 400, bad

@@ -182,7 +182,8 @@ ACTION_EVENTS_ALL = Microversion(
     "`volume-extended` external event (novad serves no os-server-external-events and has "
     "no volume service, so only the events change).")
 TAGS_ON_CREATE = Microversion(
-    "2.52", "Server create takes `tags`.")
+    "2.52", "Server create takes `tags` (at most 50, each as `PUT /servers/{id}/tags` "
+    "takes them; duplicates dropped).")
 SERVICE_UUIDS = Microversion(
     "2.53", "Services and hypervisors are identified by UUID; `PUT /os-services/{id}` "
     "replaces the enable, disable and force-down routes.")

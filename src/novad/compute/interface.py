@@ -33,6 +33,8 @@ class CreateRequest:
     admin_pass: str | None = None
     description: str | None = None
     """The server's description (microversion 2.19)."""
+    tags: tuple[str, ...] = ()
+    """The server's tags (microversion 2.52), duplicates dropped."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     claim: bool = False

@@ -628,6 +628,7 @@ class ComputeService:
                         availability_zone=req.availability_zone or "nova",
                         metadata=dict(req.metadata), reservation_id=reservation,
                         networks=req.networks, description=req.description,
+                        tags=list(dict.fromkeys(req.tags)),
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
                         system_metadata={"launch_index": str(launch_index)})
 

@@ -167,6 +167,10 @@ SERVER_TAGS_REPLACE: Schema = strict({"tags": {"type": "array", "items": TAG,
 SERVER_TAG_ADD: Schema = {"type": "null"}
 """``PUT /servers/{id}/tags/{tag}`` takes no body."""
 
+SERVER_CREATE_V2_52 = with_server_property(
+    SERVER_CREATE_V2_19, "tags", {"type": "array", "items": TAG, "maxItems": MAX_TAGS})
+"""2.52: create takes ``tags`` (as ``PUT /servers/{id}/tags``)."""
+
 METADATA_SET: Schema = envelope("metadata", METADATA)
 
 METADATA_ITEM: Schema = envelope("meta", {**METADATA, "minProperties": 1,

@@ -113,7 +113,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         config_drive=to_bool(server.get("config_drive", False)),
         availability_zone=server.get("availability_zone"),
         admin_pass=server.get("adminPass") or generate_password(),
-        description=server.get("description"))
+        description=server.get("description"), tags=tuple(server.get("tags") or ()))
 
 
 TAG_FILTERS = {"tags": "tags", "tags-any": "tags_any", "not-tags": "not_tags",
@@ -236,8 +236,7 @@ class ServerHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one or more servers (202; the boot goes on in the background)."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, schemas.SERVER_CREATE_V2_19
-                               if self._described(request) else schemas.SERVER_CREATE)
+        body = await read_body(request, self.max_body, self._create_schema(request))
         req = create_request(body["server"])
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
         if hints.get("group"):
@@ -265,6 +264,16 @@ class ServerHandlers:
                                       replica=request.get(REPLICA, False))
         return json_response({"server": await self._detail(
             request, ctx, inst, await self._hosts(request, ctx))})
+
+    @staticmethod
+    def _create_schema(request: web.Request) -> schemas.Schema:
+        """The create body's schema at the request's version: ``description``
+        from 2.19, ``tags`` from 2.52."""
+        if microversion.at_least(request, microversion.TAGS_ON_CREATE):
+            return schemas.SERVER_CREATE_V2_52
+        if microversion.at_least(request, microversion.SERVER_DESCRIPTION):
+            return schemas.SERVER_CREATE_V2_19
+        return schemas.SERVER_CREATE
 
     @staticmethod
     def _described(request: web.Request) -> bool:
