@@ -17,6 +17,7 @@ from novad.api.app import build_api
 from novad.api.compute import routes as compute_routes
 from novad.compute.flavors import FlavorService
 from novad.compute.keypairs import KeypairService
+from novad.compute.quotas import Quotas
 
 Client = TestClient[Any, Any]
 V = "/compute/v2.1"
@@ -45,6 +46,7 @@ async def client(stack: Stack, node: StaticNode) -> AsyncIterator[Client]:
     app_routes = compute_routes(stack.compute, stack.config, None, node,
                                 flavors=FlavorService(stack.store),
                                 keypairs=KeypairService(stack.store),
+                                quotas=Quotas(stack.store, stack.config.quota),
                                 migrations=stack.store)
     app = build_api(stack.config, app_routes, validate_token, identity_shaped)
     async with TestClient(TestServer(app)) as test_client:
@@ -148,3 +150,103 @@ async def test_2_52_create_takes_tags(stack: Stack, client: Client) -> None:
     for bad in (["a/b"], [""], [f"t{i}" for i in range(51)], "a"):
         resp = await client.post(f"{V}/servers", json=body(tags=bad), headers=at("2.52"))
         assert (await error_of(resp))[0] == 400, bad
+
+
+async def rebuild(client: Client, server: str, version: str, **argument: Any) -> Any:
+    return await client.post(f"{V}/servers/{server}/action",
+                             json={"rebuild": argument}, headers=at(version))
+
+
+# -- 2.54 rebuild takes key_name -------------------------------------------------------
+
+async def test_2_54_rebuild_takes_key_name(stack: Stack, client: Client, server: str) -> None:
+    image = await an_image(stack)
+    await KeypairService(stack.store).create_keypair(MEMBER, "mine", None)
+    before = await rebuild(client, server, "2.53", imageRef=image, key_name="mine")
+    assert (await error_of(before))[0] == 400
+    after = await rebuild(client, server, "2.54", imageRef=image, key_name="mine")
+    assert after.status == 202, await after.text()
+    assert (await after.json())["server"]["key_name"] == "mine"
+    await stack.settle()
+    inst = await stack.store.get_instance(server)
+    assert inst.key_name == "mine" and inst.key_data and inst.key_data.startswith("ssh-")
+    assert (await show(client, server, "2.54"))["status"] == "ACTIVE"
+    missing = await rebuild(client, server, "2.54", imageRef=image, key_name="nope")
+    assert await error_of(missing) == (400, "badRequest", "Invalid key_name provided.")
+    removed = await rebuild(client, server, "2.54", imageRef=image, key_name=None)
+    assert (await removed.json())["server"]["key_name"] is None
+    await stack.settle()
+    assert (await stack.store.get_instance(server)).key_data is None
+
+
+# -- 2.56 migrate takes host -----------------------------------------------------------
+
+async def test_2_56_migrate_takes_host(stack: Stack, client: Client, server: str) -> None:
+    async def migrate(version: str, argument: Any) -> Any:
+        return await client.post(f"{V}/servers/{server}/action", json={"migrate": argument},
+                                 headers=at(version, "admin-token"))
+
+    assert (await error_of(await migrate("2.55", {"host": "node-2"})))[0] == 400
+    same = await migrate("2.56", {"host": stack.config.host})
+    assert await error_of(same) == (400, "badRequest",
+                                    "Cannot migrate to the host where the server exists.")
+    unknown = await migrate("2.56", {"host": "node-9"})
+    assert await error_of(unknown) == (400, "badRequest",
+                                       "Compute host node-9 could not be found.")
+    assert (await error_of(await migrate("2.56", {"host": "a b"})))[0] == 400
+    assert (await error_of(await migrate("2.56", {"other": 1})))[0] == 400
+
+
+# -- 2.57 personality gone, user_data on rebuild, no personality limits -----------------
+
+async def test_2_57_rebuild_takes_user_data(stack: Stack, client: Client, server: str) -> None:
+    image = await an_image(stack)
+    before = await rebuild(client, server, "2.56", imageRef=image, user_data="aGk=")
+    assert (await error_of(before))[0] == 400
+    after = await rebuild(client, server, "2.57", imageRef=image, user_data="aGk=")
+    assert after.status == 202, await after.text()
+    await stack.settle()
+    assert (await show(client, server, "2.57", "admin-token"))[
+        "OS-EXT-SRV-ATTR:user_data"] == "aGk="
+    bad = await rebuild(client, server, "2.57", imageRef=image, user_data="not base64!")
+    assert await error_of(bad) == (400, "badRequest", "Userdata content cannot be decoded")
+    assert (await rebuild(client, server, "2.57", imageRef=image, user_data=None)).status == 202
+    await stack.settle()
+    assert (await stack.store.get_instance(server)).user_data is None
+
+
+async def test_2_57_personality_refused_on_both_sides(stack: Stack, client: Client,
+                                                      server: str) -> None:
+    image = await an_image(stack)
+    files = [{"path": "/etc/motd", "contents": "aGk="}]
+    for version in ("2.56", "2.57"):
+        resp = await rebuild(client, server, version, imageRef=image, personality=files)
+        assert (await error_of(resp))[0] == 400, version
+        create = {"server": {"name": "p", "flavorRef": "42", "imageRef": image,
+                             "personality": files}}
+        resp = await client.post(f"{V}/servers", json=create, headers=at(version))
+        assert (await error_of(resp))[0] == 400, version
+
+
+async def test_2_57_personality_limits_and_quotas_gone(client: Client) -> None:
+    async def absolute(version: str) -> dict[str, Any]:
+        resp = await client.get(f"{V}/limits", headers=at(version))
+        assert resp.status == 200
+        limits: dict[str, Any] = (await resp.json())["limits"]["absolute"]
+        return limits
+
+    before, after = await absolute("2.56"), await absolute("2.57")
+    assert set(before) - set(after) == {"maxPersonality", "maxPersonalitySize"}
+    assert set(after) <= set(before)
+    gone = {"injected_file_content_bytes", "injected_file_path_bytes", "injected_files"}
+    for path in ("", "/detail", "/defaults"):
+        url = f"{V}/os-quota-sets/{MEMBER.project_id}{path}"
+        old = (await (await client.get(url, headers=at("2.56"))).json())["quota_set"]
+        new = (await (await client.get(url, headers=at("2.57"))).json())["quota_set"]
+        assert set(old) - set(new) == gone and set(new) <= set(old), path
+    url, h = f"{V}/os-quota-sets/{MEMBER.project_id}", at("2.57", "admin-token")
+    refused = await client.put(url, json={"quota_set": {"injected_files": 3}}, headers=h)
+    assert (await error_of(refused))[0] == 400
+    accepted = await client.put(url, json={"quota_set": {"instances": 7}}, headers=h)
+    assert accepted.status == 200
+    assert not gone & set((await accepted.json())["quota_set"])

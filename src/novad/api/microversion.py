@@ -188,14 +188,17 @@ SERVICE_UUIDS = Microversion(
     "2.53", "Services and hypervisors are identified by UUID; `PUT /os-services/{id}` "
     "replaces the enable, disable and force-down routes.")
 REBUILD_KEY_NAME = Microversion(
-    "2.54", "Rebuild takes `key_name` (null removes the key pair).")
+    "2.54", "Rebuild takes `key_name` (one of the caller's key pairs, else 400; null removes "
+    "the server's key pair).")
 FLAVOR_DESCRIPTION = Microversion(
     "2.55", "Flavors have a `description` (create, update with `PUT /flavors/{id}`, views).")
 MIGRATE_HOST = Microversion(
-    "2.56", "The migrate action takes `host`.")
+    "2.56", "The migrate action takes `host`: the scheduler checks it (never forced); the "
+    "server's own host or one the cluster does not know is 400.")
 PERSONALITY_GONE = Microversion(
-    "2.57", "`personality` leaves create and rebuild; rebuild takes `user_data`; "
-    "personality limits and quotas go.")
+    "2.57", "`personality` leaves create and rebuild (novad refuses it with 400 at every "
+    "version); rebuild takes `user_data` (null removes it); `maxPersonality*` leave the "
+    "limits and `injected_file*` the quota sets.")
 ACTION_PAGES = Microversion(
     "2.58", "Instance actions take `limit`, `marker` and `changes-since`; views show "
     "`updated_at`.")

@@ -440,10 +440,22 @@ class ComputeService:
             await self._image_exists(ctx, args["image_id"])
         elif spec.name == "rescue" and args.get("rescue_image_ref"):
             await self._image_exists(ctx, args["rescue_image_ref"])
+        elif spec.name == "migrate" and args.get("host"):
+            self._check_migrate_host(inst, args["host"])
+        if spec.name == "rebuild" and "key_name" in args:  # 2.54; None removes the key
+            args["key_data"] = await self._key_data(ctx, args["key_name"])
         if spec.name in ("rescue", "rebuild", "evacuate") \
                 and self.config.api.enable_instance_password:
             return ActionResult(admin_pass=args.get("admin_pass") or _password())
         return ActionResult()
+
+    def _check_migrate_host(self, inst: Instance, host: str) -> None:
+        """A migrate's named host (2.56), as Nova checks it before the
+        scheduler does: not the server's own, and a compute host known here."""
+        if host == inst.host:
+            raise Invalid("Cannot migrate to the host where the server exists.")
+        if self.mover is None or self.mover.cluster.member(host) is None:
+            raise Invalid(f"Compute host {host} could not be found.")
 
     async def _image_exists(self, ctx: RequestContext, image_id: str) -> None:
         try:
@@ -514,8 +526,8 @@ class ComputeService:
                                       "task_host": self.host}
         if spec.name in ("stop", "rebuild", "delete", "force_delete"):
             changes["progress"] = 0
-        if spec.name == "rebuild" and "description" in args:  # 2.19: shown in the response
-            changes["description"] = args["description"]
+        if spec.name == "rebuild":  # shown in the response: 2.19, 2.54, 2.57
+            changes.update({key: args[key] for key in REBUILD_FIELDS if key in args})
         expect = Expect(frozenset({inst.vm_state}), frozenset({inst.task_state}))
         event = EventStart(ctx.request_id, spec.event, self.host) if spec.event else None
         new = await self.store.write(inst.uuid, expect, changes,
@@ -632,6 +644,10 @@ class ComputeService:
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
                         system_metadata={"launch_index": str(launch_index)})
 
+
+REBUILD_FIELDS = ("description", "key_name", "key_data", "user_data")
+"""What a rebuild may replace besides the image (description from 2.19, the
+key pair from 2.54, user data from 2.57), written when it is accepted."""
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
 """The statuses of a live migration still in progress (Nova's)."""

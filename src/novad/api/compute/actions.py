@@ -20,7 +20,7 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response, validate
 from novad.api.compute import schemas
-from novad.api.compute.parsing import read_single_key, to_bool, to_int
+from novad.api.compute.parsing import check_user_data, read_single_key, to_bool, to_int
 from novad.api.compute.views import Links, server_detail
 from novad.compute.interface import ActionResult, ComputeAPI
 from novad.config import Config
@@ -53,13 +53,17 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 """Action keys that are gone from a microversion on (404 from it, as Nova)."""
 
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
+    microversion.PERSONALITY_GONE, microversion.MIGRATE_HOST, microversion.REBUILD_KEY_NAME,
     microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
     microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
     microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
 schemas are :mod:`~novad.api.compute.schemas`' ``ACTION_ARGUMENTS_V2_<minor>``)."""
 
-_REVISED = {microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
+_REVISED = {microversion.PERSONALITY_GONE: schemas.ACTION_ARGUMENTS_V2_57,
+            microversion.MIGRATE_HOST: schemas.ACTION_ARGUMENTS_V2_56,
+            microversion.REBUILD_KEY_NAME: schemas.ACTION_ARGUMENTS_V2_54,
+            microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
             microversion.EVACUATE_FORCE: schemas.ACTION_ARGUMENTS_V2_29,
             microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
             microversion.SERVER_DESCRIPTION: schemas.ACTION_ARGUMENTS_V2_19,
@@ -73,6 +77,12 @@ def _rebuild(a: Any) -> dict[str, Any]:
               "admin_pass": a.get("adminPass"), "metadata": a.get("metadata")}
     if "description" in a:  # 2.19; null clears it
         params["description"] = a["description"]
+    if "key_name" in a:  # 2.54; null removes the key pair
+        params["key_name"] = a["key_name"]
+    if "user_data" in a:  # 2.57; null removes it
+        if a["user_data"] is not None:
+            check_user_data(a["user_data"])
+        params["user_data"] = a["user_data"]
     return params
 
 
@@ -98,7 +108,8 @@ PARAMS: dict[str, ParamBuilder] = {
                          "rescue_image_ref": (a or {}).get("rescue_image_ref")},
     "evacuate": lambda a: {"host": a.get("host"), "admin_pass": a.get("adminPass")},
     "os-migrateLive": _live_migrate,
-    "migrate": lambda a: {"host": None},
+    # 2.56's host is checked by the scheduler, never forced
+    "migrate": lambda a: {"host": (a or {}).get("host"), "force": False},
 }
 """How each action's validated argument becomes ``compute.act`` parameters."""
 

@@ -56,6 +56,10 @@ def absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict[
     }
 
 
+PERSONALITY_LIMITS = ("maxPersonality", "maxPersonalitySize")
+"""The absolute limits 2.57 removes with personality."""
+
+
 def service_view(host: ComputeHost, request: web.Request) -> dict[str, Any]:
     """One nova-compute service (``updated_at``: when last heard from; a
     forced-down one is ``down``); ``forced_down`` from 2.11."""
@@ -169,6 +173,9 @@ class NodeHandlers:
             quota = self.config.quota
             limits = {"instances": quota.instances, "cores": quota.cores, "ram": quota.ram}
         absolute = absolute_limits(limits, await self.node.usage(project))
+        if microversion.at_least(request, microversion.PERSONALITY_GONE):
+            for key in PERSONALITY_LIMITS:
+                absolute.pop(key)
         return json_response({"limits": {"rate": [], "absolute": absolute}})
 
     async def services(self, request: web.Request) -> web.StreamResponse:

@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute import schemas
 from novad.api.compute.parsing import read_body
@@ -39,6 +40,14 @@ def quota_view(limits: dict[str, int]) -> dict[str, int]:
     return {key: merged[key] for key in schemas.QUOTA_KEYS}
 
 
+def at_version(view: dict[str, Any], request: web.Request) -> dict[str, Any]:
+    """``view`` without the keys the request's version removed (2.57: the
+    personality quotas)."""
+    if not microversion.at_least(request, microversion.PERSONALITY_GONE):
+        return view
+    return {k: v for k, v in view.items() if k not in schemas.PERSONALITY_QUOTAS}
+
+
 class QuotaHandlers:
     """``/os-quota-sets/{tenant_id}`` and its ``/detail`` and ``/defaults``."""
 
@@ -50,7 +59,8 @@ class QuotaHandlers:
         """A project's quotas (admin, or a role on the project)."""
         project = _project(request)
         limits = await self.quotas.show(context(request), project)
-        return json_response({"quota_set": {"id": project, **quota_view(limits)}})
+        return json_response({"quota_set": {"id": project,
+                                            **at_version(quota_view(limits), request)}})
 
     async def detail(self, request: web.Request) -> web.StreamResponse:
         """A project's quotas with what it uses of each."""
@@ -60,19 +70,21 @@ class QuotaHandlers:
         body: dict[str, Any] = {"id": project}
         for key, limit in limits.items():
             body[key] = {"in_use": used.get(key, 0), "limit": limit, "reserved": 0}
-        return json_response({"quota_set": body})
+        return json_response({"quota_set": at_version(body, request)})
 
     async def defaults(self, request: web.Request) -> web.StreamResponse:
         """The quotas of a project that has none of its own."""
         context(request)
-        return json_response({"quota_set": {"id": _project(request),
-                                            **quota_view(self.quotas.defaults())}})
+        return json_response({"quota_set": {
+            "id": _project(request), **at_version(quota_view(self.quotas.defaults()), request)}})
 
     async def update(self, request: web.Request) -> web.StreamResponse:
         """Set some of a project's quotas (admin); ``force`` allows a limit
         below the current use."""
         project = _project(request)
-        body = (await read_body(request, self.max_body, schemas.QUOTA_SET_UPDATE))["quota_set"]
+        schema = schemas.QUOTA_SET_UPDATE_V2_57 if microversion.at_least(
+            request, microversion.PERSONALITY_GONE) else schemas.QUOTA_SET_UPDATE
+        body = (await read_body(request, self.max_body, schema))["quota_set"]
         force = parse_bool(body.pop("force", False)) is True
         limits: dict[str, int] = {}
         for key, raw in body.items():
@@ -86,7 +98,7 @@ class QuotaHandlers:
                               f"{FIXED[key]}. Only {', '.join(RESOURCES)} can be set.")
             limits[key] = value
         updated = await self.quotas.update(context(request), project, limits, force)
-        return json_response({"quota_set": quota_view(updated)})
+        return json_response({"quota_set": at_version(quota_view(updated), request)})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Return a project to the default quotas (admin)."""

@@ -247,6 +247,27 @@ ACTION_ARGUMENTS_V2_30: dict[str, Schema] = {
 }
 """2.30: os-migrateLive takes ``force``, as evacuate at 2.29."""
 
+ACTION_ARGUMENTS_V2_54: dict[str, Schema] = {
+    "rebuild": strict({**ACTION_ARGUMENTS_V2_19["rebuild"]["properties"],
+                       "key_name": {**NAME, "type": ["string", "null"]}},
+                      required=["imageRef"]),
+}
+"""2.54: rebuild takes ``key_name`` (null removes the server's key pair)."""
+
+ACTION_ARGUMENTS_V2_56: dict[str, Schema] = {
+    "migrate": strict({"host": {**HOSTNAME, "type": ["string", "null"]}},
+                      types=["object", "null"]),
+}
+"""2.56: migrate takes ``host`` (checked by the scheduler)."""
+
+ACTION_ARGUMENTS_V2_57: dict[str, Schema] = {
+    "rebuild": strict({**ACTION_ARGUMENTS_V2_54["rebuild"]["properties"],
+                       "user_data": {"type": ["string", "null"], "maxLength": 65535}},
+                      required=["imageRef"]),
+}
+"""2.57: rebuild takes ``user_data`` (null removes it); ``personality``, which
+novad refuses at every version, stays refused."""
+
 
 @functools.lru_cache(maxsize=None)
 def action_schema(key: str, revision: int = 0) -> Schema:
@@ -256,7 +277,8 @@ def action_schema(key: str, revision: int = 0) -> Schema:
     not change falls back to its 2.1 arguments)."""
     tables = {14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19,
               25: ACTION_ARGUMENTS_V2_25, 29: ACTION_ARGUMENTS_V2_29,
-              30: ACTION_ARGUMENTS_V2_30}
+              30: ACTION_ARGUMENTS_V2_30, 54: ACTION_ARGUMENTS_V2_54,
+              56: ACTION_ARGUMENTS_V2_56, 57: ACTION_ARGUMENTS_V2_57}
     arguments = tables.get(revision, {}).get(key, ACTION_ARGUMENTS[key])
     return envelope(key, arguments)
 
@@ -363,6 +385,15 @@ QUOTA_KEYS: tuple[str, ...] = (
 
 QUOTA_SET_UPDATE: Schema = envelope("quota_set", strict(
     {**{key: QUOTA_VALUE for key in QUOTA_KEYS}, "force": BOOLEAN}))
+
+PERSONALITY_QUOTAS: tuple[str, ...] = (
+    "injected_file_content_bytes", "injected_file_path_bytes", "injected_files")
+"""The quota_set keys 2.57 removes with personality."""
+
+QUOTA_SET_UPDATE_V2_57: Schema = envelope("quota_set", strict(
+    {**{key: QUOTA_VALUE for key in QUOTA_KEYS if key not in PERSONALITY_QUOTAS},
+     "force": BOOLEAN}))
+"""2.57: the personality quotas can no longer be named."""
 
 
 

@@ -7,7 +7,6 @@ the compute service.
 
 from __future__ import annotations
 
-import binascii
 import dataclasses
 import re
 import uuid
@@ -22,6 +21,7 @@ from novad.api.common import PLACED, REPLICA, Route, context, json_response
 from novad.api.compute import schemas
 from novad.api.compute.parsing import (
     bool_param,
+    check_user_data,
     generate_password,
     limit_param,
     read_body,
@@ -100,10 +100,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         raise Invalid("min_count must be <= max_count")
     user_data = server.get("user_data")
     if user_data is not None:
-        try:
-            binascii.a2b_base64(user_data.encode())
-        except (binascii.Error, UnicodeEncodeError):
-            raise Invalid("Userdata content cannot be decoded") from None
+        check_user_data(user_data)
     metadata = server.get("metadata") or {}
     check_metadata(metadata)
     return CreateRequest(
