@@ -250,3 +250,50 @@ async def test_2_57_personality_limits_and_quotas_gone(client: Client) -> None:
     accepted = await client.put(url, json={"quota_set": {"instances": 7}}, headers=h)
     assert accepted.status == 200
     assert not gone & set((await accepted.json())["quota_set"])
+
+
+# -- 2.55 flavor description -----------------------------------------------------------
+
+async def test_2_55_flavor_description(client: Client) -> None:
+    admin = "admin-token"
+    flavor = {"name": "described", "ram": 64, "vcpus": 1, "disk": 1, "id": "d1"}
+    old = await client.post(f"{V}/flavors", json={"flavor": {**flavor, "description": "x"}},
+                            headers=at("2.54", admin))
+    assert (await error_of(old))[0] == 400
+    created = await client.post(f"{V}/flavors",
+                                json={"flavor": {**flavor, "description": "small one"}},
+                                headers=at("2.55", admin))
+    assert created.status == 200, await created.text()
+    assert (await created.json())["flavor"]["description"] == "small one"
+
+    async def one(version: str) -> dict[str, Any]:
+        body: dict[str, Any] = await (await client.get(f"{V}/flavors/d1",
+                                                       headers=at(version))).json()
+        return body["flavor"]
+
+    before, after = await one("2.54"), await one("2.55")
+    assert set(after) - set(before) == {"description"} and set(before) <= set(after)
+    for path in ("/flavors", "/flavors/detail"):
+        listed = await (await client.get(f"{V}{path}", headers=at("2.55"))).json()
+        assert {f["id"]: f["description"] for f in listed["flavors"]}["d1"] == "small one"
+        listed = await (await client.get(f"{V}{path}", headers=at("2.54"))).json()
+        assert all("description" not in f for f in listed["flavors"])
+
+    put = {"flavor": {"description": "renamed"}}
+    resp = await client.put(f"{V}/flavors/d1", json=put, headers=at("2.54", admin))
+    assert (await error_of(resp))[0] == 404
+    resp = await client.put(f"{V}/flavors/d1", json=put, headers=at("2.55", admin))
+    assert resp.status == 200 and (await resp.json())["flavor"]["description"] == "renamed"
+    assert (await one("2.55"))["description"] == "renamed"
+    resp = await client.put(f"{V}/flavors/d1", json=put, headers=at("2.55"))
+    assert (await error_of(resp))[0] == 403
+    for bad in ({"flavor": {"name": "n"}}, {"flavor": {}},
+                {"flavor": {"description": "a", "name": "n"}},
+                {"flavor": {"description": "x" * 65536}}):
+        resp = await client.put(f"{V}/flavors/d1", json=bad, headers=at("2.55", admin))
+        assert (await error_of(resp))[0] == 400, bad
+    resp = await client.put(f"{V}/flavors/nope", json=put, headers=at("2.55", admin))
+    assert (await error_of(resp))[0] == 404
+    cleared = await client.put(f"{V}/flavors/d1", json={"flavor": {"description": None}},
+                               headers=at("2.55", admin))
+    assert (await cleared.json())["flavor"]["description"] is None

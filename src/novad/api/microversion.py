@@ -191,7 +191,8 @@ REBUILD_KEY_NAME = Microversion(
     "2.54", "Rebuild takes `key_name` (one of the caller's key pairs, else 400; null removes "
     "the server's key pair).")
 FLAVOR_DESCRIPTION = Microversion(
-    "2.55", "Flavors have a `description` (create, update with `PUT /flavors/{id}`, views).")
+    "2.55", "Flavors have a `description`: set on create, changed (admin) by `PUT "
+    "/flavors/{id}`, the only update there is (404 before); shown in every flavor view.")
 MIGRATE_HOST = Microversion(
     "2.56", "The migrate action takes `host`: the scheduler checks it (never forced); the "
     "server's own host or one the cluster does not know is 400.")

@@ -309,6 +309,18 @@ FLAVOR_CREATE: Schema = envelope("flavor", strict({
     "os-flavor-access:is_public": BOOLEAN,
 }, required=["name", "ram", "vcpus", "disk"]))
 
+FLAVOR_DESCRIPTION: Schema = {**DESCRIPTION, "maxLength": 65535}
+"""A flavor's description (2.55): printable characters or null, longer than a server's."""
+
+FLAVOR_CREATE_V2_55: Schema = envelope("flavor", strict({
+    **FLAVOR_CREATE["properties"]["flavor"]["properties"], "description": FLAVOR_DESCRIPTION,
+}, required=["name", "ram", "vcpus", "disk"]))
+"""2.55: create takes a ``description``."""
+
+FLAVOR_UPDATE: Schema = envelope("flavor", strict({"description": FLAVOR_DESCRIPTION},
+                                                  required=["description"]))
+"""``PUT /flavors/{id}`` (2.55): only the description changes."""
+
 _TENANT: Schema = strict({"tenant": {"type": "string", "minLength": 1, "maxLength": 255}},
                          required=["tenant"])
 

@@ -236,14 +236,18 @@ def fault_view(fault: FaultRecord, ctx: RequestContext) -> dict[str, Any]:
 
 # -- flavors ----------------------------------------------------------------------
 
-def flavor_brief(flavor: Flavor, links: Links) -> dict[str, Any]:
-    """The ``GET /flavors`` entry."""
-    return {"id": flavor.id, "name": flavor.name, "links": links.pair("flavors", flavor.id)}
+def flavor_brief(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
+    """The ``GET /flavors`` entry; its ``description`` from 2.55."""
+    body: dict[str, Any] = {"id": flavor.id, "name": flavor.name,
+                            "links": links.pair("flavors", flavor.id)}
+    if version >= microversion.FLAVOR_DESCRIPTION.key:
+        body["description"] = flavor.description
+    return body
 
 
-def flavor_detail(flavor: Flavor, links: Links) -> dict[str, Any]:
-    """The 2.1 flavor body."""
-    return {
+def flavor_detail(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
+    """The flavor body: 2.1's, and its ``description`` from 2.55."""
+    body: dict[str, Any] = {
         "id": flavor.id, "name": flavor.name, "ram": flavor.memory_mb, "disk": flavor.root_gb,
         "vcpus": flavor.vcpus, "swap": flavor.swap or "",
         "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral_gb,
@@ -251,6 +255,9 @@ def flavor_detail(flavor: Flavor, links: Links) -> dict[str, Any]:
         "os-flavor-access:is_public": flavor.is_public,
         "rxtx_factor": flavor.rxtx_factor, "links": links.pair("flavors", flavor.id),
     }
+    if version >= microversion.FLAVOR_DESCRIPTION.key:
+        body["description"] = flavor.description
+    return body
 
 
 def flavor_access(flavor_id: str, projects: list[str]) -> dict[str, Any]:
