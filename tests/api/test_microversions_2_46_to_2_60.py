@@ -297,3 +297,30 @@ async def test_2_55_flavor_description(client: Client) -> None:
     cleared = await client.put(f"{V}/flavors/d1", json={"flavor": {"description": None}},
                                headers=at("2.55", admin))
     assert (await cleared.json())["flavor"]["description"] is None
+
+
+# -- 2.47 the server's flavor embedded ---------------------------------------------------
+
+async def test_2_47_embedded_flavor(stack: Stack, client: Client) -> None:
+    await stack.store.set_extra_specs("42", {"hw:cpu_policy": "shared"})
+    server = (await stack.boot("vm", MEMBER)).uuid
+    await stack.store.set_extra_specs("42", {"later": "1"})  # the server keeps its copy
+    flavor = await stack.store.get_flavor("42")
+    before, after = await show(client, server, "2.46"), await show(client, server, "2.47")
+    assert set(before) == set(after)
+    assert set(before["flavor"]) == {"id", "links"} and before["flavor"]["id"] == "42"
+    assert after["flavor"] == {"vcpus": flavor.vcpus, "ram": flavor.memory_mb,
+                               "disk": flavor.root_gb, "ephemeral": flavor.ephemeral_gb,
+                               "swap": flavor.swap, "original_name": flavor.name,
+                               "extra_specs": {"hw:cpu_policy": "shared"}}
+    listed = await (await client.get(f"{V}/servers/detail", headers=at("2.47"))).json()
+    assert listed["servers"][0]["flavor"] == after["flavor"]
+    updated = await client.put(f"{V}/servers/{server}", json={"server": {"name": "n"}},
+                               headers=at("2.47"))
+    assert (await updated.json())["server"]["flavor"] == after["flavor"]
+    image = await an_image(stack)
+    rebuilt = await rebuild(client, server, "2.47", imageRef=image)
+    assert (await rebuilt.json())["server"]["flavor"] == after["flavor"]
+    await stack.settle()
+    old = await rebuild(client, server, "2.46", imageRef=image)
+    assert set((await old.json())["server"]["flavor"]) == {"id", "links"}

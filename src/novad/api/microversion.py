@@ -165,8 +165,10 @@ REQUEST_ID_HEADER = Microversion(
     "2.46", "`X-OpenStack-Request-ID` beside `X-Compute-Request-ID` (signalling only: "
     "novad sends both at every version).")
 EMBEDDED_FLAVOR = Microversion(
-    "2.47", "Servers embed their flavor (`vcpus`, `ram`, `disk`, `ephemeral`, `swap`, "
-    "`original_name`, `extra_specs`) instead of its id and links.")
+    "2.47", "Server show, detail, update and rebuild embed the server's own copy of its "
+    "flavor, as built or last resized (`vcpus`, `ram`, `disk`, `ephemeral`, `swap`, "
+    "`original_name`, and `extra_specs` for everyone, as Nova's default policy), instead of "
+    "the flavor's id and links.")
 STANDARD_DIAGNOSTICS = Microversion(
     "2.48", "Server diagnostics have a standard shape, with `null` where the driver cannot "
     "tell.")

@@ -166,9 +166,7 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         "id": inst.uuid, "name": inst.name, "status": status,
         "tenant_id": inst.project_id, "user_id": inst.user_id,
         "metadata": dict(inst.metadata), "hostId": host_id(inst.project_id, inst.host),
-        "image": image,
-        "flavor": {"id": inst.flavor.id, "links": [
-            {"rel": "bookmark", "href": links.bookmark("flavors", inst.flavor.id)}]},
+        "image": image, "flavor": server_flavor(inst.flavor, links, version),
         "created": iso_z(inst.created_at), "updated": iso_z(inst.updated_at or inst.created_at),
         "addresses": addresses(inst), "accessIPv4": "", "accessIPv6": "",
         "links": links.pair("servers", inst.uuid), "key_name": inst.key_name,
@@ -201,6 +199,18 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
     return body
+
+
+def server_flavor(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
+    """A server's ``flavor``: its id and bookmark before 2.47; from 2.47 the
+    server's own copy of it, as it was when the server was built or resized
+    (extra specs included: Nova's default policy lets everyone see them)."""
+    if version < microversion.EMBEDDED_FLAVOR.key:
+        return {"id": flavor.id, "links": [
+            {"rel": "bookmark", "href": links.bookmark("flavors", flavor.id)}]}
+    return {"vcpus": flavor.vcpus, "ram": flavor.memory_mb, "disk": flavor.root_gb,
+            "ephemeral": flavor.ephemeral_gb, "swap": flavor.swap,
+            "original_name": flavor.name, "extra_specs": dict(flavor.extra_specs)}
 
 
 def extended_attributes(inst: Instance) -> dict[str, Any]:
