@@ -324,3 +324,87 @@ async def test_2_47_embedded_flavor(stack: Stack, client: Client) -> None:
     await stack.settle()
     old = await rebuild(client, server, "2.46", imageRef=image)
     assert set((await old.json())["server"]["flavor"]) == {"id", "links"}
+
+
+# -- 2.58 instance actions in pages, with updated_at --------------------------------------
+
+async def test_2_58_instance_action_pages(stack: Stack, client: Client, server: str) -> None:
+    for action in ("lock", "unlock", "lock"):
+        resp = await client.post(f"{V}/servers/{server}/action", json={action: None},
+                                 headers=at("2.58"))
+        assert resp.status == 202, await resp.text()
+    base = f"{V}/servers/{server}/os-instance-actions"
+
+    async def listing(version: str, query: str = "") -> Any:
+        return await client.get(f"{base}{query}", headers=at(version))
+
+    old = await (await listing("2.57", "?limit=1&foo=1")).json()
+    assert len(old["instanceActions"]) == 4 and "links" not in old
+    assert all("updated_at" not in a for a in old["instanceActions"])
+    new = await (await listing("2.58")).json()
+    assert [a["request_id"] for a in new["instanceActions"]] == [
+        a["request_id"] for a in old["instanceActions"]]
+    assert all(set(a) - {"updated_at"} == set(b) for a, b in
+               zip(new["instanceActions"], old["instanceActions"]))
+    ids = [a["request_id"] for a in new["instanceActions"]]
+    first = await (await listing("2.58", "?limit=2")).json()
+    assert [a["request_id"] for a in first["instanceActions"]] == ids[:2]
+    [link] = first["links"]
+    assert link["rel"] == "next" and f"marker={ids[1]}" in link["href"]
+    rest = await (await listing("2.58", f"?marker={ids[1]}")).json()
+    assert [a["request_id"] for a in rest["instanceActions"]] == ids[2:]
+    assert "links" not in rest
+    future = await (await listing("2.58", "?changes-since=2999-01-01T00:00:00Z")).json()
+    assert future["instanceActions"] == []
+    past = await (await listing("2.58", "?changes-since=2000-01-01T00:00:00Z")).json()
+    assert len(past["instanceActions"]) == 4
+    for query in ("?foo=1", "?marker=req-nope", "?limit=-1", "?limit=x",
+                  "?changes-since=yesterday", "?limit=1&limit=2"):
+        assert (await error_of(await listing("2.58", query)))[0] == 400, query
+    one = f"{base}/{ids[0]}"
+    shown_old = (await (await client.get(one, headers=at("2.57"))).json())["instanceAction"]
+    shown_new = (await (await client.get(one, headers=at("2.58"))).json())["instanceAction"]
+    assert set(shown_new) - set(shown_old) == {"updated_at"}
+
+
+# -- 2.59 migrations in pages, newest first, with uuid ------------------------------------
+
+async def test_2_59_migration_pages(stack: Stack, client: Client, server: str) -> None:
+    made = [await stack.store.create_migration(server, "migration", "finished",
+                                               stack.config.host, "node-2", "42", "42")
+            for _ in range(3)]
+
+    async def listing(version: str, query: str = "") -> Any:
+        return await client.get(f"{V}/os-migrations{query}", headers=at(version, "admin-token"))
+
+    old = await (await listing("2.58", "?limit=1&foo=1")).json()
+    assert [m["id"] for m in old["migrations"]] == [m.id for m in made]
+    assert all("uuid" not in m for m in old["migrations"])
+    new = await (await listing("2.59")).json()
+    assert [m["uuid"] for m in new["migrations"]] == [m.uuid for m in reversed(made)]
+    assert all(set(m) - {"uuid"} == set(old["migrations"][0]) for m in new["migrations"])
+    first = await (await listing("2.59", "?limit=2")).json()
+    assert [m["id"] for m in first["migrations"]] == [made[2].id, made[1].id]
+    [link] = first["migrations_links"]
+    assert link["rel"] == "next" and f"marker={made[1].uuid}" in link["href"]
+    rest = await (await listing("2.59", f"?marker={made[1].uuid}")).json()
+    assert [m["id"] for m in rest["migrations"]] == [made[0].id]
+    future = await (await listing("2.59", "?changes-since=2999-01-01T00:00:00Z")).json()
+    assert future["migrations"] == []
+    filtered = await (await listing("2.59", "?status=finished&hidden=0")).json()
+    assert len(filtered["migrations"]) == 3
+    for query in ("?foo=1", f"?marker={server}", "?limit=-1", "?changes-since=x"):
+        assert (await error_of(await listing("2.59", query)))[0] == 400, query
+
+
+async def test_2_59_server_migrations_show_uuid(stack: Stack, client: Client,
+                                                server: str) -> None:
+    made = await stack.store.create_migration(server, "live-migration", "queued",
+                                              stack.config.host, "node-2", "42", "42")
+    base = f"{V}/servers/{server}/migrations"
+    for path, key in ((base, "migrations"), (f"{base}/{made.id}", "migration")):
+        old = await (await client.get(path, headers=at("2.58", "admin-token"))).json()
+        new = await (await client.get(path, headers=at("2.59", "admin-token"))).json()
+        before = old[key][0] if key == "migrations" else old[key]
+        after = new[key][0] if key == "migrations" else new[key]
+        assert set(after) - set(before) == {"uuid"} and after["uuid"] == made.uuid

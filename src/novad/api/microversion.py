@@ -203,11 +203,13 @@ PERSONALITY_GONE = Microversion(
     "version); rebuild takes `user_data` (null removes it); `maxPersonality*` leave the "
     "limits and `injected_file*` the quota sets.")
 ACTION_PAGES = Microversion(
-    "2.58", "Instance actions take `limit`, `marker` and `changes-since`; views show "
-    "`updated_at`.")
+    "2.58", "Instance actions take `limit`, `marker` (a request id) and `changes-since` (of "
+    "`updated_at`) and no other query parameter (400); a full page links to the next; "
+    "list and show give `updated_at`.")
 MIGRATION_PAGES = Microversion(
-    "2.59", "Migrations take `limit`, `marker` and `changes-since`, show `uuid`, and "
-    "refuse unknown query parameters.")
+    "2.59", "os-migrations lists newest first and takes `limit`, `marker` (a migration "
+    "`uuid`) and `changes-since`, refusing other unknown query parameters (400); a full page "
+    "gives `migrations_links`; it and `/servers/{id}/migrations` show each `uuid`.")
 MULTIATTACH = Microversion(
     "2.60", "Multiattach volumes (novad has no volume service: nothing changes).")
 FLAVOR_EXTRA_SPECS = Microversion(

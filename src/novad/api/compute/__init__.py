@@ -93,7 +93,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *ServerHandlers(compute, config, node).routes(),
         *ActionHandlers(compute, config).routes(),
         *RemoteConsoleHandlers(compute, config).routes(),
-        *InstanceActionHandlers(compute).routes(),
+        *InstanceActionHandlers(compute, config).routes(),
         *ServerMigrationHandlers(compute, config).routes(),
         *ServerTagHandlers(compute, config).routes(),
         *FlavorHandlers(flavors, config).routes(),

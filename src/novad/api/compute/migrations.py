@@ -21,6 +21,7 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute.misc import require_admin
+from novad.api.compute.paging import PAGE_PARAMS, Page, check_query
 from novad.api.compute.views import Links
 from novad.compute.service import LIVE_IN_PROGRESS
 from novad.config import Config
@@ -65,14 +66,28 @@ class MigrationHandlers:
         self.config = config
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List migrations (admin)."""
+        """List migrations (admin); from 2.59 a page of them, newest first."""
         require_admin(context(request), "os-migrations:index")
+        paged = microversion.at_least(request, microversion.MIGRATION_PAGES)
+        if paged:
+            check_query(request.query, (*FILTERS, "hidden", *PAGE_PARAMS))
+        page = Page.of(request.query) if paged else None
         filters = {key: request.query[key] for key in FILTERS if request.query.get(key)}
         found = await self.source.search_migrations(**filters)
         if not microversion.at_least(request, microversion.SERVER_MIGRATIONS):
             return json_response({"migrations": [migration_view(m) for m in found]})
         links = Links.of(request, self.config)
-        return json_response({"migrations": [migration_view_v2_23(m, links) for m in found]})
+        if page is None:
+            return json_response({"migrations": [migration_view_v2_23(m, links)
+                                                 for m in found]})
+        newest = sorted(found, key=lambda m: (m.created_at, m.id), reverse=True)
+        shown = page.cut(newest, lambda m: m.uuid, lambda m: m.updated_at or m.created_at)
+        body: dict[str, Any] = {"migrations": [{**migration_view_v2_23(m, links),
+                                                "uuid": m.uuid} for m in shown]}
+        if page.full(shown):
+            body["migrations_links"] = links.next_page("os-migrations", request.query.items(),
+                                                       shown[-1].uuid)
+        return json_response(body)
 
     def routes(self) -> list[Route]:
         """The migration routes, relative to a versioned mount."""

@@ -23,7 +23,8 @@ from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS
-from novad.api.compute.views import action_view, event_view
+from novad.api.compute.paging import PAGE_PARAMS, Page, check_query
+from novad.api.compute.views import Links, action_view, event_view
 from novad.compute.interface import ComputeAPI
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
@@ -302,17 +303,33 @@ def _deleted_too(request: web.Request) -> bool:
 
 class InstanceActionHandlers:
     """Handlers of ``/servers/{id}/os-instance-actions`` (2.1 shapes; deleted
-    servers' from 2.21)."""
+    servers' from 2.21; pages and ``updated_at`` from 2.58)."""
 
-    def __init__(self, compute: ComputeAPI) -> None:
+    def __init__(self, compute: ComputeAPI, config: Config) -> None:
         self.compute = compute
+        self.config = config
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List a server's actions, newest first (a deleted server's from 2.21)."""
-        actions = await self.compute.instance_actions(context(request),
-                                                      request.match_info["server_id"],
+        """List a server's actions, newest first (a deleted server's from 2.21);
+        from 2.58 a page of them, and no parameter but the paging ones."""
+        paged = microversion.at_least(request, microversion.ACTION_PAGES)
+        if paged:
+            check_query(request.query, PAGE_PARAMS)
+        page = Page.of(request.query) if paged else None
+        server_id = request.match_info["server_id"]
+        actions = await self.compute.instance_actions(context(request), server_id,
                                                       deleted=_deleted_too(request))
-        return json_response({"instanceActions": [action_view(a) for a in actions]})
+        version = microversion.of(request)
+        if page is None:
+            return json_response({"instanceActions": [action_view(a) for a in actions]})
+        found = page.cut(actions, lambda a: a.request_id,
+                         lambda a: a.updated_at or a.start_time)
+        body: dict[str, Any] = {"instanceActions": [action_view(a, version) for a in found]}
+        if page.full(found):
+            body["links"] = Links.of(request, self.config).next_page(
+                f"servers/{server_id}/os-instance-actions", request.query.items(),
+                found[-1].request_id)
+        return json_response(body)
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one action; before 2.51 only admins see its events, from 2.51
@@ -321,7 +338,7 @@ class InstanceActionHandlers:
         action = await self.compute.instance_action(ctx, request.match_info["server_id"],
                                                     request.match_info["request_id"],
                                                     deleted=_deleted_too(request))
-        body = action_view(action)
+        body = action_view(action, microversion.of(request))
         if ctx.is_admin:
             body["events"] = [event_view(e) for e in action.events]
         elif microversion.at_least(request, microversion.ACTION_EVENTS_ALL):

@@ -63,11 +63,14 @@ class ServerMigrationHandlers:
         self.compute = compute
         self.max_body = config.DEFAULT.max_request_body_size
 
-    async def _view(self, m: Migration) -> dict[str, Any]:
+    async def _view(self, request: web.Request, m: Migration) -> dict[str, Any]:
         progress = None
         if m.status == "running":
             progress = await self.compute.live_migration_progress(m.instance_uuid)
-        return server_migration_view(m, progress)
+        body = server_migration_view(m, progress)
+        if microversion.at_least(request, microversion.MIGRATION_PAGES):
+            body["uuid"] = m.uuid  # 2.59
+        return body
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List the server's in-progress live migrations (2.23, admin)."""
@@ -75,7 +78,7 @@ class ServerMigrationHandlers:
         ctx = context(request)
         require_admin(ctx, "servers:migrations:index")
         found = await self.compute.live_migrations(ctx, request.match_info["server_id"])
-        return json_response({"migrations": [await self._view(m) for m in found]})
+        return json_response({"migrations": [await self._view(request, m) for m in found]})
 
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one in-progress live migration of the server (2.23, admin)."""
@@ -84,7 +87,7 @@ class ServerMigrationHandlers:
         require_admin(ctx, "servers:migrations:show")
         found = await self.compute.live_migration(ctx, request.match_info["server_id"],
                                                   request.match_info["migration_id"])
-        return json_response({"migration": await self._view(found)})
+        return json_response({"migration": await self._view(request, found)})
 
     async def action(self, request: web.Request) -> web.StreamResponse:
         """``force_complete`` a running live migration (2.22, admin): 202."""

@@ -306,12 +306,15 @@ def keypair_detail(pair: Keypair, version: Version = BASE) -> dict[str, Any]:
 
 # -- instance actions -------------------------------------------------------------
 
-def action_view(action: ActionRecord) -> dict[str, Any]:
-    """One entry of ``instanceActions`` (2.1: no updated_at)."""
-    return {"action": action.action, "instance_uuid": action.instance_uuid,
+def action_view(action: ActionRecord, version: Version = BASE) -> dict[str, Any]:
+    """One entry of ``instanceActions`` (2.1: no updated_at; from 2.58 it is shown)."""
+    body = {"action": action.action, "instance_uuid": action.instance_uuid,
             "request_id": action.request_id, "user_id": action.user_id,
             "project_id": action.project_id, "start_time": iso_micro(action.start_time),
             "message": action.message}
+    if version >= microversion.ACTION_PAGES.key:
+        body["updated_at"] = iso_micro(action.updated_at)
+    return body
 
 
 def event_view(event: EventRecord, traceback: bool = True) -> dict[str, Any]:
