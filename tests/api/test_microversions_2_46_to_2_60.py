@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import uuid
+
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
@@ -15,6 +17,8 @@ from compute.conftest import Stack, build_stack, close_stack
 
 from novad.api.app import build_api
 from novad.api.compute import routes as compute_routes
+from novad.api.compute.views import instance_name
+from novad.cluster.members import Member, MemberState
 from novad.compute.flavors import FlavorService
 from novad.compute.keypairs import KeypairService
 from novad.compute.quotas import Quotas
@@ -408,3 +412,153 @@ async def test_2_59_server_migrations_show_uuid(stack: Stack, client: Client,
         before = old[key][0] if key == "migrations" else old[key]
         after = new[key][0] if key == "migrations" else new[key]
         assert set(after) - set(before) == {"uuid"} and after["uuid"] == made.uuid
+
+
+# -- 2.53 services and hypervisors by UUID ----------------------------------------------
+
+def peer(name: str = "node-2") -> Member:
+    return Member(name, "10.0.0.2:8774", MemberState.ALIVE, 1, {"az": "nova"}, 0.0, 1000.0)
+
+
+async def services(client: Client, version: str) -> list[dict[str, Any]]:
+    resp = await client.get(f"{V}/os-services", headers=at(version, "admin-token"))
+    assert resp.status == 200
+    listed: list[dict[str, Any]] = (await resp.json())["services"]
+    return listed
+
+
+async def test_2_53_service_ids_are_uuids(client: Client, node: StaticNode) -> None:
+    node.members = [peer()]
+    before, after = await services(client, "2.52"), await services(client, "2.53")
+    assert [s["host"] for s in before] == [s["host"] for s in after]
+    assert all(isinstance(s["id"], int) for s in before)
+    for service in after:
+        assert str(uuid.UUID(service["id"])) == service["id"]
+        assert set(service) == set(before[0])
+    assert len({s["id"] for s in after}) == 2
+    again = await services(client, "2.53")
+    assert [s["id"] for s in again] == [s["id"] for s in after]  # stable
+
+
+async def test_2_53_put_by_uuid(client: Client, node: StaticNode, stack: Stack) -> None:
+    node.members = [peer()]
+    ids = {s["host"]: s["id"] for s in await services(client, "2.53")}
+    h = at("2.53", "admin-token")
+
+    async def put(ident: str, body: Any) -> Any:
+        return await client.put(f"{V}/os-services/{ident}", json=body, headers=h)
+
+    disabled = await put(ids["node-2"], {"status": "disabled", "disabled_reason": "maint"})
+    assert disabled.status == 200, await disabled.text()
+    shown = (await disabled.json())["service"]
+    [listed] = [s for s in await services(client, "2.53") if s["host"] == "node-2"]
+    assert set(shown) == set(listed) and shown["id"] == listed["id"]
+    assert (shown["status"], shown["disabled_reason"], shown["forced_down"]) == (
+        "disabled", "maint", False)
+    down = await (await put(ids["node-2"], {"forced_down": True})).json()
+    assert (down["service"]["state"], down["service"]["status"]) == ("down", "disabled")
+    both = await (await put(ids["node-2"], {"status": "enabled", "forced_down": "no"})).json()
+    assert (both["service"]["status"], both["service"]["disabled_reason"],
+            both["service"]["forced_down"], both["service"]["state"]) == (
+        "enabled", None, False, "up")
+    mine = await put(ids[stack.config.host], {"status": "disabled"})
+    assert (await mine.json())["service"]["status"] == "disabled"
+    await stack.service.load()
+    assert not stack.service.schedulable()
+    assert await error_of(await put(ids["node-2"], {"status": "enabled",
+                                                    "disabled_reason": "x"})) == (
+        400, "badRequest", "Specifying 'disabled_reason' with status 'enabled' is invalid.")
+    for body in ({}, {"disabled_reason": "x"}):
+        assert await error_of(await put(ids["node-2"], body)) == (
+            400, "badRequest",
+            "No updates were requested. Fields 'status' or 'forced_down' should be specified.")
+    for body in ({"status": "off"}, {"host": "node-2", "binary": "nova-compute",
+                                     "status": "enabled"}, {"forced_down": "maybe"}):
+        assert (await error_of(await put(ids["node-2"], body)))[0] == 400, body
+    unknown = str(uuid.uuid4())
+    assert await error_of(await put(unknown, {"status": "enabled"})) == (
+        404, "itemNotFound", f"Service {unknown} could not be found.")
+    member = await client.put(f"{V}/os-services/{ids['node-2']}", json={"status": "enabled"},
+                              headers=at("2.53"))
+    assert (await error_of(member))[0] == 403
+
+
+async def test_2_53_old_routes_take_no_host_and_binary(client: Client,
+                                                       node: StaticNode) -> None:
+    node.members = [peer()]
+    body = {"host": "node-2", "binary": "nova-compute"}
+    for action in ("enable", "disable", "disable-log-reason", "force-down"):
+        extra = {"disabled_reason": "r"} if action == "disable-log-reason" else \
+            {"forced_down": True} if action == "force-down" else {}
+        old = await client.put(f"{V}/os-services/{action}", json={**body, **extra},
+                               headers=at("2.52", "admin-token"))
+        assert old.status == 200, (action, await old.text())
+        new = await client.put(f"{V}/os-services/{action}", json={"status": "enabled"},
+                               headers=at("2.53", "admin-token"))
+        assert await error_of(new) == (400, "badRequest", f"Invalid uuid {action}"), action
+
+
+async def test_2_53_delete_service(client: Client, node: StaticNode, server: str,
+                                   stack: Stack) -> None:
+    node.members = [peer()]
+    old = {s["host"]: s["id"] for s in await services(client, "2.52")}
+    new = {s["host"]: s["id"] for s in await services(client, "2.53")}
+
+    async def delete(version: str, ident: Any) -> Any:
+        return await client.delete(f"{V}/os-services/{ident}", headers=at(version, "admin-token"))
+
+    status, _, message = await error_of(await delete("2.53", new[stack.config.host]))
+    assert (status, message) == (409, "Unable to delete compute service that is hosting "
+                                      "instances. Migrate or delete the instances first.")
+    assert (await error_of(await delete("2.53", new["node-2"])))[0] == 409
+    assert (await error_of(await delete("2.52", old["node-2"])))[0] == 409
+    assert await error_of(await delete("2.53", old["node-2"])) == (
+        400, "badRequest", f"Invalid uuid {old['node-2']}")
+    assert (await error_of(await delete("2.52", new["node-2"])))[0] == 400
+    assert (await error_of(await delete("2.53", uuid.uuid4())))[0] == 404
+    assert (await error_of(await delete("2.52", 12345)))[0] == 404
+    assert (await client.delete(f"{V}/os-services/{new['node-2']}",
+                                headers=at("2.53"))).status == 403
+
+
+async def test_2_53_hypervisor_uuids_and_queries(client: Client, node: StaticNode,
+                                                 server: str, stack: Stack) -> None:
+    node.members = [peer()]
+
+    async def get(path: str, version: str = "2.53") -> Any:
+        return await client.get(f"{V}/os-hypervisors{path}", headers=at(version, "admin-token"))
+
+    before = (await (await get("/detail", "2.52")).json())["hypervisors"]
+    after = (await (await get("/detail")).json())["hypervisors"]
+    assert [set(a) for a in after] == [set(b) for b in before]
+    services_by_host = {s["host"]: s["id"] for s in await services(client, "2.53")}
+    for hyp in after:
+        uuid.UUID(hyp["id"])
+        assert hyp["service"]["id"] == services_by_host[hyp["service"]["host"]]
+    mine = [x for x in after if x["hypervisor_hostname"] == stack.config.host][0]
+    shown = await get(f"/{mine['id']}")
+    assert (await shown.json())["hypervisor"]["id"] == mine["id"]
+    assert (await get(f"/{mine['id']}/uptime")).status == 200
+    old_id = [b for b in before if b["hypervisor_hostname"] == stack.config.host][0]["id"]
+    assert await error_of(await get(f"/{old_id}")) == (400, "badRequest",
+                                                        f"Invalid uuid {old_id}")
+    assert (await get(f"/{old_id}", "2.52")).status == 200
+    assert (await error_of(await get(f"/{uuid.uuid4()}")))[0] == 404
+
+    listed = (await (await get("?hypervisor_hostname_pattern=ode-2")).json())["hypervisors"]
+    assert [x["hypervisor_hostname"] for x in listed] == ["node-2"]
+    assert (await error_of(await get("?hypervisor_hostname_pattern=zzz")))[0] == 404
+    assert (await error_of(await get("?hypervisor_hostname_pattern=n&limit=1")))[0] == 400
+    assert (await error_of(await get("?foo=1")))[0] == 400
+    assert (await get("?foo=1", "2.52")).status == 200
+    with_servers = (await (await get("/detail?with_servers=true")).json())["hypervisors"]
+    inst = await stack.store.get_instance(server)
+    by_host = {x["hypervisor_hostname"]: x for x in with_servers}
+    assert by_host[stack.config.host]["servers"] == [{"name": instance_name(inst),
+                                                      "uuid": server}]
+    assert "servers" not in by_host["node-2"]
+    one = await (await get(f"/{mine['id']}?with_servers=1")).json()
+    assert one["hypervisor"]["servers"][0]["uuid"] == server
+    assert (await error_of(await get("?with_servers=maybe")))[0] == 400
+    plain = (await (await get("/detail?with_servers=true", "2.52")).json())["hypervisors"]
+    assert all("servers" not in x for x in plain)

@@ -187,8 +187,12 @@ TAGS_ON_CREATE = Microversion(
     "2.52", "Server create takes `tags` (at most 50, each as `PUT /servers/{id}/tags` "
     "takes them; duplicates dropped).")
 SERVICE_UUIDS = Microversion(
-    "2.53", "Services and hypervisors are identified by UUID; `PUT /os-services/{id}` "
-    "replaces the enable, disable and force-down routes.")
+    "2.53", "Services and hypervisors are identified by UUID (derived from the host name: "
+    "the same on every node); `PUT /os-services/{uuid}` with `status`, `disabled_reason` "
+    "and `forced_down` answers the whole service and replaces the enable, disable and "
+    "force-down routes (a non-UUID there is 400, as Nova); `DELETE /os-services/{uuid}`; "
+    "hypervisor lists take `hypervisor_hostname_pattern` and `with_servers` (show takes "
+    "`with_servers`) and no other new parameter.")
 REBUILD_KEY_NAME = Microversion(
     "2.54", "Rebuild takes `key_name` (one of the caller's key pairs, else 400; null removes "
     "the server's key pair).")

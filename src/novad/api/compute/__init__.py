@@ -98,7 +98,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *ServerTagHandlers(compute, config).routes(),
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
-        *NodeHandlers(node, config, quotas).routes(),
+        *NodeHandlers(node, config, quotas, compute).routes(),
         *removed.routes(),
     ]
     if quotas is not None:

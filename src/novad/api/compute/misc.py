@@ -24,8 +24,9 @@ from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute.servers import MAX_METADATA_ITEMS
 from novad.api.compute.paging import PAGE_PARAMS, Page, check_query
-from novad.api.compute.views import Links, action_view, event_view
-from novad.compute.interface import ComputeAPI
+from novad.api.compute import service_uuids
+from novad.api.compute.views import Links, action_view, event_view, instance_name
+from novad.compute.interface import ComputeAPI, ListFilters
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
 from novad.config import Config
@@ -34,6 +35,7 @@ from novad.drivers.base import HostResources
 from novad.compute.hosts import ComputeHost, Zone, zones
 from novad.compute.service_record import BINARY
 from novad.errors import Forbidden, Invalid, NotFound, NotImplementedByDriver
+from novad.store.models import Instance
 
 
 def require_admin(ctx: RequestContext, rule: str) -> None:
@@ -64,8 +66,10 @@ PERSONALITY_LIMITS = ("maxPersonality", "maxPersonalitySize")
 def service_view(host: ComputeHost, request: web.Request) -> dict[str, Any]:
     """One nova-compute service (``updated_at``: when last heard from; a
     forced-down one is ``down``); ``forced_down`` from 2.11."""
+    uuids = microversion.at_least(request, microversion.SERVICE_UUIDS)
     body: dict[str, Any] = {
-        "id": host.id, "binary": BINARY, "host": host.name, "zone": host.zone,
+        "id": host.service_uuid if uuids else host.id, "binary": BINARY, "host": host.name,
+        "zone": host.zone,
         "status": "enabled" if host.enabled else "disabled",
         "state": "up" if host.up else "down", "updated_at": host.seen_at,
         "disabled_reason": host.service.disabled_reason}
@@ -84,9 +88,11 @@ def cpu_info(text: str, version: tuple[int, int]) -> Any:
 
 def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
                     version: tuple[int, int] = microversion.BASE.key) -> dict[str, Any]:
-    """One hypervisor (integer-like id; ``cpu_info`` a JSON string at 2.1 and
-    an object from 2.28)."""
-    body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
+    """One hypervisor (integer-like id, a UUID from 2.53; ``cpu_info`` a JSON
+    string at 2.1 and an object from 2.28)."""
+    uuids = version >= microversion.SERVICE_UUIDS.key
+    body: dict[str, Any] = {"id": host.hypervisor_uuid if uuids else host.id,
+                            "hypervisor_hostname": res.hypervisor_hostname,
                             "state": "up" if host.up else "down",
                             "status": "enabled" if host.enabled else "disabled"}
     if not detail:
@@ -101,7 +107,7 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
         "hypervisor_type": res.hypervisor_type,
         "hypervisor_version": getattr(res, "hypervisor_version", 0),
         "host_ip": getattr(res, "host_ip", ""), "cpu_info": cpu_info(getattr(res, "cpu_info", "{}"), version),
-        "service": {"id": host.id, "host": host.name,
+        "service": {"id": host.service_uuid if uuids else host.id, "host": host.name,
                     "disabled_reason": host.service.disabled_reason},
     })
     return body
@@ -144,10 +150,19 @@ def uptime_line() -> str:
 class NodeHandlers:
     """Handlers of the node-wide resources."""
 
-    def __init__(self, node: NodeInfo, config: Config, quotas: QuotaAPI | None = None) -> None:
+    def __init__(self, node: NodeInfo, config: Config, quotas: QuotaAPI | None = None,
+                 compute: ComputeAPI | None = None) -> None:
         self.node = node
         self.config = config
         self.quotas = quotas
+        self.compute = compute
+
+    async def _hosted(self, host: str) -> list[Instance]:
+        """The servers on ``host`` (none known without the compute service)."""
+        if self.compute is None:
+            return []
+        return await self.compute.list_servers(RequestContext.admin(),
+                                               ListFilters(all_tenants=True, host=host))
 
     async def zones(self, request: web.Request) -> web.StreamResponse:
         """List the availability zones of the hosts that are up (one is not
@@ -192,6 +207,8 @@ class NodeHandlers:
         """Enable or disable any host's nova-compute (admin): ``enable``,
         ``disable`` and ``disable-log-reason``; from 2.11 also ``force-down``."""
         require_admin(context(request), "os-services:update")
+        if microversion.at_least(request, microversion.SERVICE_UUIDS):
+            return await self._update_by_uuid(request)
         forced = microversion.at_least(request, microversion.FORCED_DOWN)
         body = await read_body(request, self.config.DEFAULT.max_request_body_size,
                                schemas.SERVICE_UPDATE_V2_11 if forced
@@ -213,6 +230,32 @@ class NodeHandlers:
             shown["disabled_reason"] = reason
         return json_response({"service": shown})
 
+    async def _update_by_uuid(self, request: web.Request) -> web.StreamResponse:
+        """``PUT /os-services/{service_uuid}`` (2.53): status, reason and
+        forced_down in one body; answers the whole service."""
+        body = await read_body(request, self.config.DEFAULT.max_request_body_size,
+                               service_uuids.SERVICE_UPDATE_V2_53)
+        hosts = self.node.hosts
+        host = service_uuids.service_by_uuid(await hosts.list_hosts(),
+                                             request.match_info["action"])
+        status, forced_down = service_uuids.service_changes(body)
+        if status is not None:
+            await hosts.set_service(host.name, BINARY, *status)
+        if forced_down is not None:
+            await hosts.force_down(host.name, BINARY, forced_down)
+        [fresh] = [h for h in await hosts.list_hosts() if h.name == host.name]
+        return json_response({"service": service_view(fresh, request)})
+
+    async def delete_service(self, request: web.Request) -> web.StreamResponse:
+        """Delete a service (admin): 400 for a malformed id, 404 for an
+        unknown one, else 409 (see :mod:`~novad.api.compute.service_uuids`)."""
+        require_admin(context(request), "os-services:delete")
+        host = service_uuids.service_by_id(
+            await self.node.hosts.list_hosts(), request.match_info["service_id"],
+            microversion.at_least(request, microversion.SERVICE_UUIDS))
+        service_uuids.refuse_delete(host, await self._hosted(host.name))
+        return web.Response(status=204)
+
     async def _force_down(self, body: dict[str, Any]) -> web.StreamResponse:
         """``PUT /os-services/force-down`` (2.11): set or clear ``forced_down``."""
         if "forced_down" not in body:
@@ -225,30 +268,52 @@ class NodeHandlers:
     async def hypervisors(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors (admin): one per host."""
         require_admin(context(request), "os-hypervisors:list")
-        found = await self.node.hosts.hypervisors()
-        return json_response({"hypervisors": [hypervisor_view(h, r, False) for h, r in found]})
+        return await self._hypervisor_list(request, False)
+
+    async def _hypervisor_list(self, request: web.Request, detail: bool) -> web.StreamResponse:
+        """Both lists; from 2.53 filtered by ``hypervisor_hostname_pattern``
+        and with each one's ``servers`` when ``with_servers``."""
+        version = microversion.of(request)
+        pattern, servers = None, False
+        if microversion.at_least(request, microversion.SERVICE_UUIDS):
+            pattern, servers = service_uuids.hypervisor_query(request.query)
+        found = service_uuids.matching(await self.node.hosts.hypervisors(), pattern)
+        return json_response({"hypervisors": [
+            await self._hypervisor_body(h, r, detail, version, servers) for h, r in found]})
+
+    async def _hypervisor_body(self, host: ComputeHost, res: HostResources, detail: bool,
+                               version: tuple[int, int], servers: bool) -> dict[str, Any]:
+        body = hypervisor_view(host, res, detail, version)
+        hosted = await self._hosted(host.name) if servers else []
+        if hosted:  # Nova leaves the key out for a hypervisor without servers
+            body["servers"] = service_uuids.servers_view(hosted, instance_name)
+        return body
 
     async def hypervisors_detail(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors with details (admin)."""
         require_admin(context(request), "os-hypervisors:list-detail")
-        found = await self.node.hosts.hypervisors()
-        version = microversion.of(request)
-        return json_response({"hypervisors": [hypervisor_view(h, r, True, version)
-                                              for h, r in found]})
+        return await self._hypervisor_list(request, True)
 
     async def _hypervisor(self, request: web.Request) -> tuple[ComputeHost, HostResources]:
         ident = request.match_info["hypervisor_id"]
+        uuids = microversion.at_least(request, microversion.SERVICE_UUIDS)
+        if uuids:
+            service_uuids.check_uuid(ident)
         for host, res in await self.node.hosts.hypervisors():
-            if host.known_as(ident):
+            if (host.hypervisor_uuid == ident.lower()) if uuids else host.known_as(ident):
                 return host, res
         raise NotFound(f"Hypervisor with ID '{ident}' could not be found.")
 
     async def hypervisor(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor (admin); its id here or the one other nodes give it."""
         require_admin(context(request), "os-hypervisors:show")
+        servers = False
+        if microversion.at_least(request, microversion.SERVICE_UUIDS):
+            check_query(request.query, ("with_servers",))
+            servers = service_uuids.with_servers(request.query)
         host, res = await self._hypervisor(request)
-        return json_response({"hypervisor": hypervisor_view(host, res, True,
-                                                            microversion.of(request))})
+        return json_response({"hypervisor": await self._hypervisor_body(
+            host, res, True, microversion.of(request), servers)})
 
     async def hypervisor_uptime(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor's uptime line (admin; ``hypervisor show`` below
@@ -258,7 +323,7 @@ class NodeHandlers:
         if not host.local:
             raise NotImplementedByDriver(
                 f"The uptime of hypervisor {host.name} is only shown by its own node.")
-        body = hypervisor_view(host, res, False)
+        body = hypervisor_view(host, res, False, microversion.of(request))
         body["uptime"] = uptime_line()
         return json_response({"hypervisor": body})
 
@@ -285,7 +350,11 @@ class NodeHandlers:
             Route("PUT", "/os-services/{action}", self.update_service,
                   schema=schemas.SERVICE_UPDATE_V2_11, tag="services",
                   summary="Enable, disable or (2.11) force down a host's compute "
-                          "service (admin)"),
+                          "service (admin); from 2.53 the path names the service's "
+                          "UUID and the body says what changes"),
+            Route("DELETE", "/os-services/{service_id}", self.delete_service, tag="services",
+                  responses={204: "Deleted"},
+                  summary="Delete a compute service (admin; 409 while the cluster has it)"),
             Route("GET", hyp, self.hypervisors, tag="hypervisors"),
             Route("GET", hyp + "/detail", self.hypervisors_detail, tag="hypervisors"),
             Route("GET", hyp + "/statistics", self.hypervisor_statistics, tag="hypervisors"),
