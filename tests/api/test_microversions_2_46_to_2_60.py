@@ -562,3 +562,33 @@ async def test_2_53_hypervisor_uuids_and_queries(client: Client, node: StaticNod
     assert (await error_of(await get("?with_servers=maybe")))[0] == 400
     plain = (await (await get("/detail?with_servers=true", "2.52")).json())["hypervisors"]
     assert all("servers" not in x for x in plain)
+
+
+# -- 2.50 quota classes: server group quotas in, network quotas out ---------------------
+
+async def test_2_50_quota_class_keys(client: Client) -> None:
+    url = f"{V}/os-quota-class-sets/default"
+
+    async def shown(version: str) -> dict[str, Any]:
+        resp = await client.get(url, headers=at(version, "admin-token"))
+        assert resp.status == 200
+        body: dict[str, Any] = (await resp.json())["quota_class_set"]
+        return body
+
+    before, after, later = await shown("2.49"), await shown("2.50"), await shown("2.57")
+    network = {"fixed_ips", "floating_ips", "security_group_rules", "security_groups"}
+    groups = {"server_groups", "server_group_members"}
+    assert set(before) - set(after) == network and set(after) - set(before) == groups
+    assert before["id"] == "default" and after["instances"] == before["instances"]
+    assert set(after) - set(later) == {"injected_files", "injected_file_content_bytes",
+                                       "injected_file_path_bytes"}
+    assert (await error_of(await client.get(url, headers=at("2.50"))))[0] == 403
+    for version, body in (("2.49", {"server_groups": 1}), ("2.50", {"floating_ips": 1}),
+                          ("2.50", {"instances": 5})):
+        resp = await client.put(url, json={"quota_class_set": body},
+                                headers=at(version, "admin-token"))
+        assert (await error_of(resp))[0] == 400, (version, body)
+    same = await client.put(url, json={"quota_class_set": {}}, headers=at("2.50", "admin-token"))
+    assert same.status == 200
+    assert (await same.json())["quota_class_set"] == {k: v for k, v in after.items()
+                                                      if k != "id"}

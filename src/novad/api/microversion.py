@@ -177,8 +177,9 @@ TAGGED_ATTACH = Microversion(
     "service and serves neither os-interface nor os-volume_attachments, which answer 404 "
     "at every version: nothing changes).")
 QUOTA_CLASS_GROUPS = Microversion(
-    "2.50", "os-quota-class-sets show `server_groups` and `server_group_members` and drop "
-    "the network quotas.")
+    "2.50", "os-quota-class-sets (admin; every class shows novad's defaults, which come "
+    "from `[quota]`, so a PUT naming a quota is 400) show `server_groups` and "
+    "`server_group_members` and drop the network quotas.")
 ACTION_EVENTS_ALL = Microversion(
     "2.51", "Instance action events are shown to non-admins (without `traceback`); the "
     "`volume-extended` external event (novad serves no os-server-external-events and has "

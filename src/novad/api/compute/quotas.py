@@ -17,6 +17,7 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute import schemas
+from novad.api.compute.misc import require_admin
 from novad.api.compute.parsing import read_body
 from novad.api.compute.servers import MAX_METADATA_ITEMS
 from novad.compute.keypairs import MAX_KEYPAIRS
@@ -100,6 +101,29 @@ class QuotaHandlers:
         updated = await self.quotas.update(context(request), project, limits, force)
         return json_response({"quota_set": at_version(quota_view(updated), request)})
 
+    def _class_view(self, request: web.Request) -> dict[str, int]:
+        merged = {**FIXED, **self.quotas.defaults()}
+        return {key: merged[key] for key in schemas.quota_class_keys(microversion.of(request))}
+
+    async def class_show(self, request: web.Request) -> web.StreamResponse:
+        """A quota class (admin): every class is the defaults, as in Nova, where
+        only the ``default`` class is ever applied."""
+        require_admin(context(request), "os-quota-class-sets:show")
+        return json_response({"quota_class_set": {"id": request.match_info["class_name"],
+                                                  **self._class_view(request)}})
+
+    async def class_update(self, request: web.Request) -> web.StreamResponse:
+        """Change a quota class (admin): novad's defaults are its ``[quota]``
+        configuration, so a body naming any quota is 400; an empty one
+        answers the class."""
+        require_admin(context(request), "os-quota-class-sets:update")
+        body = await read_body(request, self.max_body,
+                               schemas.quota_class_update(microversion.of(request)))
+        if body["quota_class_set"]:
+            raise Invalid("Quota classes cannot be changed in novad: the default quotas are "
+                          "its [quota] configuration, and no other class is applied.")
+        return json_response({"quota_class_set": self._class_view(request)})
+
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Return a project to the default quotas (admin)."""
         await self.quotas.reset(context(request), _project(request))
@@ -109,7 +133,13 @@ class QuotaHandlers:
         """The quota-set routes, relative to a versioned mount."""
         one = "/os-quota-sets/{tenant_id}"
         tag = "quota sets"
+        klass = "/os-quota-class-sets/{class_name}"
         return [
+            Route("GET", klass, self.class_show, tag="quota classes",
+                  summary="Show a quota class: the defaults (admin)"),
+            Route("PUT", klass, self.class_update, tag="quota classes",
+                  schema=schemas.quota_class_update(microversion.BASE.key),
+                  summary="Change a quota class (admin; 400: novad's come from [quota])"),
             Route("GET", one, self.show, tag=tag, summary="Show a project's quotas"),
             Route("GET", one + "/detail", self.detail, tag=tag,
                   summary="Show a project's quotas and usage"),

@@ -15,6 +15,8 @@ import functools
 import copy
 from typing import Any
 
+from novad.api import microversion
+
 Schema = dict[str, Any]
 
 NAME: Schema = {
@@ -406,6 +408,32 @@ QUOTA_SET_UPDATE_V2_57: Schema = envelope("quota_set", strict(
     {**{key: QUOTA_VALUE for key in QUOTA_KEYS if key not in PERSONALITY_QUOTAS},
      "force": BOOLEAN}))
 """2.57: the personality quotas can no longer be named."""
+
+NETWORK_QUOTAS: tuple[str, ...] = (
+    "fixed_ips", "floating_ips", "security_group_rules", "security_groups")
+"""The quota class keys 2.50 removes (Neutron's, never novad's)."""
+
+GROUP_QUOTAS: tuple[str, ...] = ("server_group_members", "server_groups")
+"""The quota class keys 2.50 adds."""
+
+
+def quota_class_keys(version: tuple[int, int]) -> tuple[str, ...]:
+    """The os-quota-class-sets keys at ``version``, in Nova's order: 2.1's
+    without the server group ones; from 2.50 those and no network ones; from
+    2.57 no personality ones either."""
+    keys = [k for k in QUOTA_KEYS if k not in GROUP_QUOTAS]
+    if version >= microversion.QUOTA_CLASS_GROUPS.key:
+        keys = [k for k in QUOTA_KEYS if k not in NETWORK_QUOTAS]
+    if version >= microversion.PERSONALITY_GONE.key:
+        keys = [k for k in keys if k not in PERSONALITY_QUOTAS]
+    return tuple(keys)
+
+
+@functools.lru_cache(maxsize=None)
+def quota_class_update(version: tuple[int, int]) -> Schema:
+    """``PUT /os-quota-class-sets/{id}`` at ``version``: the keys it shows."""
+    return envelope("quota_class_set", strict(
+        {key: QUOTA_VALUE for key in quota_class_keys(version)}))
 
 
 
