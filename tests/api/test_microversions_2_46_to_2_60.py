@@ -592,3 +592,41 @@ async def test_2_50_quota_class_keys(client: Client) -> None:
     assert same.status == 200
     assert (await same.json())["quota_class_set"] == {k: v for k, v in after.items()
                                                       if k != "id"}
+
+
+# -- 2.48 standard diagnostics --------------------------------------------------------------
+
+async def test_2_48_diagnostics(stack: Stack, client: Client, server: str) -> None:
+    url = f"{V}/servers/{server}/diagnostics"
+    old = await client.get(url, headers=at("2.47", "admin-token"))
+    assert old.status == 200, await old.text()
+    blob = await old.json()
+    assert "cpu0_time" in blob and blob["memory"] > 0 and "vda_read" in blob
+    new = await client.get(url, headers=at("2.48", "admin-token"))
+    body = await new.json()
+    assert set(body) == {"state", "driver", "hypervisor", "hypervisor_os", "uptime",
+                         "config_drive", "num_cpus", "num_nics", "num_disks", "cpu_details",
+                         "nic_details", "disk_details", "memory_details"}
+    assert (body["state"], body["driver"], body["hypervisor_os"]) == (
+        "running", "libvirt", "linux")
+    assert body["hypervisor"] == stack.config.libvirt.virt_type
+    assert body["num_cpus"] == len(body["cpu_details"]) >= 1
+    assert body["num_disks"] == len(body["disk_details"]) >= 1
+    assert set(body["disk_details"][0]) == {"read_bytes", "read_requests", "write_bytes",
+                                            "write_requests", "errors_count"}
+    assert body["memory_details"]["maximum"] >= body["memory_details"]["used"] > 0
+    assert body["config_drive"] is False and body["uptime"] is None
+    for version in ("2.47", "2.48"):
+        denied = await client.get(url, headers=at(version))
+        assert (await error_of(denied))[0] == 403
+    stop = await client.post(f"{V}/servers/{server}/action", json={"os-stop": None},
+                             headers=at("2.48"))
+    assert stop.status == 202
+    await stack.settle()
+    stopped = await client.get(url, headers=at("2.48", "admin-token"))
+    assert await error_of(stopped) == (
+        409, "conflictingRequest",
+        f"Cannot 'get_diagnostics' instance {server} while it is in power_state shutdown")
+    missing = await client.get(f"{V}/servers/{uuid.uuid4()}/diagnostics",
+                               headers=at("2.48", "admin-token"))
+    assert (await error_of(missing))[0] == 404

@@ -170,8 +170,10 @@ EMBEDDED_FLAVOR = Microversion(
     "`original_name`, and `extra_specs` for everyone, as Nova's default policy), instead of "
     "the flavor's id and links.")
 STANDARD_DIAGNOSTICS = Microversion(
-    "2.48", "Server diagnostics have a standard shape, with `null` where the driver cannot "
-    "tell.")
+    "2.48", "`GET /servers/{id}/diagnostics` (admin; 409 unless the guest runs) has a "
+    "standard shape (state, driver, hypervisor, counts, cpu/nic/disk/memory details, "
+    "config_drive), with `null` where libvirt cannot tell (rates, uptime, CPU use); below "
+    "2.48 it is libvirt's flat blob.")
 TAGGED_ATTACH = Microversion(
     "2.49", "Interface and volume attach take a `tag` (novad has no network or volume "
     "service and serves neither os-interface nor os-volume_attachments, which answer 404 "

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from novad.context import RequestContext
-from novad.drivers.base import MigrationProgress
+from novad.drivers.base import GuestDiagnostics, MigrationProgress
 from novad.store.models import ActionRecord, FaultRecord, Flavor, Instance, Migration
 
 
@@ -163,6 +163,11 @@ class ComputeAPI(Protocol):
 
     async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
         """The running live migration's reading here; None when none runs."""
+
+    async def diagnostics(self, ctx: RequestContext, instance_id: str
+                          ) -> tuple[Instance, GuestDiagnostics]:
+        """The server and its guest's readings (server diagnostics); 409
+        unless the guest is running, as Nova."""
 
     async def force_complete(self, ctx: RequestContext, instance_id: str,
                              migration_id: str) -> None:

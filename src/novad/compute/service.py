@@ -49,7 +49,7 @@ from novad.errors import (
     UnexpectedTaskState,
 )
 from novad.locks import KeyedLocks
-from novad.states.enums import TaskState as T, VmState as V
+from novad.states.enums import PowerState, TaskState as T, VmState as V
 from novad.states.machine import Lifecycle, Subject
 from novad.states.status import status_of
 from novad.states.table import BY_NAME, ActionSpec
@@ -65,7 +65,7 @@ from novad.store.models import (
     Instance,
     Migration,
 )
-from novad.drivers.base import MigrationProgress
+from novad.drivers.base import GuestDiagnostics, GuestNotFound, MigrationProgress
 from novad.supervisor import Supervisor
 
 log = structlog.get_logger("novad.compute")
@@ -201,6 +201,21 @@ class ComputeService:
     async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
         """The driver's reading of the live migration running here, if any."""
         return await self.runner.driver.live_migration_progress(instance_id)
+
+    async def diagnostics(self, ctx: RequestContext, instance_id: str
+                          ) -> tuple[Instance, GuestDiagnostics]:
+        """The guest's readings, as Nova's ``get_diagnostics``: only while it
+        runs (409 otherwise, naming the power state)."""
+        inst = await self.get(ctx, instance_id)
+        try:
+            readings = await self.runner.driver.diagnostics(inst.uuid)
+        except GuestNotFound:
+            readings = None
+        state = PowerState.NOSTATE if readings is None else readings.power_state
+        if readings is None or state is not PowerState.RUNNING:
+            raise InstanceInvalidState("get_diagnostics", inst.uuid, "power_state",
+                                       POWER_STATE_NAMES[state])
+        return inst, readings
 
     async def force_complete(self, ctx: RequestContext, instance_id: str,
                              migration_id: str) -> None:
@@ -648,6 +663,11 @@ class ComputeService:
 REBUILD_FIELDS = ("description", "key_name", "key_data", "user_data")
 """What a rebuild may replace besides the image (description from 2.19, the
 key pair from 2.54, user data from 2.57), written when it is accepted."""
+
+POWER_STATE_NAMES = {PowerState.NOSTATE: "pending", PowerState.RUNNING: "running",
+                     PowerState.PAUSED: "paused", PowerState.SHUTDOWN: "shutdown",
+                     PowerState.CRASHED: "crashed", PowerState.SUSPENDED: "suspended"}
+"""Nova's names of the power states (diagnostics' ``state``)."""
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
 """The statuses of a live migration still in progress (Nova's)."""

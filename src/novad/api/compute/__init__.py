@@ -24,6 +24,7 @@ from novad.api.compute.consoles import (
     ConsoleTokenLookup,
     RemoteConsoleHandlers,
 )
+from novad.api.compute.diagnostics import DiagnosticsHandlers
 from novad.api.compute.flavors import FlavorHandlers
 from novad.api.compute.keypairs import KeypairHandlers
 from novad.api.compute.migrations import MigrationHandlers, MigrationSource
@@ -94,6 +95,7 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *ActionHandlers(compute, config).routes(),
         *RemoteConsoleHandlers(compute, config).routes(),
         *InstanceActionHandlers(compute, config).routes(),
+        *DiagnosticsHandlers(compute, config).routes(),
         *ServerMigrationHandlers(compute, config).routes(),
         *ServerTagHandlers(compute, config).routes(),
         *FlavorHandlers(flavors, config).routes(),
