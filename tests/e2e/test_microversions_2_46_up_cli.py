@@ -97,3 +97,26 @@ async def test_2_55_flavor_description(novad: Daemon) -> None:
     refused = await novad.cli(*at("2.54"), "flavor", "create", "--ram", "64", "--vcpus", "1",
                               "--disk", "1", "--description", "x", "early", check=False)
     assert refused.returncode != 0
+
+
+async def test_2_48_server_show_diagnostics(novad: Daemon, server: str) -> None:
+    # the SDK knows only the standard fields, so the pre-2.48 blob is the API tier's
+    new = await novad.cli_json(*at("2.48"), "server", "show", "--diagnostics", server)
+    assert (new["state"], new["driver"], new["num_cpus"]) == ("running", "libvirt", 1)
+
+
+async def test_2_52_server_create_with_tags(novad: Daemon) -> None:
+    created = await novad.cli_json(*at("2.52"), "server", "create", "--flavor", "m1.nano",
+                                   "--image", "img", "--tag", "blue", "--tag", "red", "--wait",
+                                   "tagged")
+    shown = await novad.cli_json(*at("2.52"), "server", "show", str(created["id"]))
+    assert sorted(shown["tags"]) == ["blue", "red"]
+    await novad.cli("server", "delete", "--wait", str(created["id"]))
+
+
+async def test_2_54_rebuild_with_a_key_pair(novad: Daemon, server: str) -> None:
+    await novad.cli("keypair", "create", "--private-key", str(novad.home / "k.pem"), "k1")
+    await novad.cli(*at("2.54"), "server", "rebuild", "--image", "img", "--key-name", "k1",
+                    "--wait", server)
+    shown = await novad.cli_json(*at("2.54"), "server", "show", server)
+    assert (shown["key_name"], shown["status"]) == ("k1", "ACTIVE")
