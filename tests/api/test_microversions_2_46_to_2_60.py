@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import uuid
 
@@ -20,8 +20,10 @@ from novad.api.compute import routes as compute_routes
 from novad.api.compute.views import instance_name
 from novad.cluster.members import Member, MemberState
 from novad.compute.flavors import FlavorService
+from novad.compute.interface import ActionResult, ComputeAPI
 from novad.compute.keypairs import KeypairService
 from novad.compute.quotas import Quotas
+from novad.context import RequestContext
 
 Client = TestClient[Any, Any]
 V = "/compute/v2.1"
@@ -630,3 +632,33 @@ async def test_2_48_diagnostics(stack: Stack, client: Client, server: str) -> No
     missing = await client.get(f"{V}/servers/{uuid.uuid4()}/diagnostics",
                                headers=at("2.48", "admin-token"))
     assert (await error_of(missing))[0] == 404
+
+
+class RecordingCompute:
+    """Accepts every server action and remembers what reached it."""
+
+    def __init__(self) -> None:
+        self.acts: list[tuple[str, dict[str, Any]]] = []
+
+    async def act(self, ctx: RequestContext, instance_id: str, action: str,
+                  params: dict[str, Any]) -> ActionResult:
+        self.acts.append((action, params))
+        return ActionResult()
+
+
+async def test_2_56_migrate_host_reaches_the_service_unforced(stack: Stack) -> None:
+    recorder = RecordingCompute()
+    app_routes = compute_routes(cast(ComputeAPI, recorder), stack.config, None,
+                                StaticNode(store=stack.store),
+                                flavors=FlavorService(stack.store),
+                                keypairs=KeypairService(stack.store))
+    app = build_api(stack.config, app_routes, validate_token, identity_shaped)
+    async with TestClient(TestServer(app)) as recording:
+        url = f"{V}/servers/{uuid.uuid4()}/action"
+        for version, body in (("2.55", None), ("2.56", None), ("2.56", {}),
+                              ("2.56", {"host": None}), ("2.56", {"host": "node-2"})):
+            resp = await recording.post(url, json={"migrate": body},
+                                        headers=at(version, "admin-token"))
+            assert resp.status == 202, (version, body, await resp.text())
+    assert recorder.acts == [("migrate", {"host": None, "force": False})] * 4 + [
+        ("migrate", {"host": "node-2", "force": False})]
