@@ -46,6 +46,20 @@ async def test_spawn_runs_guest_with_flavor(driver: Driver, case: DriverCase,
     assert (await driver.list_instances())[spec.instance_id] == PowerState.RUNNING
 
 
+async def test_diagnostics_of_a_running_guest(driver: Driver, make_spec: SpecMaker) -> None:
+    spec = make_spec()
+    with pytest.raises(GuestNotFound):
+        await driver.diagnostics(spec.instance_id)
+    await driver.spawn(spec)
+    readings = await driver.diagnostics(spec.instance_id)
+    assert readings.power_state == PowerState.RUNNING
+    assert [c.id for c in readings.cpus] == [0]
+    assert readings.memory_max_kib == 128 * 1024 >= readings.memory_used_kib > 0
+    assert readings.disks and readings.disks[0].device
+    again = await driver.diagnostics(spec.instance_id)  # idempotent: the same devices
+    assert [d.device for d in again.disks] == [d.device for d in readings.disks]
+
+
 async def test_spawn_again_keeps_guest_running(driver: Driver, make_spec: SpecMaker) -> None:
     spec = make_spec()
     await driver.spawn(spec)

@@ -85,6 +85,9 @@ async def test_only_an_admin_may_disable(novad: Daemon, running: str) -> None:
     result = await novad.cli("compute", "service", "set", "--disable", novad.node.host,
                              "nova-compute", clouds_yaml=member, check=False)
     assert result.returncode != 0
-    assert "Failed to set service status to disabled" in result.stderr
+    # from 2.53 the CLI first looks the service up by host and binary, and that
+    # list is already the admin's only
+    assert "Failed to set service status to disabled" in result.stderr or \
+        "os_compute_api:os-services:list" in result.stderr
     row = compute_service(await novad.cli_json("compute", "service", "list"))
     assert row["Status"] == "enabled"

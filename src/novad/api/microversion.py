@@ -180,39 +180,58 @@ REQUEST_ID_HEADER = Microversion(
     "2.46", "`X-OpenStack-Request-ID` beside `X-Compute-Request-ID` (signalling only: "
     "novad sends both at every version).")
 EMBEDDED_FLAVOR = Microversion(
-    "2.47", "Servers embed their flavor (`vcpus`, `ram`, `disk`, `ephemeral`, `swap`, "
-    "`original_name`, `extra_specs`) instead of its id and links.")
+    "2.47", "Server show, detail, update and rebuild embed the server's own copy of its "
+    "flavor, as built or last resized (`vcpus`, `ram`, `disk`, `ephemeral`, `swap`, "
+    "`original_name`, and `extra_specs` for everyone, as Nova's default policy), instead of "
+    "the flavor's id and links.")
 STANDARD_DIAGNOSTICS = Microversion(
-    "2.48", "Server diagnostics have a standard shape, with `null` where the driver cannot "
-    "tell.")
+    "2.48", "`GET /servers/{id}/diagnostics` (admin; 409 unless the guest runs) has a "
+    "standard shape (state, driver, hypervisor, counts, cpu/nic/disk/memory details, "
+    "config_drive), with `null` where libvirt cannot tell (rates, uptime, CPU use); below "
+    "2.48 it is libvirt's flat blob.")
 TAGGED_ATTACH = Microversion(
-    "2.49", "Interface and volume attach take a `tag`.")
+    "2.49", "Interface and volume attach take a `tag` (novad has no network or volume "
+    "service and serves neither os-interface nor os-volume_attachments, which answer 404 "
+    "at every version: nothing changes).")
 QUOTA_CLASS_GROUPS = Microversion(
-    "2.50", "os-quota-class-sets show `server_groups` and `server_group_members` and drop "
-    "the network quotas.")
+    "2.50", "os-quota-class-sets (admin; every class shows novad's defaults, which come "
+    "from `[quota]`, so a PUT naming a quota is 400) show `server_groups` and "
+    "`server_group_members` and drop the network quotas.")
 ACTION_EVENTS_ALL = Microversion(
-    "2.51", "Instance action events are shown to non-admins (without `traceback`); "
-    "`volume-extended` external event.")
+    "2.51", "Instance action events are shown to non-admins (without `traceback`); the "
+    "`volume-extended` external event (novad serves no os-server-external-events and has "
+    "no volume service, so only the events change).")
 TAGS_ON_CREATE = Microversion(
-    "2.52", "Server create takes `tags`.")
+    "2.52", "Server create takes `tags` (at most 50, each as `PUT /servers/{id}/tags` "
+    "takes them; duplicates dropped).")
 SERVICE_UUIDS = Microversion(
-    "2.53", "Services and hypervisors are identified by UUID; `PUT /os-services/{id}` "
-    "replaces the enable, disable and force-down routes.")
+    "2.53", "Services and hypervisors are identified by UUID (derived from the host name: "
+    "the same on every node); `PUT /os-services/{uuid}` with `status`, `disabled_reason` "
+    "and `forced_down` answers the whole service and replaces the enable, disable and "
+    "force-down routes (a non-UUID there is 400, as Nova); `DELETE /os-services/{uuid}`; "
+    "hypervisor lists take `hypervisor_hostname_pattern` and `with_servers` (show takes "
+    "`with_servers`) and no other new parameter.")
 REBUILD_KEY_NAME = Microversion(
-    "2.54", "Rebuild takes `key_name` (null removes the key pair).")
+    "2.54", "Rebuild takes `key_name` (one of the caller's key pairs, else 400; null removes "
+    "the server's key pair).")
 FLAVOR_DESCRIPTION = Microversion(
-    "2.55", "Flavors have a `description` (create, update with `PUT /flavors/{id}`, views).")
+    "2.55", "Flavors have a `description`: set on create, changed (admin) by `PUT "
+    "/flavors/{id}`, the only update there is (404 before); shown in every flavor view.")
 MIGRATE_HOST = Microversion(
-    "2.56", "The migrate action takes `host`.")
+    "2.56", "The migrate action takes `host`: the scheduler checks it (never forced); the "
+    "server's own host or one the cluster does not know is 400.")
 PERSONALITY_GONE = Microversion(
-    "2.57", "`personality` leaves create and rebuild; rebuild takes `user_data`; "
-    "personality limits and quotas go.")
+    "2.57", "`personality` leaves create and rebuild (novad refuses it with 400 at every "
+    "version); rebuild takes `user_data` (null removes it); `maxPersonality*` leave the "
+    "limits and `injected_file*` the quota sets.")
 ACTION_PAGES = Microversion(
-    "2.58", "Instance actions take `limit`, `marker` and `changes-since`; views show "
-    "`updated_at`.")
+    "2.58", "Instance actions take `limit`, `marker` (a request id) and `changes-since` (of "
+    "`updated_at`) and no other query parameter (400); a full page links to the next; "
+    "list and show give `updated_at`.")
 MIGRATION_PAGES = Microversion(
-    "2.59", "Migrations take `limit`, `marker` and `changes-since`, show `uuid`, and "
-    "refuse unknown query parameters.")
+    "2.59", "os-migrations lists newest first and takes `limit`, `marker` (a migration "
+    "`uuid`) and `changes-since`, refusing other unknown query parameters (400); a full page "
+    "gives `migrations_links`; it and `/servers/{id}/migrations` show each `uuid`.")
 MULTIATTACH = Microversion(
     "2.60", "Multiattach volumes (novad has no volume service: nothing changes).")
 FLAVOR_EXTRA_SPECS = Microversion(

@@ -54,6 +54,8 @@ class FlavorCreate:
     swap: int = 0
     rxtx_factor: float = 1.0
     is_public: bool = True
+    description: str | None = None
+    """Microversion 2.55; None: none."""
 
 
 class FlavorAPI(Protocol):
@@ -72,6 +74,11 @@ class FlavorAPI(Protocol):
 
     async def delete_flavor(self, ctx: RequestContext, flavor_id: str) -> None:
         """Admin: delete a flavor (servers keep their copy)."""
+
+    async def update_flavor(self, ctx: RequestContext, flavor_id: str,
+                            description: str | None) -> Flavor:
+        """Admin: set or clear a flavor's description (2.55); nothing else
+        of a flavor ever changes."""
 
     async def flavor_access(self, ctx: RequestContext, flavor_id: str) -> list[str]:
         """Admin: projects given a private flavor."""
@@ -145,8 +152,16 @@ class FlavorService:
             raise Invalid("Invalid input received: rxtx_factor must be a positive number.")
         flavor = Flavor(id=flavor_id, name=req.name, vcpus=req.vcpus, memory_mb=req.ram,
                         root_gb=req.disk, ephemeral_gb=req.ephemeral, swap=req.swap,
-                        rxtx_factor=req.rxtx_factor, is_public=req.is_public)
+                        rxtx_factor=req.rxtx_factor, is_public=req.is_public,
+                        description=req.description)
         return await self.store.create_flavor(flavor)
+
+    async def update_flavor(self, ctx: RequestContext, flavor_id: str,
+                            description: str | None) -> Flavor:
+        """Admin only; FlavorNotFound when absent.  Servers keep the copy
+        they were built with."""
+        _admin(ctx, "os-flavor-manage:update")
+        return await self.store.set_flavor_description(flavor_id, description)
 
     async def delete_flavor(self, ctx: RequestContext, flavor_id: str) -> None:
         """Admin only; FlavorNotFound when absent."""

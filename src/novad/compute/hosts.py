@@ -18,6 +18,7 @@ left ones too, until membership forgets them), and always one for this node:
 from __future__ import annotations
 
 import time
+import uuid
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,21 @@ def stable_id(name: str) -> int:
     """A member's id as the other nodes show it: the same on every node and
     across restarts (a hash of its name), and never :data:`LOCAL_ID`."""
     return 2 + zlib.crc32(name.encode()) % (2**31 - 2)
+
+
+UUID_NAMESPACE = uuid.UUID("6b1e3c52-7f0a-5d43-9a8e-2c41d0f5b7e9")
+"""The namespace of the UUIDs novad derives for services and hypervisors."""
+
+
+def service_uuid(name: str) -> str:
+    """A host's nova-compute UUID (os-services from 2.53): derived from its
+    name, so the same on every node and across restarts."""
+    return str(uuid.uuid5(UUID_NAMESPACE, f"service/{BINARY}/{name}"))
+
+
+def hypervisor_uuid(name: str) -> str:
+    """A host's hypervisor UUID (os-hypervisors from 2.53), as :func:`service_uuid`."""
+    return str(uuid.uuid5(UUID_NAMESPACE, f"hypervisor/{name}"))
 
 
 @dataclass(frozen=True)
@@ -72,6 +88,16 @@ class ComputeHost:
         """Whether its service is up: alive and not forced down (Nova's
         ``service_is_up``)."""
         return self.alive and not self.service.forced_down
+
+    @property
+    def service_uuid(self) -> str:
+        """Its nova-compute's UUID (2.53)."""
+        return service_uuid(self.name)
+
+    @property
+    def hypervisor_uuid(self) -> str:
+        """Its hypervisor's UUID (2.53)."""
+        return hypervisor_uuid(self.name)
 
     def known_as(self, ident: str) -> bool:
         """Whether ``ident`` names it: its id here, or the id other nodes give it."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from novad.context import RequestContext
-from novad.drivers.base import MigrationProgress
+from novad.drivers.base import GuestDiagnostics, MigrationProgress
 from novad.store.models import ActionRecord, FaultRecord, Flavor, Instance, Migration
 
 
@@ -44,6 +44,8 @@ class CreateRequest:
     disk_config: str = "MANUAL"
     """``OS-DCF:diskConfig``: AUTO or MANUAL (kept and shown; the disk is
     grown to the flavor's size either way)."""
+    tags: tuple[str, ...] = ()
+    """The server's tags (microversion 2.52), duplicates dropped."""
     group: str | None = None
     """The ``group`` scheduler hint: the servers join that server group."""
     trusted_certs: tuple[str, ...] | None = None
@@ -232,6 +234,11 @@ class ComputeAPI(Protocol):
 
     async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
         """The running live migration's reading here; None when none runs."""
+
+    async def diagnostics(self, ctx: RequestContext, instance_id: str
+                          ) -> tuple[Instance, GuestDiagnostics]:
+        """The server and its guest's readings (server diagnostics); 409
+        unless the guest is running, as Nova."""
 
     async def force_complete(self, ctx: RequestContext, instance_id: str,
                              migration_id: str) -> None:

@@ -216,8 +216,9 @@ class Mover:
         """Migrate or resize ``op``'s instance to another node (steps above)."""
         inst = op.instance
         ignore = frozenset({r.host})
+        forced, requested = _destination(op.params)  # migrate's host (2.56) is requested
         decision = await self.placement.for_move(new_flavor, {}, self.cluster.members(),
-                                                 ignore, op.params.get("host"))
+                                                 ignore, forced, requested)
         if not decision.hosts:
             raise NoValidHost()
         migration = await self.store.create_migration(

@@ -52,7 +52,7 @@ from novad.errors import (
     UnexpectedTaskState,
 )
 from novad.locks import KeyedLocks
-from novad.states.enums import TaskState as T, VmState as V
+from novad.states.enums import PowerState, TaskState as T, VmState as V
 from novad.states.machine import Lifecycle, Subject
 from novad.states.status import status_of
 from novad.states.table import BY_NAME, ActionSpec
@@ -68,7 +68,7 @@ from novad.store.models import (
     Instance,
     Migration,
 )
-from novad.drivers.base import MigrationProgress
+from novad.drivers.base import GuestDiagnostics, GuestNotFound, MigrationProgress
 from novad.supervisor import Supervisor
 
 log = structlog.get_logger("novad.compute")
@@ -222,6 +222,21 @@ class ComputeService:
     async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
         """The driver's reading of the live migration running here, if any."""
         return await self.runner.driver.live_migration_progress(instance_id)
+
+    async def diagnostics(self, ctx: RequestContext, instance_id: str
+                          ) -> tuple[Instance, GuestDiagnostics]:
+        """The guest's readings, as Nova's ``get_diagnostics``: only while it
+        runs (409 otherwise, naming the power state)."""
+        inst = await self.get(ctx, instance_id)
+        try:
+            readings = await self.runner.driver.diagnostics(inst.uuid)
+        except GuestNotFound:
+            readings = None
+        state = PowerState.NOSTATE if readings is None else readings.power_state
+        if readings is None or state is not PowerState.RUNNING:
+            raise InstanceInvalidState("get_diagnostics", inst.uuid, "power_state",
+                                       POWER_STATE_NAMES[state])
+        return inst, readings
 
     async def force_complete(self, ctx: RequestContext, instance_id: str,
                              migration_id: str) -> None:
@@ -479,6 +494,10 @@ class ComputeService:
             await self._image_exists(ctx, args["image_id"])
         elif spec.name == "rescue" and args.get("rescue_image_ref"):
             await self._image_exists(ctx, args["rescue_image_ref"])
+        elif spec.name == "migrate" and args.get("host"):
+            self._check_migrate_host(inst, args["host"])
+        if spec.name == "rebuild" and "key_name" in args:  # 2.54; None removes the key
+            args["key_data"] = await self._key_data(ctx, args["key_name"])
         if spec.name in ("rescue", "rebuild", "evacuate") \
                 and self.config.api.enable_instance_password:
             return ActionResult(admin_pass=args.get("admin_pass") or _password())
@@ -499,6 +518,14 @@ class ComputeService:
         alone = self.mover is None or self.mover.alone()
         if alone or not await self.mover.live_destinations(inst, args):
             raise Invalid(NoValidHost.default_message)
+
+    def _check_migrate_host(self, inst: Instance, host: str) -> None:
+        """A migrate's named host (2.56), as Nova checks it before the
+        scheduler does: not the server's own, and a compute host known here."""
+        if host == inst.host:
+            raise Invalid("Cannot migrate to the host where the server exists.")
+        if self.mover is None or self.mover.cluster.member(host) is None:
+            raise Invalid(f"Compute host {host} could not be found.")
 
     async def _image_exists(self, ctx: RequestContext, image_id: str) -> None:
         try:
@@ -695,13 +722,16 @@ class ComputeService:
                         metadata=dict(req.metadata), reservation_id=reservation,
                         networks=req.networks, description=req.description,
                         access_ip_v4=req.access_ip_v4, access_ip_v6=req.access_ip_v6,
+                        tags=list(dict.fromkeys(req.tags)),
                         # its place in a multiple create (OS-EXT-SRV-ATTR:launch_index)
                         system_metadata=_boot_metadata(req, launch_index))
 
 
-REBUILD_FIELDS = ("description", "access_ip_v4", "access_ip_v6")
+REBUILD_FIELDS = ("description", "key_name", "key_data", "user_data", "access_ip_v4",
+                  "access_ip_v6")
 """Instance fields a rebuild's arguments set as they are (description from
-2.19; access IPs at every version)."""
+2.19, the key pair from 2.54, user data from 2.57; access IPs at every
+version), written when it is accepted."""
 
 
 def rebuild_accepted(args: Mapping[str, Any]) -> dict[str, Any]:
@@ -739,6 +769,12 @@ def pinned_zone(requested: str | None) -> dict[str, str]:
     zone = (requested or "").partition(":")[0]
     return {PINNED_AZ_KEY: zone} if zone else {}
 
+
+
+POWER_STATE_NAMES = {PowerState.NOSTATE: "pending", PowerState.RUNNING: "running",
+                     PowerState.PAUSED: "paused", PowerState.SHUTDOWN: "shutdown",
+                     PowerState.CRASHED: "crashed", PowerState.SUSPENDED: "suspended"}
+"""Nova's names of the power states (diagnostics' ``state``)."""
 
 LIVE_IN_PROGRESS = frozenset({"queued", "preparing", "running", "post-migrating"})
 """The statuses of a live migration still in progress (Nova's)."""

@@ -18,7 +18,7 @@ raises :class:`novad.errors.NotImplementedByDriver`.
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -166,6 +166,58 @@ class LiveMigrateData:
 
     instance_dir: Path
     node_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CpuReading:
+    """One virtual CPU: its id, CPU time (ns) and use (percent), None when
+    the hypervisor does not say."""
+
+    id: int
+    time: int | None = None
+    utilisation: int | None = None
+
+
+@dataclass(frozen=True)
+class NicReading:
+    """One virtual NIC's counters (None: not reported)."""
+
+    device: str
+    mac_address: str | None = None
+    rx_octets: int | None = None
+    rx_errors: int | None = None
+    rx_drop: int | None = None
+    rx_packets: int | None = None
+    tx_octets: int | None = None
+    tx_errors: int | None = None
+    tx_drop: int | None = None
+    tx_packets: int | None = None
+
+
+@dataclass(frozen=True)
+class DiskReading:
+    """One virtual disk's counters (None: not reported)."""
+
+    device: str
+    read_bytes: int | None = None
+    read_requests: int | None = None
+    write_bytes: int | None = None
+    write_requests: int | None = None
+    errors_count: int | None = None
+
+
+@dataclass(frozen=True)
+class GuestDiagnostics:
+    """What the hypervisor says about a guest now (server diagnostics)."""
+
+    power_state: PowerState
+    memory_max_kib: int
+    memory_used_kib: int
+    cpus: tuple[CpuReading, ...] = ()
+    nics: tuple[NicReading, ...] = ()
+    disks: tuple[DiskReading, ...] = ()
+    memory_stats: Mapping[str, int] = field(default_factory=dict)
+    """The balloon's statistics (KiB), by libvirt's names."""
 
 
 @dataclass(frozen=True)
@@ -331,6 +383,11 @@ class Driver(Protocol):
 
     async def live_migration_progress(self, instance_id: str) -> MigrationProgress | None:
         """The running live migration's progress now; None when none runs."""
+
+    async def diagnostics(self, instance_id: str) -> GuestDiagnostics:
+        """The guest's CPU, memory, NIC and disk readings now; a counter the
+        hypervisor does not report is None.  Raises GuestNotFound when there
+        is no guest.  Does not block; idempotent."""
 
     async def live_migration_abort(self, instance_id: str) -> None:
         """Cancel the running live migration (``live_migrate`` then raises and

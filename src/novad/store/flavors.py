@@ -126,6 +126,19 @@ class FlavorsMixin:
 
         await self._db.write(run)
 
+    async def set_flavor_description(self, flavor_id: str, description: str | None) -> Flavor:
+        """Set or clear a flavor's description; returns the flavor.  Raises
+        FlavorNotFound."""
+
+        def run(conn: sqlite3.Connection) -> None:
+            cur = conn.execute("UPDATE flavors SET description = ? WHERE id = ?",
+                               (description, flavor_id))
+            if cur.rowcount != 1:
+                raise errors.FlavorNotFound(flavor_id)
+
+        await self._db.write(run)
+        return await self.get_flavor(flavor_id)
+
     async def count_flavors(self) -> int:
         """How many flavors exist."""
         rows = list(await self._db.fetch("SELECT COUNT(*) FROM flavors"))

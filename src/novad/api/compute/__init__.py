@@ -24,6 +24,7 @@ from novad.api.compute.consoles import (
     ConsoleTokenLookup,
     RemoteConsoleHandlers,
 )
+from novad.api.compute.diagnostics import DiagnosticsHandlers
 from novad.api.compute.flavors import FlavorHandlers
 from novad.api.compute.hosts import HostHandlers
 from novad.api.compute.keypairs import KeypairHandlers
@@ -95,13 +96,14 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
         *ServerHandlers(compute, config, node).routes(),
         *ActionHandlers(compute, config, node).routes(),
         *RemoteConsoleHandlers(compute, config).routes(),
-        *InstanceActionHandlers(compute).routes(),
+        *InstanceActionHandlers(compute, config).routes(),
+        *DiagnosticsHandlers(compute, config).routes(),
         *ServerMigrationHandlers(compute, config).routes(),
         *ServerTagHandlers(compute, config).routes(),
         *ServerTopologyHandlers(compute).routes(),
         *FlavorHandlers(flavors, config).routes(),
         *KeypairHandlers(keypairs, config).routes(),
-        *NodeHandlers(node, config, quotas).routes(),
+        *NodeHandlers(node, config, quotas, compute).routes(),
         *HostHandlers(compute, node, config).routes(),
         *removed.routes(),
         *security_groups.routes(),

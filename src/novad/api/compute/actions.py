@@ -22,7 +22,8 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response, validate
 from novad.api.compute import schemas
-from novad.api.compute.parsing import access_ips, read_single_key, to_bool, to_int
+from novad.api.compute.parsing import (access_ips, check_user_data, read_single_key, to_bool,
+                                       to_int)
 from novad.api.compute.protocols import NodeInfo
 from novad.api.compute.views import Links, server_changed
 from novad.compute.hosts import zones
@@ -70,7 +71,8 @@ REMOVED_AT: dict[str, microversion.Microversion] = {
 ARGUMENTS_FROM: tuple[microversion.Microversion, ...] = (
     microversion.HOSTNAME_FQDN, microversion.UNSHELVE_HOST, microversion.HOSTNAME,
     microversion.UNSHELVE_AZ, microversion.LOCK_REASON, microversion.FORCE_GONE,
-    microversion.TRUSTED_CERTS, microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
+    microversion.TRUSTED_CERTS, microversion.PERSONALITY_GONE, microversion.MIGRATE_HOST,
+    microversion.REBUILD_KEY_NAME, microversion.LIVE_MIGRATE_FORCE, microversion.EVACUATE_FORCE,
     microversion.LIVE_MIGRATE_AUTO, microversion.SERVER_DESCRIPTION,
     microversion.EVACUATE_NO_SHARED_STORAGE)
 """Versions that changed some action's arguments (newest first; their
@@ -84,6 +86,9 @@ _REVISED = {microversion.HOSTNAME_FQDN: schemas.ACTION_PROPERTIES_V2_94,
             microversion.LOCK_REASON: schemas.ACTION_ARGUMENTS_V2_73,
             microversion.FORCE_GONE: schemas.ACTION_ARGUMENTS_V2_68,
             microversion.TRUSTED_CERTS: schemas.ACTION_PROPERTIES_V2_63,
+            microversion.PERSONALITY_GONE: schemas.ACTION_ARGUMENTS_V2_57,
+            microversion.MIGRATE_HOST: schemas.ACTION_ARGUMENTS_V2_56,
+            microversion.REBUILD_KEY_NAME: schemas.ACTION_ARGUMENTS_V2_54,
             microversion.LIVE_MIGRATE_FORCE: schemas.ACTION_ARGUMENTS_V2_30,
             microversion.EVACUATE_FORCE: schemas.ACTION_ARGUMENTS_V2_29,
             microversion.LIVE_MIGRATE_AUTO: schemas.ACTION_ARGUMENTS_V2_25,
@@ -104,6 +109,12 @@ def _rebuild(a: Any) -> dict[str, Any]:
         params["hostname"] = a["hostname"]
     if "OS-DCF:diskConfig" in a:
         params["disk_config"] = a["OS-DCF:diskConfig"]
+    if "key_name" in a:  # 2.54; null removes the key pair
+        params["key_name"] = a["key_name"]
+    if "user_data" in a:  # 2.57; null removes it
+        if a["user_data"] is not None:
+            check_user_data(a["user_data"])
+        params["user_data"] = a["user_data"]
     return {**params, **access_ips(a)}
 
 
@@ -142,7 +153,8 @@ PARAMS: dict[str, ParamBuilder] = {
                          "rescue_image_ref": (a or {}).get("rescue_image_ref")},
     "evacuate": lambda a: {"host": a.get("host"), "admin_pass": a.get("adminPass")},
     "os-migrateLive": _live_migrate,
-    "migrate": lambda a: {"host": None},
+    # 2.56's host is checked by the scheduler, never forced
+    "migrate": lambda a: {"host": (a or {}).get("host"), "force": False},
     "unshelve": _unshelve,
 }
 """How each action's validated argument becomes ``compute.act`` parameters."""

@@ -23,6 +23,7 @@ from novad.compute.flavors import FlavorAPI, FlavorCreate, FlavorQuery
 from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import Invalid, NoSuchAction, NotFound
+from novad.store.models import Flavor
 from novad.strutils import parse_bool
 
 
@@ -57,7 +58,13 @@ def flavor_create(flavor: dict[str, Any]) -> FlavorCreate:
         ephemeral=to_int(flavor.get("OS-FLV-EXT-DATA:ephemeral", 0)),
         swap=to_int(flavor.get("swap", 0)),
         rxtx_factor=float(flavor.get("rxtx_factor", 1.0)),
-        is_public=to_bool(flavor.get("os-flavor-access:is_public", True)))
+        is_public=to_bool(flavor.get("os-flavor-access:is_public", True)),
+        description=flavor.get("description"))
+
+
+def _described(request: web.Request) -> bool:
+    """Whether flavors have a description at the request's version (2.55)."""
+    return microversion.at_least(request, microversion.FLAVOR_DESCRIPTION)
 
 
 class FlavorHandlers:
@@ -72,11 +79,9 @@ class FlavorHandlers:
         ctx = context(request)
         query = flavor_query(request, ctx)
         found = await self.flavors.list_flavors(ctx, query)
-        links = Links.of(request, self.config)
-        version = microversion.of(request)
-        body: dict[str, Any] = {"flavors": [
-            flavor_detail(f, links, version) if detail else flavor_brief(f, links)
-            for f in found]}
+        links, version = Links.of(request, self.config), microversion.of(request)
+        view = flavor_detail if detail else flavor_brief
+        body: dict[str, Any] = {"flavors": [view(f, links, version) for f in found]}
         if found and query.limit is not None and len(found) >= query.limit:
             collection = "flavors/detail" if detail else "flavors"
             body["flavors_links"] = links.next_page(collection, request.query.items(),
@@ -94,16 +99,28 @@ class FlavorHandlers:
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one flavor."""
         flavor = await self.flavors.get_flavor(context(request), request.match_info["flavor_id"])
-        return json_response({"flavor": flavor_detail(flavor, Links.of(request, self.config),
-                                                     microversion.of(request))})
+        return json_response({"flavor": self._view(request, flavor)})
+
+    def _view(self, request: web.Request, flavor: Flavor) -> dict[str, Any]:
+        return flavor_detail(flavor, Links.of(request, self.config), microversion.of(request))
 
     async def create(self, request: web.Request) -> web.StreamResponse:
-        """Create a flavor (admin)."""
+        """Create a flavor (admin); with a ``description`` from 2.55."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, schemas.FLAVOR_CREATE)
+        body = await read_body(request, self.max_body, schemas.FLAVOR_CREATE_V2_55
+                               if _described(request) else schemas.FLAVOR_CREATE)
         flavor = await self.flavors.create_flavor(ctx, flavor_create(body["flavor"]))
-        return json_response({"flavor": flavor_detail(flavor, Links.of(request, self.config),
-                                                     microversion.of(request))})
+        return json_response({"flavor": self._view(request, flavor)})
+
+    async def update(self, request: web.Request) -> web.StreamResponse:
+        """Set or clear a flavor's description (admin; 2.55, 404 before as Nova)."""
+        ctx = context(request)
+        if not _described(request):
+            raise NotFound("The resource could not be found.")
+        body = await read_body(request, self.max_body, schemas.FLAVOR_UPDATE)
+        flavor = await self.flavors.update_flavor(ctx, request.match_info["flavor_id"],
+                                                  body["flavor"]["description"])
+        return json_response({"flavor": self._view(request, flavor)})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete a flavor (admin; servers keep their copy)."""
@@ -191,6 +208,8 @@ class FlavorHandlers:
             Route("POST", "/flavors", self.create, schema=schemas.FLAVOR_CREATE,
                   tag="flavors"),
             Route("GET", one, self.show, tag="flavors"),
+            Route("PUT", one, self.update, schema=schemas.FLAVOR_UPDATE, tag="flavors",
+                  summary="Set or clear a flavor's description (admin; 2.55)"),
             Route("DELETE", one, self.delete, tag="flavors", responses={202: "Deleted"}),
             Route("GET", one + "/os-flavor-access", self.access, tag="flavor access"),
             Route("POST", one + "/action", self.action, schema=schemas.FLAVOR_ACTION,

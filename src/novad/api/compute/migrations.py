@@ -21,6 +21,7 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute.misc import require_admin
+from novad.api.compute.paging import PAGE_PARAMS, Page, check_query
 from novad.api.compute.servers import changes_window
 from novad.api.compute.views import Links
 from novad.compute.service import LIVE_IN_PROGRESS
@@ -76,10 +77,16 @@ class MigrationHandlers:
         self.config = config
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List migrations (admin)."""
+        """List migrations (admin); from 2.59 a page of them, newest first."""
         require_admin(context(request), "os-migrations:index")
         owners = microversion.at_least(request, microversion.MIGRATION_OWNER)
         names = FILTERS + OWNER_FILTERS if owners else FILTERS
+        paged = microversion.at_least(request, microversion.MIGRATION_PAGES)
+        if paged:
+            before_too = ("changes-before",) if microversion.at_least(
+                request, microversion.CHANGES_BEFORE) else ()
+            check_query(request.query, (*names, "hidden", *PAGE_PARAMS, *before_too))
+        page = Page.of(request.query) if paged else None
         filters = {key: request.query[key] for key in names if request.query.get(key)}
         before = None
         if microversion.at_least(request, microversion.CHANGES_BEFORE):
@@ -90,10 +97,19 @@ class MigrationHandlers:
         if not microversion.at_least(request, microversion.SERVER_MIGRATIONS):
             return json_response({"migrations": [migration_view(m) for m in found]})
         links = Links.of(request, self.config)
-        views = [migration_view_v2_23(m, links) for m in found]
+        if page is None:
+            return json_response({"migrations": [migration_view_v2_23(m, links)
+                                                 for m in found]})
+        newest = sorted(found, key=lambda m: (m.created_at, m.id), reverse=True)
+        shown = page.cut(newest, lambda m: m.uuid, lambda m: m.updated_at or m.created_at)
+        views = [{**migration_view_v2_23(m, links), "uuid": m.uuid} for m in shown]
         if owners:
-            views = [{**v, **owner_fields(m)} for v, m in zip(views, found, strict=True)]
-        return json_response({"migrations": views})
+            views = [{**v, **owner_fields(m)} for v, m in zip(views, shown, strict=True)]
+        body: dict[str, Any] = {"migrations": views}
+        if page.full(shown):
+            body["migrations_links"] = links.next_page("os-migrations", request.query.items(),
+                                                       shown[-1].uuid)
+        return json_response(body)
 
     def routes(self) -> list[Route]:
         """The migration routes, relative to a versioned mount."""

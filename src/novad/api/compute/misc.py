@@ -23,9 +23,12 @@ from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute.proxies import proxy_served
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
+from novad.api.compute import service_uuids
+from novad.api.compute.paging import PAGE_PARAMS, Page, check_query
 from novad.api.compute.servers import MAX_METADATA_ITEMS, changes_window
-from novad.api.compute.views import Links, action_view, event_details, event_view
-from novad.compute.interface import ComputeAPI
+from novad.api.compute.views import (Links, action_view, event_details, event_view,
+                                     instance_name)
+from novad.compute.interface import ComputeAPI, ListFilters
 from novad.compute.keypairs import MAX_KEYPAIRS
 from novad.compute.quotas import QuotaAPI
 from novad.config import Config
@@ -34,6 +37,7 @@ from novad.drivers.base import HostResources
 from novad.compute.hosts import ComputeHost, Zone, zones
 from novad.compute.service_record import BINARY
 from novad.errors import Forbidden, Invalid, NotFound, NotImplementedByDriver
+from novad.store.models import EventRecord, Instance
 
 
 def require_admin(ctx: RequestContext, rule: str) -> None:
@@ -74,11 +78,17 @@ def _absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict
     }
 
 
+PERSONALITY_LIMITS = ("maxPersonality", "maxPersonalitySize")
+"""The absolute limits 2.57 removes with personality."""
+
+
 def service_view(host: ComputeHost, request: web.Request) -> dict[str, Any]:
     """One nova-compute service (``updated_at``: when last heard from; a
     forced-down one is ``down``); ``forced_down`` from 2.11."""
+    uuids = microversion.at_least(request, microversion.SERVICE_UUIDS)
     body: dict[str, Any] = {
-        "id": host.id, "binary": BINARY, "host": host.name, "zone": host.zone,
+        "id": host.service_uuid if uuids else host.id, "binary": BINARY, "host": host.name,
+        "zone": host.zone,
         "status": "enabled" if host.enabled else "disabled",
         "state": "up" if host.up else "down", "updated_at": host.seen_at,
         "disabled_reason": host.service.disabled_reason}
@@ -105,12 +115,15 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
                     version: tuple[int, int] = microversion.BASE.key, *,
                     servers: Sequence[tuple[str, str]] | None = None,
                     with_servers: bool = False) -> dict[str, Any]:
-    """One hypervisor (integer-like id; ``cpu_info`` a JSON string at 2.1 and
-    an object from 2.28; from 2.88 without the resource figures and
-    ``cpu_info``, which the caller follows with ``uptime``).  ``servers``
-    (name, uuid) are shown when there are any; asked ``with_servers`` (2.53's
-    query), from 2.75 they are shown even when there are none, as Nova."""
-    body: dict[str, Any] = {"id": host.id, "hypervisor_hostname": res.hypervisor_hostname,
+    """One hypervisor (integer-like id, a UUID from 2.53; ``cpu_info`` a JSON
+    string at 2.1 and an object from 2.28; from 2.88 without the resource
+    figures and ``cpu_info``, which the caller follows with ``uptime``).
+    ``servers`` (name, uuid) are shown when there are any; asked
+    ``with_servers`` (2.53's query), from 2.75 they are shown even when there
+    are none, as Nova."""
+    uuids = version >= microversion.SERVICE_UUIDS.key
+    body: dict[str, Any] = {"id": host.hypervisor_uuid if uuids else host.id,
+                            "hypervisor_hostname": res.hypervisor_hostname,
                             "state": "up" if host.up else "down",
                             "status": "enabled" if host.enabled else "disabled"}
     body.update(hypervisor_servers(servers, with_servers, version))
@@ -133,8 +146,9 @@ def hypervisor_view(host: ComputeHost, res: HostResources, detail: bool,
         "hypervisor_type": res.hypervisor_type,
         "hypervisor_version": getattr(res, "hypervisor_version", 0),
         # Nova's is the node's my_ip, never ""; novad does not know one: null.
-        "host_ip": getattr(res, "host_ip", None) or None, "cpu_info": cpu_info(getattr(res, "cpu_info", "{}"), version),
-        "service": {"id": host.id, "host": host.name,
+        "host_ip": getattr(res, "host_ip", None) or None,
+        "cpu_info": cpu_info(getattr(res, "cpu_info", "{}"), version),
+        "service": {"id": host.service_uuid if uuids else host.id, "host": host.name,
                     "disabled_reason": host.service.disabled_reason},
     })
     return body
@@ -161,10 +175,14 @@ def hypervisor_page(request: web.Request, found: Sequence[Hypervisor]
     to; below, all of them and None."""
     if not microversion.at_least(request, microversion.HYPERVISOR_PAGES):
         return list(found), None
-    ordered = sorted(found, key=lambda pair: pair[0].id)
+    uuids = microversion.at_least(request, microversion.SERVICE_UUIDS)  # pages by UUID
+    ordered = sorted(found, key=lambda pair: str(pair[0].hypervisor_uuid) if uuids
+                     else pair[0].id)
     marker = request.query.get("marker")
     if marker is not None:
-        at = next((i for i, (host, _) in enumerate(ordered) if host.known_as(marker)), None)
+        at = next((i for i, (host, _) in enumerate(ordered)
+                   if (str(host.hypervisor_uuid) == marker if uuids else host.known_as(marker))),
+                  None)
         if at is None:
             raise Invalid(f"Marker {marker} could not be found.")
         ordered = ordered[at + 1:]
@@ -219,10 +237,19 @@ def uptime_line() -> str:
 class NodeHandlers:
     """Handlers of the node-wide resources."""
 
-    def __init__(self, node: NodeInfo, config: Config, quotas: QuotaAPI | None = None) -> None:
+    def __init__(self, node: NodeInfo, config: Config, quotas: QuotaAPI | None = None,
+                 compute: ComputeAPI | None = None) -> None:
         self.node = node
         self.config = config
         self.quotas = quotas
+        self.compute = compute
+
+    async def _hosted(self, host: str) -> list[Instance]:
+        """The servers on ``host`` (none known without the compute service)."""
+        if self.compute is None:
+            return []
+        return await self.compute.list_servers(RequestContext.admin(),
+                                               ListFilters(all_tenants=True, host=host))
 
     async def zones(self, request: web.Request) -> web.StreamResponse:
         """List the availability zones of the hosts that are up (one is not
@@ -250,6 +277,9 @@ class NodeHandlers:
             limits = {"instances": quota.instances, "cores": quota.cores, "ram": quota.ram}
         absolute = absolute_limits(limits, await self.node.usage(project),
                                    microversion.of(request))
+        if microversion.at_least(request, microversion.PERSONALITY_GONE):
+            for key in PERSONALITY_LIMITS:
+                absolute.pop(key)
         return json_response({"limits": {"rate": [], "absolute": absolute}})
 
     async def services(self, request: web.Request) -> web.StreamResponse:
@@ -267,6 +297,8 @@ class NodeHandlers:
         """Enable or disable any host's nova-compute (admin): ``enable``,
         ``disable`` and ``disable-log-reason``; from 2.11 also ``force-down``."""
         require_admin(context(request), "os-services:update")
+        if microversion.at_least(request, microversion.SERVICE_UUIDS):
+            return await self._update_by_uuid(request)
         forced = microversion.at_least(request, microversion.FORCED_DOWN)
         body = await read_body(request, self.config.DEFAULT.max_request_body_size,
                                schemas.SERVICE_UPDATE_V2_11 if forced
@@ -288,6 +320,32 @@ class NodeHandlers:
             shown["disabled_reason"] = reason
         return json_response({"service": shown})
 
+    async def _update_by_uuid(self, request: web.Request) -> web.StreamResponse:
+        """``PUT /os-services/{service_uuid}`` (2.53): status, reason and
+        forced_down in one body; answers the whole service."""
+        body = await read_body(request, self.config.DEFAULT.max_request_body_size,
+                               service_uuids.SERVICE_UPDATE_V2_53)
+        hosts = self.node.hosts
+        host = service_uuids.service_by_uuid(await hosts.list_hosts(),
+                                             request.match_info["action"])
+        status, forced_down = service_uuids.service_changes(body)
+        if status is not None:
+            await hosts.set_service(host.name, BINARY, *status)
+        if forced_down is not None:
+            await hosts.force_down(host.name, BINARY, forced_down)
+        [fresh] = [h for h in await hosts.list_hosts() if h.name == host.name]
+        return json_response({"service": service_view(fresh, request)})
+
+    async def delete_service(self, request: web.Request) -> web.StreamResponse:
+        """Delete a service (admin): 400 for a malformed id, 404 for an
+        unknown one, else 409 (see :mod:`~novad.api.compute.service_uuids`)."""
+        require_admin(context(request), "os-services:delete")
+        host = service_uuids.service_by_id(
+            await self.node.hosts.list_hosts(), request.match_info["service_id"],
+            microversion.at_least(request, microversion.SERVICE_UUIDS))
+        service_uuids.refuse_delete(host, await self._hosted(host.name))
+        return web.Response(status=204)
+
     async def _force_down(self, body: dict[str, Any]) -> web.StreamResponse:
         """``PUT /os-services/force-down`` (2.11): set or clear ``forced_down``."""
         if "forced_down" not in body:
@@ -300,42 +358,58 @@ class NodeHandlers:
     async def hypervisors(self, request: web.Request) -> web.StreamResponse:
         """List hypervisors (admin): one per host."""
         require_admin(context(request), "os-hypervisors:list")
-        found, limit = hypervisor_page(request, await self.node.hosts.hypervisors())
-        return self._hypervisor_list(request, [hypervisor_view(h, r, False) for h, r in found],
-                                     limit, "os-hypervisors")
+        return await self._hypervisor_list(request, False, "os-hypervisors")
 
-    async def hypervisors_detail(self, request: web.Request) -> web.StreamResponse:
-        """List hypervisors with details (admin)."""
-        require_admin(context(request), "os-hypervisors:list-detail")
-        found, limit = hypervisor_page(request, await self.node.hosts.hypervisors())
+    async def _hypervisor_list(self, request: web.Request, detail: bool,
+                               collection: str) -> web.StreamResponse:
+        """Both lists: from 2.33 a page of them (a full page links the next);
+        from 2.53 filtered by ``hypervisor_hostname_pattern`` and with each
+        one's ``servers`` when ``with_servers``."""
         version = microversion.of(request)
-        return self._hypervisor_list(request, [
-            with_uptime(h, hypervisor_view(h, r, True, version), version) for h, r in found],
-            limit, "os-hypervisors/detail")
-
-    def _hypervisor_list(self, request: web.Request, views: list[dict[str, Any]],
-                         limit: int | None, collection: str) -> web.StreamResponse:
-        """The list body; a full page (2.33) links the next one."""
+        pattern, servers = None, False
+        if microversion.at_least(request, microversion.SERVICE_UUIDS):
+            pattern, servers = service_uuids.hypervisor_query(request.query)
+        found = service_uuids.matching(await self.node.hosts.hypervisors(), pattern)
+        shown, limit = hypervisor_page(request, found)
+        views = [await self._hypervisor_body(h, r, detail, version, servers) for h, r in shown]
         body: dict[str, Any] = {"hypervisors": views}
         if views and limit is not None and len(views) == limit:
             body["hypervisors_links"] = Links.of(request, self.config).next_page(
                 collection, request.query.items(), str(views[-1]["id"]))
         return json_response(body)
 
+    async def _hypervisor_body(self, host: ComputeHost, res: HostResources, detail: bool,
+                               version: tuple[int, int], servers: bool) -> dict[str, Any]:
+        hosted = await self._hosted(host.name) if servers else []
+        body = hypervisor_view(host, res, detail, version, with_servers=servers,
+                               servers=[(str(instance_name(i)), i.uuid) for i in hosted])
+        return with_uptime(host, body, version) if detail else body
+
+    async def hypervisors_detail(self, request: web.Request) -> web.StreamResponse:
+        """List hypervisors with details (admin)."""
+        require_admin(context(request), "os-hypervisors:list-detail")
+        return await self._hypervisor_list(request, True, "os-hypervisors/detail")
+
     async def _hypervisor(self, request: web.Request) -> tuple[ComputeHost, HostResources]:
         ident = request.match_info["hypervisor_id"]
+        uuids = microversion.at_least(request, microversion.SERVICE_UUIDS)
+        if uuids:
+            service_uuids.check_uuid(ident)
         for host, res in await self.node.hosts.hypervisors():
-            if host.known_as(ident):
+            if (host.hypervisor_uuid == ident.lower()) if uuids else host.known_as(ident):
                 return host, res
         raise NotFound(f"Hypervisor with ID '{ident}' could not be found.")
 
     async def hypervisor(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor (admin); its id here or the one other nodes give it."""
         require_admin(context(request), "os-hypervisors:show")
+        servers = False
+        if microversion.at_least(request, microversion.SERVICE_UUIDS):
+            check_query(request.query, ("with_servers",))
+            servers = service_uuids.with_servers(request.query)
         host, res = await self._hypervisor(request)
-        version = microversion.of(request)
-        return json_response({"hypervisor": with_uptime(
-            host, hypervisor_view(host, res, True, version), version)})
+        return json_response({"hypervisor": await self._hypervisor_body(
+            host, res, True, microversion.of(request), servers)})
 
     async def hypervisor_uptime(self, request: web.Request) -> web.StreamResponse:
         """Show one hypervisor's uptime line (admin; ``hypervisor show`` below
@@ -347,7 +421,7 @@ class NodeHandlers:
         if not host.local:
             raise NotImplementedByDriver(
                 f"The uptime of hypervisor {host.name} is only shown by its own node.")
-        body = hypervisor_view(host, res, False)
+        body = hypervisor_view(host, res, False, microversion.of(request))
         body["uptime"] = uptime_line()
         return json_response({"hypervisor": body})
 
@@ -394,7 +468,11 @@ class NodeHandlers:
             Route("PUT", "/os-services/{action}", self.update_service,
                   schema=schemas.SERVICE_UPDATE_V2_11, tag="services",
                   summary="Enable, disable or (2.11) force down a host's compute "
-                          "service (admin)"),
+                          "service (admin); from 2.53 the path names the service's "
+                          "UUID and the body says what changes"),
+            Route("DELETE", "/os-services/{service_id}", self.delete_service, tag="services",
+                  responses={204: "Deleted"},
+                  summary="Delete a compute service (admin; 409 while the cluster has it)"),
             Route("GET", hyp, self.hypervisors, tag="hypervisors"),
             Route("GET", hyp + "/detail", self.hypervisors_detail, tag="hypervisors"),
             Route("GET", hyp + "/statistics", self.hypervisor_statistics, tag="hypervisors"),
@@ -417,44 +495,73 @@ def _deleted_too(request: web.Request) -> bool:
 
 class InstanceActionHandlers:
     """Handlers of ``/servers/{id}/os-instance-actions`` (2.1 shapes; deleted
-    servers' from 2.21)."""
+    servers' from 2.21; pages and ``updated_at`` from 2.58)."""
 
-    def __init__(self, compute: ComputeAPI) -> None:
+    def __init__(self, compute: ComputeAPI, config: Config) -> None:
         self.compute = compute
+        self.config = config
 
     async def index(self, request: web.Request) -> web.StreamResponse:
-        """List a server's actions, newest first (a deleted server's from 2.21;
-        from 2.66 those changed at or before ``changes-before``)."""
+        """List a server's actions, newest first (a deleted server's from 2.21);
+        from 2.58 a page of them, and no parameter but the paging ones (and,
+        from 2.66, ``changes-before``: those changed at or before it)."""
+        paged = microversion.at_least(request, microversion.ACTION_PAGES)
+        before_too = microversion.at_least(request, microversion.CHANGES_BEFORE)
+        if paged:
+            check_query(request.query, (*PAGE_PARAMS, "changes-before") if before_too
+                        else PAGE_PARAMS)
         before = None
-        if microversion.at_least(request, microversion.CHANGES_BEFORE):
+        if before_too:
             _, before = changes_window(request.query, microversion.of(request))
-        actions = await self.compute.instance_actions(context(request),
-                                                      request.match_info["server_id"],
+        page = Page.of(request.query) if paged else None
+        server_id = request.match_info["server_id"]
+        actions = await self.compute.instance_actions(context(request), server_id,
                                                       deleted=_deleted_too(request))
         if before is not None:
             actions = [a for a in actions if (a.updated_at or a.start_time) <= before]
-        return json_response({"instanceActions": [action_view(a) for a in actions]})
+        version = microversion.of(request)
+        if page is None:
+            return json_response({"instanceActions": [action_view(a) for a in actions]})
+        found = page.cut(actions, lambda a: a.request_id,
+                         lambda a: a.updated_at or a.start_time)
+        body: dict[str, Any] = {"instanceActions": [action_view(a, version) for a in found]}
+        if page.full(found):
+            body["links"] = Links.of(request, self.config).next_page(
+                f"servers/{server_id}/os-instance-actions", request.query.items(),
+                found[-1].request_id)
+        return json_response(body)
 
     async def show(self, request: web.Request) -> web.StreamResponse:
-        """Show one action; before 2.51 only admins see its events; from
-        2.84 each event shows ``details`` (Nova's default events:details
-        policy lets the owner see it too, unlike the traceback)."""
+        """Show one action; before 2.51 only admins see its events, from 2.51
+        everyone does, the ``traceback`` still only admins (Nova's default
+        policy); from 2.84 each event shows ``details`` (Nova's default
+        events:details policy lets the owner see it too, unlike the traceback)."""
         ctx = context(request)
         action = await self.compute.instance_action(ctx, request.match_info["server_id"],
                                                     request.match_info["request_id"],
                                                     deleted=_deleted_too(request))
-        body = action_view(action)
+        body = action_view(action, microversion.of(request))
         if ctx.is_admin:
-            version = microversion.of(request)
-            project = ""
-            if version >= microversion.ACTION_EVENT_HOST.key:
-                project = await self._owner(request, ctx)
-            body["events"] = [event_view(e, version, project_id=project,
-                                         show_host=ctx.is_admin) for e in action.events]
-            if microversion.at_least(request, microversion.ACTION_EVENT_DETAILS):
-                for view, event in zip(body["events"], action.events, strict=True):
-                    view["details"] = event_details(event)
+            body["events"] = await self._events(request, ctx, action.events, admin=True)
+        elif microversion.at_least(request, microversion.ACTION_EVENTS_ALL):
+            body["events"] = await self._events(request, ctx, action.events, admin=False)
         return json_response({"instanceAction": body})
+
+    async def _events(self, request: web.Request, ctx: RequestContext,
+                      events: Sequence[EventRecord], *, admin: bool) -> list[dict[str, Any]]:
+        """The action's events as the caller may see them: the ``traceback``
+        and (2.62) the ``host`` for admins only; 2.62's ``hostId``; 2.84's
+        ``details``."""
+        version = microversion.of(request)
+        project = ""
+        if version >= microversion.ACTION_EVENT_HOST.key:
+            project = await self._owner(request, ctx)
+        views = [event_view(e, version, project_id=project, show_host=admin, traceback=admin)
+                 for e in events]
+        if version >= microversion.ACTION_EVENT_DETAILS.key:
+            for view, event in zip(views, events, strict=True):
+                view["details"] = event_details(event)
+        return views
 
     async def _owner(self, request: web.Request, ctx: RequestContext) -> str:
         """The server's project, whose ``hostId`` the events show (2.62): the

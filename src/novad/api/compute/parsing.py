@@ -5,6 +5,7 @@ Everything here raises :mod:`novad.errors` exceptions with Nova's wording.
 
 from __future__ import annotations
 
+import binascii
 import ipaddress
 import re
 import secrets
@@ -23,6 +24,14 @@ MAX_LIMIT = 1000
 """Nova's ``[api] max_limit``: the largest page any list returns."""
 
 _PASSWORD_GROUPS = ("23456789", "ABCDEFGHJKLMNPQRSTUVWXYZ", "abcdefghijkmnopqrstuvwxyz")
+
+
+def check_user_data(user_data: str) -> None:
+    """400 unless ``user_data`` (create, and rebuild from 2.57) is base64."""
+    try:
+        binascii.a2b_base64(user_data.encode())
+    except (binascii.Error, UnicodeEncodeError):
+        raise Invalid("Userdata content cannot be decoded") from None
 
 
 async def read_body(request: web.Request, max_size: int, schema: dict[str, Any]) -> Any:

@@ -19,6 +19,7 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response
 from novad.api.compute import schemas
+from novad.api.compute.misc import require_admin
 from novad.api.compute.parsing import read_body
 from novad.api.compute.servers import MAX_METADATA_ITEMS
 from novad.compute.keypairs import MAX_KEYPAIRS
@@ -45,6 +46,14 @@ def quota_view(limits: dict[str, int],
     return {key: merged[key] for key in schemas.QUOTA_KEYS if key not in hidden}
 
 
+def at_version(view: dict[str, Any], request: web.Request) -> dict[str, Any]:
+    """``view`` without the keys the request's version removed (2.57: the
+    personality quotas)."""
+    if not microversion.at_least(request, microversion.PERSONALITY_GONE):
+        return view
+    return {k: v for k, v in view.items() if k not in schemas.PERSONALITY_QUOTAS}
+
+
 class QuotaHandlers:
     """``/os-quota-sets/{tenant_id}`` and its ``/detail`` and ``/defaults``."""
 
@@ -56,8 +65,8 @@ class QuotaHandlers:
         """A project's quotas (admin, or a role on the project)."""
         project = _project(request)
         limits = await self.quotas.show(context(request), project)
-        return json_response({"quota_set": {"id": project, **quota_view(
-            limits, microversion.of(request))}})
+        return json_response({"quota_set": {"id": project, **at_version(quota_view(
+            limits, microversion.of(request)), request)}})
 
     async def detail(self, request: web.Request) -> web.StreamResponse:
         """A project's quotas with what it uses of each."""
@@ -68,21 +77,24 @@ class QuotaHandlers:
         body: dict[str, Any] = {"id": project}
         for key, limit in limits.items():
             body[key] = {"in_use": used.get(key, 0), "limit": limit, "reserved": 0}
-        return json_response({"quota_set": body})
+        return json_response({"quota_set": at_version(body, request)})
 
     async def defaults(self, request: web.Request) -> web.StreamResponse:
         """The quotas of a project that has none of its own."""
         context(request)
-        return json_response({"quota_set": {"id": _project(request),
-                                            **quota_view(self.quotas.defaults(),
-                                                         microversion.of(request))}})
+        return json_response({"quota_set": {"id": _project(request), **at_version(quota_view(
+            self.quotas.defaults(), microversion.of(request)), request)}})
 
     async def update(self, request: web.Request) -> web.StreamResponse:
         """Set some of a project's quotas (admin); ``force`` allows a limit
         below the current use."""
         project = _project(request)
-        schema = schemas.QUOTA_SET_UPDATE_V2_36 if microversion.at_least(
-            request, microversion.PROXY_APIS_GONE) else schemas.QUOTA_SET_UPDATE
+        if microversion.at_least(request, microversion.PERSONALITY_GONE):
+            schema = schemas.QUOTA_SET_UPDATE_V2_57
+        elif microversion.at_least(request, microversion.PROXY_APIS_GONE):
+            schema = schemas.QUOTA_SET_UPDATE_V2_36
+        else:
+            schema = schemas.QUOTA_SET_UPDATE
         body = (await read_body(request, self.max_body, schema))["quota_set"]
         force = parse_bool(body.pop("force", False)) is True
         limits: dict[str, int] = {}
@@ -97,7 +109,31 @@ class QuotaHandlers:
                               f"{FIXED[key]}. Only {', '.join(RESOURCES)} can be set.")
             limits[key] = value
         updated = await self.quotas.update(context(request), project, limits, force)
-        return json_response({"quota_set": quota_view(updated, microversion.of(request))})
+        return json_response({"quota_set": at_version(
+            quota_view(updated, microversion.of(request)), request)})
+
+    def _class_view(self, request: web.Request) -> dict[str, int]:
+        merged = {**FIXED, **self.quotas.defaults()}
+        return {key: merged[key] for key in schemas.quota_class_keys(microversion.of(request))}
+
+    async def class_show(self, request: web.Request) -> web.StreamResponse:
+        """A quota class (admin): every class is the defaults, as in Nova, where
+        only the ``default`` class is ever applied."""
+        require_admin(context(request), "os-quota-class-sets:show")
+        return json_response({"quota_class_set": {"id": request.match_info["class_name"],
+                                                  **self._class_view(request)}})
+
+    async def class_update(self, request: web.Request) -> web.StreamResponse:
+        """Change a quota class (admin): novad's defaults are its ``[quota]``
+        configuration, so a body naming any quota is 400; an empty one
+        answers the class."""
+        require_admin(context(request), "os-quota-class-sets:update")
+        body = await read_body(request, self.max_body,
+                               schemas.quota_class_update(microversion.of(request)))
+        if body["quota_class_set"]:
+            raise Invalid("Quota classes cannot be changed in novad: the default quotas are "
+                          "its [quota] configuration, and no other class is applied.")
+        return json_response({"quota_class_set": self._class_view(request)})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Return a project to the default quotas (admin)."""
@@ -108,7 +144,13 @@ class QuotaHandlers:
         """The quota-set routes, relative to a versioned mount."""
         one = "/os-quota-sets/{tenant_id}"
         tag = "quota sets"
+        klass = "/os-quota-class-sets/{class_name}"
         return [
+            Route("GET", klass, self.class_show, tag="quota classes",
+                  summary="Show a quota class: the defaults (admin)"),
+            Route("PUT", klass, self.class_update, tag="quota classes",
+                  schema=schemas.quota_class_update(microversion.BASE.key),
+                  summary="Change a quota class (admin; 400: novad's come from [quota])"),
             Route("GET", one, self.show, tag=tag, summary="Show a project's quotas"),
             Route("GET", one + "/detail", self.detail, tag=tag,
                   summary="Show a project's quotas and usage"),

@@ -236,7 +236,8 @@ def server_create(version: tuple[int, int]) -> Schema:
     are cached per schema object): 2.19's ``description``; a device ``tag``
     on ``networks`` items at 2.32-2.36 and from 2.42, on
     ``block_device_mapping_v2`` items at 2.32 and from 2.42; from 2.37
-    ``networks`` is required, ``auto``, ``none`` or a list of UUIDs; 2.63's
+    ``networks`` is required, ``auto``, ``none`` or a list of UUIDs; 2.52's
+    ``tags``; 2.63's
     ``trusted_image_certificates``; 2.67's ``volume_type`` on block devices;
     2.74's ``host`` and ``hypervisor_hostname``."""
     mv = microversion
@@ -255,6 +256,8 @@ def server_create(version: tuple[int, int]) -> Schema:
         server["required"] = [*server["required"], "networks"]
     else:
         props["networks"]["items"] = _tagged(_NETWORK, version >= mv.DEVICE_TAGS_FIRST.key)
+    if version >= mv.TAGS_ON_CREATE.key:  # as PUT /servers/{id}/tags
+        props["tags"] = {"type": "array", "items": TAG, "maxItems": MAX_TAGS}
     if version >= mv.TRUSTED_CERTS.key:
         props["trusted_image_certificates"] = TRUSTED_CERTS
     if version >= mv.CREATE_HOST.key:
@@ -356,6 +359,27 @@ ACTION_ARGUMENTS_V2_30: dict[str, Schema] = {
 }
 """2.30: os-migrateLive takes ``force``, as evacuate at 2.29."""
 
+ACTION_ARGUMENTS_V2_54: dict[str, Schema] = {
+    "rebuild": strict({**ACTION_ARGUMENTS_V2_19["rebuild"]["properties"],
+                       "key_name": {**NAME, "type": ["string", "null"]}},
+                      required=["imageRef"]),
+}
+"""2.54: rebuild takes ``key_name`` (null removes the server's key pair)."""
+
+ACTION_ARGUMENTS_V2_56: dict[str, Schema] = {
+    "migrate": strict({"host": {**HOSTNAME, "type": ["string", "null"]}},
+                      types=["object", "null"]),
+}
+"""2.56: migrate takes ``host`` (checked by the scheduler)."""
+
+ACTION_ARGUMENTS_V2_57: dict[str, Schema] = {
+    "rebuild": strict({**ACTION_ARGUMENTS_V2_54["rebuild"]["properties"],
+                       "user_data": {"type": ["string", "null"], "maxLength": 65535}},
+                      required=["imageRef"]),
+}
+"""2.57: rebuild takes ``user_data`` (null removes it); ``personality``, which
+novad refuses at every version, stays refused."""
+
 
 ACTION_PROPERTIES_V2_63: dict[str, Schema] = {
     "rebuild": {"trusted_image_certificates": TRUSTED_CERTS}}
@@ -392,7 +416,8 @@ ACTION_PROPERTIES_V2_94: dict[str, Schema] = {"rebuild": {"hostname": SERVER_HOS
 
 ARGUMENT_TABLES: dict[int, dict[str, Schema]] = {
     14: ACTION_ARGUMENTS_V2_14, 19: ACTION_ARGUMENTS_V2_19, 25: ACTION_ARGUMENTS_V2_25,
-    29: ACTION_ARGUMENTS_V2_29, 30: ACTION_ARGUMENTS_V2_30, 68: ACTION_ARGUMENTS_V2_68,
+    29: ACTION_ARGUMENTS_V2_29, 30: ACTION_ARGUMENTS_V2_30, 54: ACTION_ARGUMENTS_V2_54,
+    56: ACTION_ARGUMENTS_V2_56, 57: ACTION_ARGUMENTS_V2_57, 68: ACTION_ARGUMENTS_V2_68,
     73: ACTION_ARGUMENTS_V2_73, 77: ACTION_ARGUMENTS_V2_77, 91: ACTION_ARGUMENTS_V2_91}
 """Tables that replace an action's whole arguments from a minor version on."""
 
@@ -451,6 +476,18 @@ FLAVOR_CREATE: Schema = envelope("flavor", strict({
                     "exclusiveMinimum": 0, "maximum": 3.40282e38},
     "os-flavor-access:is_public": BOOLEAN,
 }, required=["name", "ram", "vcpus", "disk"]))
+
+FLAVOR_DESCRIPTION: Schema = {**DESCRIPTION, "maxLength": 65535}
+"""A flavor's description (2.55): printable characters or null, longer than a server's."""
+
+FLAVOR_CREATE_V2_55: Schema = envelope("flavor", strict({
+    **FLAVOR_CREATE["properties"]["flavor"]["properties"], "description": FLAVOR_DESCRIPTION,
+}, required=["name", "ram", "vcpus", "disk"]))
+"""2.55: create takes a ``description``."""
+
+FLAVOR_UPDATE: Schema = envelope("flavor", strict({"description": FLAVOR_DESCRIPTION},
+                                                  required=["description"]))
+"""``PUT /flavors/{id}`` (2.55): only the description changes."""
 
 _TENANT: Schema = strict({"tenant": {"type": "string", "minLength": 1, "maxLength": 255}},
                          required=["tenant"])
@@ -540,7 +577,8 @@ QUOTA_SET_UPDATE: Schema = envelope("quota_set", strict(
 
 NETWORK_QUOTAS: tuple[str, ...] = ("fixed_ips", "floating_ips", "security_group_rules",
                                    "security_groups")
-"""The network quota keys, gone from os-quota-sets at 2.36."""
+"""The network quota keys, gone from os-quota-sets at 2.36 (and from the
+quota classes at 2.50)."""
 
 QUOTA_SET_UPDATE_V2_36: Schema = envelope("quota_set", strict(
     {**{key: QUOTA_VALUE for key in QUOTA_KEYS if key not in NETWORK_QUOTAS},
@@ -557,6 +595,40 @@ HOST_UPDATE: Schema = {
     "additionalProperties": False,
 }
 """``PUT /os-hosts/{host}`` (below 2.43): ``status``, ``maintenance_mode`` or both."""
+
+PERSONALITY_QUOTAS: tuple[str, ...] = (
+    "injected_file_content_bytes", "injected_file_path_bytes", "injected_files")
+"""The quota_set keys 2.57 removes with personality."""
+
+QUOTA_SET_UPDATE_V2_57: Schema = envelope("quota_set", strict(
+    {**{key: QUOTA_VALUE for key in QUOTA_KEYS
+        if key not in PERSONALITY_QUOTAS and key not in NETWORK_QUOTAS},
+     "force": BOOLEAN}))
+"""2.57: the personality quotas can no longer be named either (nor, since
+2.36, the network ones)."""
+
+GROUP_QUOTAS: tuple[str, ...] = ("server_group_members", "server_groups")
+"""The quota class keys 2.50 adds."""
+
+
+def quota_class_keys(version: tuple[int, int]) -> tuple[str, ...]:
+    """The os-quota-class-sets keys at ``version``, in Nova's order: 2.1's
+    without the server group ones; from 2.50 those and no network ones; from
+    2.57 no personality ones either."""
+    keys = [k for k in QUOTA_KEYS if k not in GROUP_QUOTAS]
+    if version >= microversion.QUOTA_CLASS_GROUPS.key:
+        keys = [k for k in QUOTA_KEYS if k not in NETWORK_QUOTAS]
+    if version >= microversion.PERSONALITY_GONE.key:
+        keys = [k for k in keys if k not in PERSONALITY_QUOTAS]
+    return tuple(keys)
+
+
+@functools.lru_cache(maxsize=None)
+def quota_class_update(version: tuple[int, int]) -> Schema:
+    """``PUT /os-quota-class-sets/{id}`` at ``version``: the keys it shows."""
+    return envelope("quota_class_set", strict(
+        {key: QUOTA_VALUE for key in quota_class_keys(version)}))
+
 
 
 # -- os-services --------------------------------------------------------------------

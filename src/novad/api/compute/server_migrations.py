@@ -69,6 +69,8 @@ class ServerMigrationHandlers:
         if m.status == "running":
             progress = await self.compute.live_migration_progress(m.instance_uuid)
         view = server_migration_view(m, progress)
+        if microversion.at_least(request, microversion.MIGRATION_PAGES):
+            view["uuid"] = m.uuid  # 2.59
         if microversion.at_least(request, microversion.MIGRATION_OWNER):
             view.update(owner_fields(m))
         return view

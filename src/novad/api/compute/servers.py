@@ -7,7 +7,6 @@ the compute service.
 
 from __future__ import annotations
 
-import binascii
 import dataclasses
 import re
 import uuid
@@ -23,6 +22,7 @@ from novad.api.compute import schemas
 from novad.api.compute.parsing import (
     access_ips,
     bool_param,
+    check_user_data,
     generate_password,
     limit_param,
     read_body,
@@ -146,10 +146,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         raise Invalid("min_count must be <= max_count")
     user_data = server.get("user_data")
     if user_data is not None:
-        try:
-            binascii.a2b_base64(user_data.encode())
-        except (binascii.Error, UnicodeEncodeError):
-            raise Invalid("Userdata content cannot be decoded") from None
+        check_user_data(user_data)
     metadata = server.get("metadata") or {}
     check_metadata(metadata)
     if server.get("hostname") and max_count > 1:
@@ -167,6 +164,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         description=server.get("description"), access_ip_v4=ips.get("access_ip_v4"),
         access_ip_v6=ips.get("access_ip_v6"), hostname=server.get("hostname"),
         disk_config=server.get("OS-DCF:diskConfig", "MANUAL"),
+        tags=tuple(server.get("tags") or ()),
         trusted_certs=tuple(server["trusted_image_certificates"])
         if server.get("trusted_image_certificates") else None)
 
@@ -426,8 +424,7 @@ class ServerHandlers:
     async def create(self, request: web.Request) -> web.StreamResponse:
         """Create one or more servers (202; the boot goes on in the background)."""
         ctx = context(request)
-        body = await read_body(request, self.max_body, self._hostnamed(
-            request, schemas.server_create(microversion.of(request))))
+        body = await read_body(request, self.max_body, self._create_schema(request))
         req = create_request(body["server"])
         await self._requested_destination(ctx, body["server"])
         hints = body.get("os:scheduler_hints") or body.get("OS-SCH-HNT:scheduler_hints") or {}
@@ -487,6 +484,12 @@ class ServerHandlers:
                 server_groups=await self._groups(request, ctx, inst, True))})
         return json_response({"server": await self._detail(
             request, ctx, inst, await self._hosts(request, ctx), groups=True)})
+
+    @staticmethod
+    def _create_schema(request: web.Request) -> schemas.Schema:
+        """The create body's schema at the request's version
+        (:func:`schemas.server_create`, and 2.90's ``hostname``)."""
+        return ServerHandlers._hostnamed(request, schemas.server_create(microversion.of(request)))
 
     @staticmethod
     def _described(request: web.Request) -> bool:

@@ -173,9 +173,7 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         "id": inst.uuid, "name": inst.name, "status": status,
         "tenant_id": inst.project_id, "user_id": inst.user_id,
         "metadata": dict(inst.metadata), "hostId": host_id(inst.project_id, inst.host),
-        "image": image,
-        "flavor": {"id": inst.flavor.id, "links": [
-            {"rel": "bookmark", "href": links.bookmark("flavors", inst.flavor.id)}]},
+        "image": image, "flavor": server_flavor(inst.flavor, links, version),
         "created": iso_z(inst.created_at), "updated": iso_z(inst.updated_at or inst.created_at),
         "addresses": addresses(inst), "accessIPv4": inst.access_ip_v4 or "",
         "accessIPv6": inst.access_ip_v6 or "",
@@ -290,6 +288,18 @@ def server_changed(inst: Instance, links: Links, ctx: RequestContext,
     return body
 
 
+def server_flavor(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
+    """A server's ``flavor``: its id and bookmark before 2.47; from 2.47 the
+    server's own copy of it, as it was when the server was built or resized
+    (extra specs included: Nova's default policy lets everyone see them)."""
+    if version < microversion.EMBEDDED_FLAVOR.key:
+        return {"id": flavor.id, "links": [
+            {"rel": "bookmark", "href": links.bookmark("flavors", flavor.id)}]}
+    return {"vcpus": flavor.vcpus, "ram": flavor.memory_mb, "disk": flavor.root_gb,
+            "ephemeral": flavor.ephemeral_gb, "swap": flavor.swap,
+            "original_name": flavor.name, "extra_specs": dict(flavor.extra_specs)}
+
+
 def extended_attributes(inst: Instance) -> dict[str, Any]:
     """The ``OS-EXT-SRV-ATTR:`` keys 2.3 adds for admins.  novad boots
     whole-disk images, so there is never a kernel or ramdisk image."""
@@ -326,14 +336,18 @@ def fault_view(fault: FaultRecord, ctx: RequestContext) -> dict[str, Any]:
 
 # -- flavors ----------------------------------------------------------------------
 
-def flavor_brief(flavor: Flavor, links: Links) -> dict[str, Any]:
-    """The ``GET /flavors`` entry."""
-    return {"id": flavor.id, "name": flavor.name, "links": links.pair("flavors", flavor.id)}
+def flavor_brief(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
+    """The ``GET /flavors`` entry; its ``description`` from 2.55."""
+    body: dict[str, Any] = {"id": flavor.id, "name": flavor.name,
+                            "links": links.pair("flavors", flavor.id)}
+    if version >= microversion.FLAVOR_DESCRIPTION.key:
+        body["description"] = flavor.description
+    return body
 
 
 def flavor_detail(flavor: Flavor, links: Links, version: Version = BASE) -> dict[str, Any]:
-    """The flavor body; 2.61 adds its ``extra_specs``; from 2.75 ``swap`` is
-    0 (not "") without swap."""
+    """The flavor body: 2.1's, its ``description`` from 2.55, its
+    ``extra_specs`` from 2.61; from 2.75 ``swap`` is 0 (not "") without swap."""
     body: dict[str, Any] = {
         "id": flavor.id, "name": flavor.name, "ram": flavor.memory_mb, "disk": flavor.root_gb,
         "vcpus": flavor.vcpus,
@@ -344,6 +358,8 @@ def flavor_detail(flavor: Flavor, links: Links, version: Version = BASE) -> dict
         "os-flavor-access:is_public": flavor.is_public,
         "rxtx_factor": flavor.rxtx_factor, "links": links.pair("flavors", flavor.id),
     }
+    if version >= microversion.FLAVOR_DESCRIPTION.key:
+        body["description"] = flavor.description
     if version >= microversion.FLAVOR_EXTRA_SPECS.key:
         body["extra_specs"] = dict(flavor.extra_specs)
     return body
@@ -393,12 +409,15 @@ def keypair_detail(pair: Keypair, version: Version = BASE) -> dict[str, Any]:
 
 # -- instance actions -------------------------------------------------------------
 
-def action_view(action: ActionRecord) -> dict[str, Any]:
-    """One entry of ``instanceActions`` (2.1: no updated_at)."""
-    return {"action": action.action, "instance_uuid": action.instance_uuid,
+def action_view(action: ActionRecord, version: Version = BASE) -> dict[str, Any]:
+    """One entry of ``instanceActions`` (2.1: no updated_at; from 2.58 it is shown)."""
+    body = {"action": action.action, "instance_uuid": action.instance_uuid,
             "request_id": action.request_id, "user_id": action.user_id,
             "project_id": action.project_id, "start_time": iso_micro(action.start_time),
             "message": action.message}
+    if version >= microversion.ACTION_PAGES.key:
+        body["updated_at"] = iso_micro(action.updated_at)
+    return body
 
 
 def event_details(event: EventRecord) -> str | None:
@@ -408,13 +427,16 @@ def event_details(event: EventRecord) -> str | None:
 
 
 def event_view(event: EventRecord, version: Version = BASE, *, project_id: str = "",
-               show_host: bool = False) -> dict[str, Any]:
-    """One event, as shown to callers with the events policy (admins) before 2.51;
-    from 2.62 with the ``hostId`` of its host for the server's ``project_id``
-    and, with ``show_host`` (admins), the ``host`` itself."""
+               show_host: bool = False, traceback: bool = True) -> dict[str, Any]:
+    """One event: with its ``traceback`` for callers with the events policy
+    (admins), without it for the others, who see events from 2.51; from 2.62
+    with the ``hostId`` of its host for the server's ``project_id`` and, with
+    ``show_host`` (admins), the ``host`` itself."""
     body: dict[str, Any] = {"event": event.event, "start_time": iso_micro(event.start_time),
                             "finish_time": iso_micro(event.finish_time),
-                            "result": event.result, "traceback": event.traceback}
+                            "result": event.result}
+    if traceback:
+        body["traceback"] = event.traceback
     if version >= microversion.ACTION_EVENT_HOST.key:
         body["hostId"] = host_id(project_id, event.host)
         if show_host:

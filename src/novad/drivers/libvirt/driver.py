@@ -39,6 +39,7 @@ import structlog
 from novad.drivers.base import (
     ConsoleInfo,
     FlavorSpec,
+    GuestDiagnostics,
     GuestEvent,
     GuestNotFound,
     HostResources,
@@ -51,7 +52,7 @@ from novad.drivers.base import (
     RebootKind,
     TaskCallback,
 )
-from novad.drivers.libvirt import configdrive, disks, virt
+from novad.drivers.libvirt import configdrive, diagnostics, disks, virt
 from novad.drivers.libvirt.link import Link
 from novad.drivers.libvirt.virt import LibvirtError, VirConnect, VirDomain, error_code
 from novad.drivers.libvirt.xml import NOVAD_NS, domain_xml, node_of, root_disk_path, vnc_endpoint
@@ -726,6 +727,11 @@ class LibvirtDriver:
             await self._boot(spec.instance_id, dom)
 
     # -- queries ----------------------------------------------------------
+
+    async def diagnostics(self, instance_id: str) -> GuestDiagnostics:
+        """The guest's readings now (see :mod:`~novad.drivers.libvirt.diagnostics`)."""
+        dom = await self._domain(instance_id)
+        return await self._call(instance_id, diagnostics.read, dom)
 
     async def get_power_state(self, instance_id: str) -> PowerState:
         """The guest's power state now; NOSTATE when there is no guest.
