@@ -11,6 +11,7 @@ maximum and their own, so raising it changes what every CLI call sees.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -30,9 +31,10 @@ class Microversion:
     text: str
     meaning: str
 
-    @property
+    @functools.cached_property
     def key(self) -> tuple[int, int]:
-        """``(major, minor)``, for comparisons."""
+        """``(major, minor)``, for comparisons (parsed once: views compare it
+        for every server they render)."""
         return _split(self.text)
 
 
