@@ -515,8 +515,13 @@ class ComputeService:
         """Nova's live-migration pre-checks before the API answers (below 2.34):
         no node to go to is 400 (novad then records neither the action nor a
         migration; from 2.34 the migration ends ``error`` after the 202)."""
-        alone = self.mover is None or self.mover.alone()
-        if alone or not await self.mover.live_destinations(inst, args):
+        if self.mover is None or self.mover.alone():
+            raise Invalid(NoValidHost.default_message)
+        try:
+            fits = await self.mover.live_destinations(inst, args)
+        except NoValidHost:  # the scheduler's own "none": the same 400, never a 500
+            fits = []
+        if not fits:
             raise Invalid(NoValidHost.default_message)
 
     def _check_migrate_host(self, inst: Instance, host: str) -> None:
