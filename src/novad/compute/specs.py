@@ -17,6 +17,7 @@ import structlog
 from novad.context import RequestContext
 from novad.drivers.base import FlavorSpec, ImageSpec, InstanceSpec
 from novad.errors import Conflict, ImageNotFound, MigrationNotFinished
+from novad.hostname import sanitize as sanitize_hostname
 from novad.store import Store
 from novad.store.models import Flavor, Instance, Migration
 
@@ -140,7 +141,8 @@ class SpecBuilder:
             config_drive=inst.config_drive or bool(inst.key_data or inst.user_data),
             key_name=inst.key_name, availability_zone=inst.availability_zone,
             nic=inst.networks != "none",
-            hostname=inst.system_metadata.get("hostname"))
+            hostname=inst.system_metadata.get("hostname")
+            or sanitize_hostname(inst.name, inst.uuid))
 
     # -- images made from instances --------------------------------------------
     async def reserve_image(self, inst: Instance, name: str, kind: str,

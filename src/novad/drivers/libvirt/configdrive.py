@@ -20,22 +20,16 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 from pathlib import Path
 from typing import Any, Final
 
 import pycdlib
 
+from novad import hostname
 from novad.drivers.base import InstanceSpec
 
 LABEL: Final = "config-2"
 VERSIONS: Final = ("2012-08-10", "latest")
-
-
-def hostname_of(name: str) -> str:
-    """Nova's sanitised hostname: lower case, ``[a-z0-9-]``, at most 63 characters."""
-    host = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
-    return host or "server"
 
 
 def meta_data(spec: InstanceSpec) -> dict[str, Any]:
@@ -46,7 +40,7 @@ def meta_data(spec: InstanceSpec) -> dict[str, Any]:
     data: dict[str, Any] = {
         "uuid": spec.instance_id,
         "name": spec.name,
-        "hostname": spec.hostname or hostname_of(spec.name),
+        "hostname": spec.hostname or hostname.sanitize(spec.name, spec.instance_id),
         "availability_zone": spec.availability_zone,
         "project_id": spec.project_id,
         "launch_index": 0,
