@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestClient
 from api_helpers import StaticNode, headers
 
 from novad.cluster.members import Member, MemberState
-from novad.compute.hosts import stable_id
+from novad.compute.hosts import HostStatuses, host_status, stable_id
 from novad.compute.service_record import ServiceRecord
 from novad.store import Store
 
@@ -160,3 +160,24 @@ async def test_services_and_zones_answer_while_libvirt_is_down(
     assert len((await get(client, "/os-availability-zone"))["availabilityZoneInfo"]) == 2
     resp = await client.get(f"{C}/os-hypervisors", headers=ADMIN)
     assert resp.status >= 500, "this node's own hypervisor cannot be read"
+
+
+async def test_unreachable_hosts_are_the_listed_hosts_not_alive(cluster: StaticNode) -> None:
+    """``Hosts.unreachable`` (what servers' down-cell views use) reads
+    membership only, and names exactly the hosts ``list_hosts`` calls not
+    alive, never this node."""
+    listed = await cluster.hosts.list_hosts()
+    assert cluster.hosts.unreachable() == {h.name for h in listed if not h.alive and not h.local}
+    assert cluster.hosts.unreachable() == {"node-3", "node-4"}
+
+
+async def test_host_statuses_give_each_hosts_host_status(cluster: StaticNode) -> None:
+    """A listing's ``HostStatuses`` answers what ``host_status`` answers, for
+    known hosts, an unknown one and no host at all."""
+    listed = await cluster.hosts.list_hosts()
+    statuses = HostStatuses(listed)
+    by_name = {h.name: h for h in listed}
+    for name in [*by_name, "stranger", ""]:
+        assert statuses.status(name) == host_status(by_name, name)
+    assert [statuses.status(n) for n in ("node-2", "node-3", "stranger", "")] == \
+        ["UP", "UNKNOWN", "UNKNOWN", ""]

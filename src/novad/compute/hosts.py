@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import uuid
 import zlib
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -122,6 +122,22 @@ def host_status(hosts: Mapping[str, ComputeHost], host: str) -> str:
     return "UP" if found.alive else "UNKNOWN"
 
 
+class HostStatuses:
+    """:func:`host_status` of the hosts of one listing, each worked out once
+    however many of the listed instances are on it."""
+
+    def __init__(self, hosts: Iterable[ComputeHost]) -> None:
+        self._hosts = {h.name: h for h in hosts}
+        self._known: dict[str, str] = {}
+
+    def status(self, host: str) -> str:
+        """``host``'s :func:`host_status`."""
+        found = self._known.get(host)
+        if found is None:
+            found = self._known[host] = host_status(self._hosts, host)
+        return found
+
+
 @dataclass(frozen=True)
 class Zone:
     """An availability zone and its hosts that are up."""
@@ -195,6 +211,13 @@ class Hosts:
                 rows.get(member.name) or never_written(member.name),
                 _wall(member.last_seen, now), False, member.meta))
         return sorted(hosts, key=lambda h: h.name)
+
+    def unreachable(self) -> frozenset[str]:
+        """The hosts membership does not believe alive (this node's own is
+        always reachable): :meth:`list_hosts`'s ``not alive`` ones, from
+        membership alone, without reading the store."""
+        return frozenset(m.name for m in self.members()
+                         if m.name != self.host and m.state is not MemberState.ALIVE)
 
     async def hypervisors(self) -> list[tuple[ComputeHost, HostResources]]:
         """Every host with its resources: this node's from its driver (which

@@ -39,6 +39,10 @@ class HostDirectory(Protocol):
     async def list_hosts(self) -> Sequence[ComputeHost]:
         """Every host, by name; does not block."""
 
+    def unreachable(self) -> frozenset[str]:
+        """The names of the hosts membership does not believe alive; does
+        not block (no store read)."""
+
     async def hypervisors(self) -> Sequence[tuple[ComputeHost, HostResources]]:
         """Every host with its capacity and use; DriverError while this
         node's hypervisor is unreachable."""

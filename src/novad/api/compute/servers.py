@@ -41,7 +41,7 @@ from novad.api.compute.views import (
     server_unreachable,
 )
 from novad.api.compute.protocols import NodeInfo
-from novad.compute.hosts import ComputeHost, host_status
+from novad.compute.hosts import HostStatuses
 from novad.compute.interface import ComputeAPI, CreateRequest, ListFilters
 from novad.config import Config
 from novad.context import RequestContext
@@ -353,14 +353,13 @@ class ServerHandlers:
         self.node = node
         self.max_body = config.DEFAULT.max_request_body_size
 
-    async def _hosts(self, request: web.Request, ctx: RequestContext
-                     ) -> dict[str, ComputeHost] | None:
-        """The cluster's hosts by name when the response shows ``host_status``
-        (2.16, admins as Nova's default policy); None otherwise."""
+    async def _hosts(self, request: web.Request, ctx: RequestContext) -> HostStatuses | None:
+        """The cluster's hosts when the response shows ``host_status`` (2.16,
+        admins as Nova's default policy); None otherwise."""
         if self.node is None or not ctx.is_admin \
                 or not microversion.at_least(request, microversion.HOST_STATUS):
             return None
-        return {h.name: h for h in await self.node.hosts.list_hosts()}
+        return HostStatuses(await self.node.hosts.list_hosts())
 
     async def _fault(self, inst: Instance) -> FaultRecord | None:
         if status_of(inst.vm_state, inst.task_state, inst.deleted) in ("ERROR", "DELETED"):
@@ -368,14 +367,15 @@ class ServerHandlers:
         return None
 
     async def _detail(self, request: web.Request, ctx: RequestContext, inst: Instance,
-                      hosts: dict[str, ComputeHost] | None = None, *,
-                      groups: bool = False) -> dict[str, Any]:
+                      hosts: HostStatuses | None = None, *,
+                      groups: bool = False, links: Links | None = None) -> dict[str, Any]:
         """The full server body; ``groups``: with 2.71's ``server_groups``
-        (show, update and rebuild)."""
+        (show, update and rebuild); ``links``: the request's, when a listing
+        has them already."""
         fault = await self._fault(inst)
-        return server_detail(inst, Links.of(request, self.config), ctx, fault,
+        return server_detail(inst, links or Links.of(request, self.config), ctx, fault,
                              version=microversion.of(request),
-                             host_status=None if hosts is None else host_status(hosts, inst.host),
+                             host_status=None if hosts is None else hosts.status(inst.host),
                              server_groups=await self._groups(request, ctx, inst, groups))
 
     async def _groups(self, request: web.Request, ctx: RequestContext, inst: Instance,
@@ -384,14 +384,13 @@ class ServerHandlers:
             return None
         return await self.compute.server_groups_of(ctx, inst)
 
-    async def _unreachable(self, request: web.Request) -> frozenset[str]:
+    def _unreachable(self, request: web.Request) -> frozenset[str]:
         """The hosts whose node this one cannot reach (dead or gone from
         membership) when the request is 2.69 or newer: their servers come
         back in Nova's down-cell form.  Empty below 2.69 (today's views)."""
         if self.node is None or not microversion.at_least(request, microversion.DOWN_CELL):
             return frozenset()
-        return frozenset(h.name for h in await self.node.hosts.list_hosts()
-                         if not h.alive and not h.local)
+        return self.node.hosts.unreachable()
 
     async def index(self, request: web.Request) -> web.StreamResponse:
         """List servers (id, name, links)."""
@@ -409,10 +408,10 @@ class ServerHandlers:
         if ip6 is not None:
             found = [inst for inst in found if has_ip6(inst, ip6)]
         links = Links.of(request, self.config)
-        down = await self._unreachable(request)
+        down = self._unreachable(request)
         hosts = await self._hosts(request, ctx) if detail else None
         items = [server_unreachable(inst, links, detail=detail) if inst.host in down
-                 else await self._detail(request, ctx, inst, hosts) if detail
+                 else await self._detail(request, ctx, inst, hosts, links=links) if detail
                  else server_brief(inst, links) for inst in found]
         body: dict[str, Any] = {"servers": items}
         if found and filters.limit is not None and len(found) >= filters.limit:
@@ -477,7 +476,7 @@ class ServerHandlers:
         ctx = context(request)
         replica = request.get(REPLICA, False)
         inst = await self.compute.get(ctx, request.match_info["server_id"], replica=replica)
-        if inst.host in await self._unreachable(request) or (
+        if inst.host in self._unreachable(request) or (
                 replica and microversion.at_least(request, microversion.DOWN_CELL)):
             return json_response({"server": server_unreachable(
                 inst, Links.of(request, self.config), detail=True, show=True,
@@ -520,7 +519,7 @@ class ServerHandlers:
         return json_response({"server": server_changed(
             inst, Links.of(request, self.config), ctx, await self._fault(inst),
             version=microversion.of(request),
-            host_status=None if hosts is None else host_status(hosts, inst.host),
+            host_status=None if hosts is None else hosts.status(inst.host),
             server_groups=await self._groups(request, ctx, inst, True))})
 
     async def ips(self, request: web.Request) -> web.StreamResponse:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +23,7 @@ from aiohttp import web
 
 from novad.api import microversion
 from novad.api.common import base_url
+from novad.hostname import sanitize as sanitize_hostname
 from novad.compute.operations import TRUSTED_CERTS_KEY
 from novad.config import Config
 from novad.context import RequestContext
@@ -58,19 +58,23 @@ class Links:
         return cls(base_url(request, config.api.public_endpoint), prefix,
                    request.match_info.get("project_id", ""))
 
-    @property
+    @functools.cached_property
     def root(self) -> str:
         """The unversioned endpoint (bookmark links start here)."""
         return f"{self.base}{self.prefix}"
 
-    @property
+    @functools.cached_property
     def _project(self) -> str:
         return f"/{self.project}" if self.project else ""
 
-    @property
+    @functools.cached_property
     def api(self) -> str:
         """The versioned endpoint (self links start here)."""
         return f"{self.root}/{API_VERSION_PATH}{self._project}"
+
+    @functools.cached_property
+    def _bookmarks(self) -> str:
+        return f"{self.root}{self._project}"
 
     def self_href(self, collection: str, ident: str) -> str:
         """``<api>/<collection>/<id>``."""
@@ -78,12 +82,13 @@ class Links:
 
     def bookmark(self, collection: str, ident: str) -> str:
         """``<root>[/<project>]/<collection>/<id>``."""
-        return f"{self.root}{self._project}/{collection}/{_quote(ident)}"
+        return f"{self._bookmarks}/{collection}/{_quote(ident)}"
 
     def pair(self, collection: str, ident: str) -> list[dict[str, str]]:
         """Nova's self + bookmark link list."""
-        return [{"rel": "self", "href": self.self_href(collection, ident)},
-                {"rel": "bookmark", "href": self.bookmark(collection, ident)}]
+        quoted = _quote(ident)
+        return [{"rel": "self", "href": f"{self.api}/{collection}/{quoted}"},
+                {"rel": "bookmark", "href": f"{self._bookmarks}/{collection}/{quoted}"}]
 
     def image_location(self, image_id: str) -> str:
         """Where the image service serves an image (createImage's Location)."""
@@ -152,6 +157,39 @@ def server_brief(inst: Instance, links: Links) -> dict[str, Any]:
     return {"id": inst.uuid, "name": inst.name, "links": links.pair("servers", inst.uuid)}
 
 
+@dataclass(frozen=True)
+class ServerShape:
+    """What a microversion adds to the server body, decided once per version
+    rather than once per server of a listing."""
+
+    extended: bool
+    locked: bool
+    host_status: bool
+    description: bool
+    tags: bool
+    trusted_certs: bool
+    server_groups: bool
+    lock_reason: bool
+    hostname: bool
+    pinned_az: bool
+
+    @classmethod
+    @functools.lru_cache(maxsize=256)
+    def of(cls, version: Version) -> ServerShape:
+        """The shape at ``version``."""
+        return cls(
+            extended=version >= microversion.EXTENDED_ATTRIBUTES.key,
+            locked=version >= microversion.LOCKED.key,
+            host_status=version >= microversion.HOST_STATUS.key,
+            description=version >= microversion.SERVER_DESCRIPTION.key,
+            tags=version >= microversion.SERVER_TAGS.key,
+            trusted_certs=version >= microversion.TRUSTED_CERTS.key,
+            server_groups=version >= microversion.SERVER_GROUPS_IN_SERVER.key,
+            lock_reason=version >= microversion.LOCK_REASON.key,
+            hostname=version >= microversion.HOSTNAME.key,
+            pinned_az=version >= microversion.PINNED_AZ.key)
+
+
 def server_detail(inst: Instance, links: Links, ctx: RequestContext,
                   fault: FaultRecord | None = None, *, version: Version = BASE,
                   host_status: str | None = None,
@@ -161,10 +199,12 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
     when the caller passes one (show and detail, for admins), 2.19's
     ``description``, 2.26's ``tags``, 2.63's ``trusted_image_certificates``,
     2.71's ``server_groups`` when the caller passes them (show, update,
-    rebuild), 2.73's ``locked_reason``.  Attached volumes (2.3 adds their
+    rebuild), 2.73's ``locked_reason``, 2.90's hostname for everyone, 2.96's
+    ``pinned_availability_zone``.  Attached volumes (2.3 adds their
     ``delete_on_termination``) are always none here; ``security_groups`` is
     left out, as Nova leaves it out of a server with no network ports (every
     novad server: there is no network service)."""
+    shape = ServerShape.of(version)
     status = status_of(inst.vm_state, inst.task_state, inst.deleted)
     image: Any = "" if not inst.image_ref else {
         "id": inst.image_ref, "links": [{"rel": "bookmark",
@@ -191,28 +231,38 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
     if status in PROGRESS_STATUSES:
         body["progress"] = inst.progress or 0
     if ctx.is_admin:
-        body["OS-EXT-SRV-ATTR:host"] = inst.host or None
-        body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = inst.host or None
+        body["OS-EXT-SRV-ATTR:host"] = body["OS-EXT-SRV-ATTR:hypervisor_hostname"] = \
+            inst.host or None
         body["OS-EXT-SRV-ATTR:instance_name"] = instance_name(inst)
-        if version >= microversion.EXTENDED_ATTRIBUTES.key:
-            body.update(extended_attributes(inst))
-    if version >= microversion.LOCKED.key:
-        body["locked"] = inst.locked
-    if host_status is not None and version >= microversion.HOST_STATUS.key:
-        body["host_status"] = host_status
-    if version >= microversion.SERVER_DESCRIPTION.key:
-        body["description"] = inst.description
-    if version >= microversion.SERVER_TAGS.key:
-        body["tags"] = list(inst.tags or [])
-    if version >= microversion.TRUSTED_CERTS.key:
-        body["trusted_image_certificates"] = trusted_certs(inst)
-    if server_groups is not None and version >= microversion.SERVER_GROUPS_IN_SERVER.key:
-        body["server_groups"] = list(server_groups)
-    if version >= microversion.LOCK_REASON.key:
-        body["locked_reason"] = inst.locked_reason if inst.locked else None
-    if version >= microversion.HOSTNAME.key:
+        if shape.extended:  # 2.3's keys; whole-disk images: never a kernel or ramdisk
+            sysmeta = inst.system_metadata
+            body.update({
+                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
+                "OS-EXT-SRV-ATTR:launch_index": int(sysmeta.get("launch_index", 0)),
+                "OS-EXT-SRV-ATTR:hostname": sysmeta.get("hostname")
+                or sanitize_hostname(inst.name, inst.uuid),
+                "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
+                "OS-EXT-SRV-ATTR:root_device_name": ROOT_DEVICE_NAME if inst.launched_at
+                else None,
+                "OS-EXT-SRV-ATTR:user_data": inst.user_data})
+    elif shape.hostname:
         body["OS-EXT-SRV-ATTR:hostname"] = hostname(inst)  # everyone's from 2.90
-    if version >= microversion.PINNED_AZ.key:
+    if shape.locked:
+        body["locked"] = inst.locked
+    if host_status is not None and shape.host_status:
+        body["host_status"] = host_status
+    if shape.description:
+        body["description"] = inst.description
+    if shape.tags:
+        body["tags"] = list(inst.tags)
+    if shape.trusted_certs:
+        body["trusted_image_certificates"] = \
+            trusted_certs(inst) if TRUSTED_CERTS_KEY in inst.system_metadata else None
+    if server_groups is not None and shape.server_groups:
+        body["server_groups"] = list(server_groups)
+    if shape.lock_reason:
+        body["locked_reason"] = inst.locked_reason if inst.locked else None
+    if shape.pinned_az:
         body["pinned_availability_zone"] = inst.system_metadata.get("pinned_availability_zone")
     if fault is not None and status in ("ERROR", "DELETED"):
         body["fault"] = fault_view(fault, ctx)
@@ -300,29 +350,10 @@ def server_flavor(flavor: Flavor, links: Links, version: Version = BASE) -> dict
             "original_name": flavor.name, "extra_specs": dict(flavor.extra_specs)}
 
 
-def extended_attributes(inst: Instance) -> dict[str, Any]:
-    """The ``OS-EXT-SRV-ATTR:`` keys 2.3 adds for admins.  novad boots
-    whole-disk images, so there is never a kernel or ramdisk image."""
-    return {
-        "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
-        "OS-EXT-SRV-ATTR:launch_index": int(inst.system_metadata.get("launch_index", 0)),
-        "OS-EXT-SRV-ATTR:hostname": hostname(inst),
-        "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
-        "OS-EXT-SRV-ATTR:root_device_name": ROOT_DEVICE_NAME if inst.launched_at else None,
-        "OS-EXT-SRV-ATTR:user_data": inst.user_data,
-    }
-
-
 def hostname(inst: Instance) -> str:
-    """The hostname the user set (2.90), else Nova's ``sanitize_hostname`` of
-    the server's name: Latin-1 only, at most 63 characters, spaces, dots and
-    underscores as hyphens, other punctuation dropped, lower case;
-    ``Server-<uuid>`` when nothing is left."""
-    if chosen := inst.system_metadata.get("hostname"):
-        return chosen
-    name = inst.name.encode("latin-1", "ignore").decode("latin-1")[:63]
-    name = re.sub(r"[^\w.-]+", "", re.sub(r"[ _.]", "-", name)).lower().strip(".-")
-    return name or f"Server-{inst.uuid}"
+    """The hostname the user set (2.90), else Nova's sanitised server name
+    (:func:`novad.hostname.sanitize`)."""
+    return inst.system_metadata.get("hostname") or sanitize_hostname(inst.name, inst.uuid)
 
 
 def fault_view(fault: FaultRecord, ctx: RequestContext) -> dict[str, Any]:
