@@ -15,7 +15,8 @@ lists; :func:`build_api` mounts them all and wraps them, in this order:
    for every non-public route; the compute microversion for ``/compute/v2.1``
    and ``/v2.1`` paths (echoed on their responses with ``Vary``).
 
-``GET /openapi.json`` (public) describes every route given.
+``GET /openapi.json`` (public) describes every route given, each compute
+operation with the microversions that change it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ UNEXPECTED = ("Unexpected API Error. Please report this to the novad maintainers
               "the novad log if possible.\n{cls}")
 
 _COMPUTE_PATH = re.compile(r"^/(compute/)?v2\.1(/|$)")
+
+_COMPUTE_ROOT = re.compile(r"^/(?:compute/)?v2\.1(?:/\{project_id\})?(?=/|$)")
+"""A documented compute path's versioned root: either mount, with or without
+the project segment (parameters already written bare, ``{project_id}``)."""
 
 _HTTP_ERRORS: dict[int, type[NovadError]] = {
     400: Invalid, 401: NotAuthenticated, 403: Forbidden, 404: NotFound,
@@ -270,7 +275,8 @@ def _microversions() -> dict[str, Any]:
 
 
 def _operation(route: Route, path: str) -> dict[str, Any]:
-    """One OpenAPI operation object."""
+    """One OpenAPI operation object; a compute one lists the microversions
+    that change it under ``x-microversions`` (oldest first)."""
     doc = (route.handler.__doc__ or "").strip().splitlines()
     op: dict[str, Any] = {
         "operationId": f"{route.method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', path)}",
@@ -290,7 +296,24 @@ def _operation(route: Route, path: str) -> dict[str, Any]:
     if route.schema is not None:
         op["requestBody"] = {"required": True,
                              "content": {"application/json": {"schema": route.schema}}}
+    changes = _version_changes(route.method, path)
+    if changes:
+        op["x-microversions"] = changes
     return op
+
+
+def _version_changes(method: str, path: str) -> list[dict[str, str]]:
+    """The microversions that change a compute operation, as the
+    ``x-compute-microversions`` history writes them; none outside the
+    compute mounts.  ``path`` is the documented one, whose mount and optional
+    project segment are dropped to give the operation as
+    :attr:`microversion.Microversion.affects` names it."""
+    root = _COMPUTE_ROOT.match(path)
+    if root is None:
+        return []
+    relative = path[root.end():] or "/"
+    return [{"version": v.text, "changes": v.meaning}
+            for v in microversion.changing(method, relative)]
 
 
 def _openapi_route(routes: Sequence[Route]) -> Route:
