@@ -234,8 +234,9 @@ KEYPAIR_PAGES = Microversion(
     affects=("GET /os-keypairs",))
 PROXY_APIS_GONE = Microversion(
     "2.36", "The proxy APIs are 404: novad's Glance-shaped `/images` look-ups and "
-    "`os-networks`/`os-tenant-networks` (below, an empty list: novad's one network has no "
-    "record) go; os-volumes, os-snapshots, os-security-groups, os-floating-ips, os-fping and "
+    "`os-networks`/`os-tenant-networks` and `os-security-groups` (below, empty lists: "
+    "novad's one network has no record, and no group) go; os-volumes, os-snapshots, "
+    "os-floating-ips, os-fping and "
     "os-baremetal-nodes are not served at any version, and os-fixed-ips stays 410 as in Nova; "
     "the network quotas leave os-quota-sets (shown and settable) and the network limits "
     "leave `/limits`.",
