@@ -508,9 +508,14 @@ class Mover:
     async def live_destinations(self, inst: Instance, params: dict[str, Any]) -> list[str]:
         """The nodes a live migration of ``inst`` would try now: the
         scheduler's pre-checks, which Nova runs before its API answers below
-        2.34.  Claims nothing.  Does not block."""
-        decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
-                                                 frozenset({self.host}), *_destination(params))
+        2.34; empty when no node fits (the scheduler's NoValidHost).  Claims
+        nothing.  Does not block."""
+        try:
+            decision = await self.placement.for_move(inst.flavor, {}, self.cluster.members(),
+                                                     frozenset({self.host}),
+                                                     *_destination(params))
+        except NoValidHost:
+            return []
         for host in decision.hosts[:1]:
             decision.failed(host)  # for_move counted it as tried: this was only a check
         return decision.hosts

@@ -517,11 +517,7 @@ class ComputeService:
         migration; from 2.34 the migration ends ``error`` after the 202)."""
         if self.mover is None or self.mover.alone():
             raise Invalid(NoValidHost.default_message)
-        try:
-            fits = await self.mover.live_destinations(inst, args)
-        except NoValidHost:  # the scheduler's own "none": the same 400, never a 500
-            fits = []
-        if not fits:
+        if not await self.mover.live_destinations(inst, args):
             raise Invalid(NoValidHost.default_message)
 
     def _check_migrate_host(self, inst: Instance, host: str) -> None:
