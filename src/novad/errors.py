@@ -11,6 +11,8 @@ build HTTP errors themselves.
     │   ├── MalformedBody               400
     │   ├── NoSuchAction                400
     │   ├── ComputeServiceInUse         400  (evacuate while host up)
+    │   ├── UnsupportedRescueDevice     400  (hw_rescue_device Nova refuses)
+    │   ├── UnsupportedRescueBus        400  (hw_rescue_bus Nova refuses)
     │   └── MigrationNotFinished        400  (confirm/revert without migration)
     ├── NotAuthenticated                401 unauthorized
     ├── Forbidden                       403 forbidden
@@ -104,6 +106,21 @@ class ComputeServiceInUse(Invalid):
 
     def __init__(self, host: str) -> None:
         super().__init__(f"Compute service of {host} is still in use.")
+
+
+class UnsupportedRescueDevice(Invalid):
+    """A rescue image's ``hw_rescue_device`` is not a device rescue can attach."""
+
+    def __init__(self, device: str) -> None:
+        super().__init__(f"Requested rescue device '{device}' is not supported")
+
+
+class UnsupportedRescueBus(Invalid):
+    """A rescue image's ``hw_rescue_bus`` is not a bus this hypervisor has
+    (or cannot carry the rescue device asked for)."""
+
+    def __init__(self, bus: str, reason: str = "by the libvirt virt driver") -> None:
+        super().__init__(f"Requested rescue bus '{bus}' is not supported {reason}")
 
 
 class MigrationNotFinished(Invalid):

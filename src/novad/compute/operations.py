@@ -364,11 +364,12 @@ class Operations:
 
     # -- rescue and rebuild ----------------------------------------------------
     async def rescue(self, r: Runner, op: Op) -> Outcome:
-        """Clean power-off, then boot the rescue image with the disk second."""
+        """Clean power-off, then boot the rescue image: with the disk second,
+        or, when the image asks for a stable device rescue, as one more device."""
         await self._power_off(r, op)
         spec = await self.specs.build(op.instance)
         rescue_ref = op.params.get("rescue_image_ref") or op.instance.image_ref
-        await r.driver.rescue(spec, await self.specs.image_spec(rescue_ref))
+        await r.driver.rescue(spec, await self.specs.rescue_image_spec(rescue_ref))
         meta = {**op.instance.system_metadata, "old_vm_state": op.origin_vm.value}
         return Outcome(changes={"launched_at": now(), "system_metadata": meta})
 

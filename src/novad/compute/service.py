@@ -68,7 +68,7 @@ from novad.store.models import (
     Instance,
     Migration,
 )
-from novad.drivers.base import GuestDiagnostics, GuestNotFound, MigrationProgress
+from novad.drivers.base import GuestDiagnostics, GuestNotFound, MigrationProgress, rescue_options
 from novad.supervisor import Supervisor
 
 log = structlog.get_logger("novad.compute")
@@ -492,8 +492,8 @@ class ComputeService:
                 {"backup_type": args["backup_type"]} if spec.name == "backup" else None)
         elif spec.name == "rebuild" and args.get("image_id"):
             await self._image_exists(ctx, args["image_id"])
-        elif spec.name == "rescue" and args.get("rescue_image_ref"):
-            await self._image_exists(ctx, args["rescue_image_ref"])
+        elif spec.name == "rescue":
+            await self._check_rescue_image(ctx, inst, args.get("rescue_image_ref"))
         elif spec.name == "migrate" and args.get("host"):
             self._check_migrate_host(inst, args["host"])
         if spec.name == "rebuild" and "key_name" in args:  # 2.54; None removes the key
@@ -528,11 +528,29 @@ class ComputeService:
         if self.mover is None or self.mover.cluster.member(host) is None:
             raise Invalid(f"Compute host {host} could not be found.")
 
-    async def _image_exists(self, ctx: RequestContext, image_id: str) -> None:
+    async def _image_exists(self, ctx: RequestContext, image_id: str) -> Any:
         try:
-            await self.specs.images.get(ctx, image_id)
+            return await self.specs.images.get(ctx, image_id)
         except ImageNotFound:
             raise Invalid(f"Image {image_id} could not be found.") from None
+
+    async def _check_rescue_image(self, ctx: RequestContext, inst: Instance,
+                                  rescue_image_ref: str | None) -> None:
+        """The rescue image exists, and its ``hw_rescue_device`` /
+        ``hw_rescue_bus`` are values the driver can attach: a bad one is a
+        400 now, before the guest is powered off, not an ERROR instance later.
+        Without ``rescue_image_ref`` the instance's own image is the rescue
+        image (one that has gone since the boot is the operation's problem)."""
+        if rescue_image_ref:
+            image = await self._image_exists(ctx, rescue_image_ref)
+        elif inst.image_ref:
+            try:
+                image = await self.specs.images.get(RequestContext.admin(), inst.image_ref)
+            except ImageNotFound:
+                return
+        else:
+            return
+        rescue_options(image.properties)
 
     async def _check_resize(self, inst: Instance, ctx: RequestContext,
                             args: dict[str, Any]) -> None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 from pathlib import Path
 from typing import Any, Protocol
 
 import structlog
 
 from novad.context import RequestContext
-from novad.drivers.base import FlavorSpec, ImageSpec, InstanceSpec
+from novad.drivers.base import FlavorSpec, ImageSpec, InstanceSpec, rescue_options
 from novad.errors import Conflict, ImageNotFound, MigrationNotFinished
 from novad.hostname import sanitize as sanitize_hostname
 from novad.store import Store
@@ -111,6 +112,16 @@ class SpecBuilder:
                          ramdisk_path=ramdisk, min_disk_gb=image.min_disk or 0,
                          min_ram_mb=image.min_ram or 0,
                          properties={k: str(v) for k, v in props.items()})
+
+    async def rescue_image_spec(self, image_id: str) -> ImageSpec:
+        """:meth:`image_spec` of a rescue image, with its ``hw_rescue_device``
+        and ``hw_rescue_bus`` read.  Only a rescue reads them: an image the
+        instance boots from never fails over a rescue property.  Raises
+        UnsupportedRescueDevice / UnsupportedRescueBus (the API checked
+        first, so only an image changed since then gets here)."""
+        image = await self.image_spec(image_id)
+        device, bus = rescue_options(image.properties)
+        return dataclasses.replace(image, rescue_device=device, rescue_bus=bus)
 
     async def _data(self, image_id: Any, role: str, of_image: str) -> Path | None:
         """The data file of a kernel or ramdisk image; a missing one is an

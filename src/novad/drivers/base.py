@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from novad.errors import DriverError
+from novad.errors import DriverError, UnsupportedRescueBus, UnsupportedRescueDevice
 from novad.states.enums import PowerState
 from novad.strutils import bool_from_string
 
@@ -66,6 +66,50 @@ class FlavorSpec:
     extra_specs: dict[str, str] = field(default_factory=dict)
 
 
+class RescueDevice(enum.StrEnum):
+    """What a stable device rescue attaches the rescue image as
+    (the image property ``hw_rescue_device``)."""
+
+    DISK = "disk"
+    CDROM = "cdrom"
+    FLOPPY = "floppy"
+
+
+class DiskBus(enum.StrEnum):
+    """A bus a guest disk sits on (``hw_rescue_bus``): the buses Nova's
+    libvirt driver allows for QEMU guests."""
+
+    VIRTIO = "virtio"
+    SCSI = "scsi"
+    USB = "usb"
+    IDE = "ide"
+    SATA = "sata"
+    FDC = "fdc"
+
+
+def rescue_options(properties: Mapping[str, object]
+                   ) -> tuple[RescueDevice | None, DiskBus | None]:
+    """``hw_rescue_device`` and ``hw_rescue_bus`` of a rescue image, checked.
+
+    Either one set asks for a stable device rescue; neither is Nova's legacy
+    rescue.  Raises UnsupportedRescueDevice / UnsupportedRescueBus (400) for
+    a value Nova does not know, and for a pairing libvirt refuses: a floppy
+    sits only on the fdc bus, and the fdc bus carries only floppies.
+    """
+    raw_device, raw_bus = properties.get("hw_rescue_device"), properties.get("hw_rescue_bus")
+    try:
+        device = RescueDevice(str(raw_device)) if raw_device is not None else None
+    except ValueError:
+        raise UnsupportedRescueDevice(str(raw_device)) from None
+    try:
+        bus = DiskBus(str(raw_bus)) if raw_bus is not None else None
+    except ValueError:
+        raise UnsupportedRescueBus(str(raw_bus)) from None
+    if bus is not None and (device is RescueDevice.FLOPPY) != (bus is DiskBus.FDC):
+        raise UnsupportedRescueBus(bus, f"for a {device or RescueDevice.DISK} rescue device")
+    return device, bus
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """The boot image: a local file plus the properties that shape the guest.
@@ -83,6 +127,18 @@ class ImageSpec:
     min_disk_gb: int = 0
     min_ram_mb: int = 0
     properties: dict[str, str] = field(default_factory=dict)
+    rescue_device: RescueDevice | None = None
+    """Set only on a rescue image (see :func:`rescue_options`): attach it as
+    this device, leaving the instance's own disks where they are."""
+    rescue_bus: DiskBus | None = None
+    """Set only on a rescue image: the bus for the rescue device.  With
+    either field set the driver does a stable device rescue and fills in the
+    other with its defaults; with neither, the legacy rescue."""
+
+    @property
+    def stable_rescue(self) -> bool:
+        """A rescue with this image keeps the instance's disks in place."""
+        return self.rescue_device is not None or self.rescue_bus is not None
 
     @property
     def guest_agent(self) -> bool:
@@ -292,8 +348,14 @@ class Driver(Protocol):
         returns its disk format (``qcow2`` or ``raw``)."""
 
     async def rescue(self, spec: InstanceSpec, rescue_image: ImageSpec) -> None:
-        """Keep the guest's XML, boot from ``rescue_image`` with the original
-        disk attached second."""
+        """Keep the guest's XML, boot from ``rescue_image``.
+
+        Legacy rescue (``rescue_image.stable_rescue`` false): the rescue disk
+        first, the original root disk second.  Stable device rescue: every
+        disk of the instance keeps its device, and the rescue image is one
+        more device of ``rescue_device`` on ``rescue_bus``, booted first.
+        Blocks until the rescue guest runs; a repeat keeps the saved XML.
+        Raises DriverError when the hypervisor refuses the layout."""
 
     async def unrescue(self, spec: InstanceSpec) -> None:
         """Restore and boot the guest as it was before rescue."""

@@ -621,7 +621,9 @@ class LibvirtDriver:
 
     async def rescue(self, spec: InstanceSpec, rescue_image: ImageSpec) -> None:
         """Keep the XML as ``unrescue.xml``, boot ``disk.rescue`` (made from
-        ``rescue_image``) as vda with the original disk as vdb."""
+        ``rescue_image``): legacy, as vda with the original disk as vdb; a
+        stable device rescue, as one more device after the guest's own disks,
+        which keep their targets (see :func:`novad.drivers.libvirt.xml.stable_rescue_disks`)."""
         inst_dir = spec.instance_dir
         dom = await self._domain(spec.instance_id)
         unrescue = inst_dir / disks.UNRESCUE_XML

@@ -12,14 +12,28 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from novad.drivers.base import ImageSpec, InstanceSpec
+from novad.drivers.base import DiskBus, ImageSpec, InstanceSpec, RescueDevice
 from novad.drivers.libvirt import disks
 from novad.drivers.libvirt.virt import DOMAIN_PREFIX
 
 NOVAD_NS: Final = "https://novad.dev/xmlns/instance/1.0"
 ET.register_namespace("novad", NOVAD_NS)
 
-KERNEL_CMDLINE: Final = "console=ttyS0 root=/dev/vda"
+KERNEL_CMDLINE: Final = "console=ttyS0 root=/dev/{root}"
+"""Direct kernel boot's command line; ``root`` is the target of the disk
+the kernel boots (vda, or the rescue disk's target in a stable rescue)."""
+
+TARGET_PREFIX: Final[dict[DiskBus, str]] = {
+    DiskBus.VIRTIO: "vd", DiskBus.SCSI: "sd", DiskBus.USB: "sd", DiskBus.SATA: "sd",
+    DiskBus.IDE: "hd", DiskBus.FDC: "fd"}
+"""Target names follow the bus, as libvirt and Nova name them: the scsi,
+usb and sata buses share the ``sd`` letters."""
+
+DEFAULT_BUS: Final[dict[RescueDevice, DiskBus]] = {
+    RescueDevice.DISK: DiskBus.VIRTIO, RescueDevice.CDROM: DiskBus.IDE,
+    RescueDevice.FLOPPY: DiskBus.FDC}
+"""The bus novad gives each device type when nothing asks for another:
+disks on virtio, cdroms (the config drive) on ide, floppies on fdc."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,16 @@ class Disk:
     filename: str
     fmt: str
     device: str = "disk"
+    bus: DiskBus | None = None
+    """None: the default bus of ``device`` (:data:`DEFAULT_BUS`)."""
+    boot_order: int | None = None
+    """``<boot order=.../>`` on the disk; any disk with one replaces
+    ``<os><boot dev=.../>`` (libvirt refuses the two together)."""
+
+    @property
+    def on_bus(self) -> DiskBus:
+        """The bus the disk sits on."""
+        return self.bus or DEFAULT_BUS[RescueDevice(self.device)]
 
 
 def domain_name(instance_id: str) -> str:
@@ -56,6 +80,29 @@ def guest_disks(spec: InstanceSpec, root_format: str, rescue_format: str | None 
     return found
 
 
+def stable_rescue_disks(spec: InstanceSpec, root_format: str, rescue: ImageSpec,
+                        rescue_format: str) -> list[Disk]:
+    """Nova's stable device rescue: the instance's disks exactly as in a
+    normal boot, then the rescue disk as ``rescue.rescue_device`` (default
+    disk) on ``rescue.rescue_bus`` (default: that device's bus), booted first."""
+    device = rescue.rescue_device or RescueDevice.DISK
+    bus = rescue.rescue_bus or DEFAULT_BUS[device]
+    return [*guest_disks(spec, root_format),
+            Disk(disks.RESCUE, rescue_format, device=device.value, bus=bus, boot_order=1)]
+
+
+def disk_targets(layout: list[Disk]) -> list[str]:
+    """The target device of each disk: the next free letter of its bus's prefix."""
+    letters: dict[str, int] = {}
+    found = []
+    for disk in layout:
+        prefix = TARGET_PREFIX[disk.on_bus]
+        index = letters.get(prefix, 0)
+        letters[prefix] = index + 1
+        found.append(f"{prefix}{chr(ord('a') + index)}")
+    return found
+
+
 GUEST_AGENT_CHANNEL: Final = "org.qemu.guest_agent.0"
 
 
@@ -67,6 +114,9 @@ def domain_xml(spec: InstanceSpec, *, domain_type: str, vnc_listen: str, root_fo
     ``root_format`` is the format of ``<instance_dir>/disk`` (``qcow2`` or
     ``raw``).  With ``rescue``, the guest boots the rescue image's disk (and
     kernel, if it has one) with the original root disk attached second.
+    A rescue image with ``hw_rescue_device``/``hw_rescue_bus``
+    (``rescue.stable_rescue``) keeps every disk of the instance on its own
+    target and adds the rescue disk with boot order 1.
     ``node_id`` tags the guest with the novad that owns it (``<novad:node>``).
     ``vnc_password`` protects the guest's VNC server (the console proxy has it).
     """
@@ -76,14 +126,20 @@ def domain_xml(spec: InstanceSpec, *, domain_type: str, vnc_listen: str, root_fo
     root.append(_metadata(spec, node_id))
     ET.SubElement(root, "memory", unit="KiB").text = str(spec.flavor.memory_mb * 1024)
     ET.SubElement(root, "vcpu").text = str(spec.flavor.vcpus)
-    root.append(_os(rescue if rescue is not None else spec.image))
+    if rescue is not None and rescue.stable_rescue:
+        layout = stable_rescue_disks(spec, root_format, rescue, rescue_format)
+    else:
+        layout = guest_disks(spec, root_format, rescue_format if rescue is not None else None)
+    targets = disk_targets(layout)
+    booted = next((i for i, disk in enumerate(layout) if disk.boot_order == 1), 0)
+    root.append(_os(rescue if rescue is not None else spec.image, targets[booted],
+                    boot_dev=all(disk.boot_order is None for disk in layout)))
     features = ET.SubElement(root, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(root, "clock", offset="utc")
     ET.SubElement(root, "on_poweroff").text = "destroy"
     ET.SubElement(root, "on_reboot").text = "restart"
     ET.SubElement(root, "on_crash").text = "destroy"
-    layout = guest_disks(spec, root_format, rescue_format if rescue is not None else None)
     root.append(_devices(spec.instance_dir, layout, vnc_listen, vnc_password,
                          guest_agent=spec.image.guest_agent, nic=spec.nic))
     ET.indent(root)
@@ -121,16 +177,18 @@ def _metadata(spec: InstanceSpec, node_id: str | None) -> ET.Element:
     return metadata
 
 
-def _os(image: ImageSpec) -> ET.Element:
-    """``<os>``: hvm, booting the image's kernel directly when it has one."""
+def _os(image: ImageSpec, root_dev: str, boot_dev: bool = True) -> ET.Element:
+    """``<os>``: hvm, booting the image's kernel directly (with ``root_dev``
+    as its root) when it has one, else the first disk; no ``<boot dev>``
+    when ``boot_dev`` is False because the disks carry boot orders."""
     os_el = ET.Element("os")
     ET.SubElement(os_el, "type").text = "hvm"
     if image.kernel_path is not None:
         ET.SubElement(os_el, "kernel").text = str(image.kernel_path)
         if image.ramdisk_path is not None:
             ET.SubElement(os_el, "initrd").text = str(image.ramdisk_path)
-        ET.SubElement(os_el, "cmdline").text = KERNEL_CMDLINE
-    else:
+        ET.SubElement(os_el, "cmdline").text = KERNEL_CMDLINE.format(root=root_dev)
+    elif boot_dev:
         ET.SubElement(os_el, "boot", dev="hd")
     return os_el
 
@@ -142,18 +200,18 @@ def _devices(instance_dir: Path, layout: list[Disk], vnc_listen: str,
     serial console to a file, the guest agent's channel when the image
     enables it, VNC."""
     devices = ET.Element("devices")
-    virtio = iter("abcdefghijklmnopqrstuvwxyz")
-    ide = iter("abcd")
-    for disk in layout:
-        cdrom = disk.device == "cdrom"
+    for disk, target in zip(layout, disk_targets(layout), strict=True):
         el = ET.SubElement(devices, "disk", type="file", device=disk.device)
         ET.SubElement(el, "driver", name="qemu", type=disk.fmt)
         ET.SubElement(el, "source", file=str(instance_dir / disk.filename))
-        if cdrom:
-            ET.SubElement(el, "target", dev=f"hd{next(ide)}", bus="ide")
+        ET.SubElement(el, "target", dev=target, bus=disk.on_bus.value)
+        if disk.boot_order is not None:
+            ET.SubElement(el, "boot", order=str(disk.boot_order))
+        if disk.device == RescueDevice.CDROM:
             ET.SubElement(el, "readonly")
-        else:
-            ET.SubElement(el, "target", dev=f"vd{next(virtio)}", bus="virtio")
+    if any(disk.on_bus is DiskBus.SCSI for disk in layout):
+        # libvirt's implicit scsi controller is lsilogic; guests have virtio drivers
+        ET.SubElement(devices, "controller", type="scsi", index="0", model="virtio-scsi")
     if nic:
         interface = ET.SubElement(devices, "interface", type="user")
         ET.SubElement(interface, "model", type="virtio")
