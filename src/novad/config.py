@@ -102,6 +102,10 @@ class QuotaSection:
     instances: int = _opt(10, "servers per project")
     cores: int = _opt(20, "vCPUs per project")
     ram: int = _opt(51200, "MiB of RAM per project")
+    injected_files: int = _opt(5, "personality files per server (below microversion 2.57)")
+    injected_file_content_bytes: int = _opt(
+        10240, "bytes of one personality file's decoded contents")
+    injected_file_path_bytes: int = _opt(255, "characters of one personality file's path")
 
 
 @dataclass(frozen=True)
@@ -347,6 +351,9 @@ _VALIDATORS: dict[str, Any] = {
     "quota.instances": lambda v: v >= -1,
     "quota.cores": lambda v: v >= -1,
     "quota.ram": lambda v: v >= -1,
+    "quota.injected_files": lambda v: v >= -1,
+    "quota.injected_file_content_bytes": lambda v: v >= -1,
+    "quota.injected_file_path_bytes": lambda v: v >= -1,
 }
 
 

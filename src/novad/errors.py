@@ -17,6 +17,9 @@ build HTTP errors themselves.
     ├── NotAuthenticated                401 unauthorized
     ├── Forbidden                       403 forbidden
     │   └── OverQuota                   403
+    │       └── OnsetFileLimitExceeded  403  (personality: too many files)
+    │           ├── OnsetFilePathLimitExceeded     403
+    │           └── OnsetFileContentLimitExceeded  403
     ├── NotFound                        404 itemNotFound
     │   ├── InstanceNotFound
     │   ├── FlavorNotFound
@@ -146,6 +149,26 @@ class Forbidden(NovadError):
 
 class OverQuota(Forbidden):
     """A project quota would be exceeded."""
+
+
+class OnsetFileLimitExceeded(OverQuota):
+    """More personality files than the project's ``injected_files`` quota."""
+
+    default_message = "Personality file limit exceeded"
+
+
+class OnsetFilePathLimitExceeded(OnsetFileLimitExceeded):
+    """A personality file path longer than ``injected_file_path_bytes``."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__(f"Personality file path exceeds maximum {allowed}")
+
+
+class OnsetFileContentLimitExceeded(OnsetFileLimitExceeded):
+    """Decoded personality contents longer than ``injected_file_content_bytes``."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__(f"Personality file content exceeds maximum {allowed}")
 
 
 class NotFound(NovadError):

@@ -222,17 +222,30 @@ async def test_2_57_rebuild_takes_user_data(stack: Stack, client: Client, server
     assert (await stack.store.get_instance(server)).user_data is None
 
 
-async def test_2_57_personality_refused_on_both_sides(stack: Stack, client: Client,
-                                                      server: str) -> None:
+async def test_2_57_personality_gone(stack: Stack, client: Client, server: str) -> None:
     image = await an_image(stack)
     files = [{"path": "/etc/motd", "contents": "aGk="}]
-    for version in ("2.56", "2.57"):
-        resp = await rebuild(client, server, version, imageRef=image, personality=files)
-        assert (await error_of(resp))[0] == 400, version
-        create = {"server": {"name": "p", "flavorRef": "42", "imageRef": image,
-                             "networks": "auto", "personality": files}}
-        resp = await client.post(f"{V}/servers", json=create, headers=at(version))
-        assert (await error_of(resp))[0] == 400, version
+    create = {"server": {"name": "p", "flavorRef": "42", "imageRef": image,
+                         "networks": "auto", "personality": files}}
+    assert (await rebuild(client, server, "2.56", imageRef=image,
+                          personality=files)).status == 202
+    await stack.settle()
+    resp = await client.post(f"{V}/servers", json=create, headers=at("2.56"))
+    assert resp.status == 202, await resp.text()
+    await stack.settle()
+    for version in ("2.57", "2.96"):
+        status, key, message = await error_of(await rebuild(
+            client, server, version, imageRef=image, personality=files))
+        assert (status, key) == (400, "badRequest"), version
+        assert message.startswith("Invalid input for field/attribute rebuild. ")
+        assert message.endswith("Additional properties are not allowed ('personality' was "
+                                "unexpected)"), message
+        status, key, message = await error_of(await client.post(
+            f"{V}/servers", json=create, headers=at(version)))
+        assert (status, key) == (400, "badRequest"), version
+        assert message.startswith("Invalid input for field/attribute server. ")
+        assert message.endswith("Additional properties are not allowed ('personality' was "
+                                "unexpected)"), message
 
 
 async def test_2_57_personality_limits_and_quotas_gone(client: Client) -> None:

@@ -85,3 +85,23 @@ def test_config_drive_publishes_the_hostname_the_user_chose(tmp_path: Path) -> N
     assert configdrive.meta_data(spec_in(tmp_path))["hostname"] == "my-server-1"
     chosen = spec_in(tmp_path, hostname="web-01.example.org")
     assert configdrive.meta_data(chosen)["hostname"] == "web-01.example.org"
+
+
+def test_config_drive_carries_personality_files(tmp_path: Path) -> None:
+    files = (("/etc/motd", b"hi\n"), ("/etc/app/app.ini", b"\x00\x01binary"))
+    spec = spec_in(tmp_path, files=files)
+    target = tmp_path / "disk.config"
+    configdrive.write(spec, target)
+    iso = pycdlib.PyCdlib()
+    iso.open(str(target))
+    try:
+        for version in ("latest", "2012-08-10"):
+            meta = json.loads(_read(iso, f"/openstack/{version}/meta_data.json"))
+            assert meta["files"] == [{"path": "/etc/motd", "content_path": "/content/0000"},
+                                     {"path": "/etc/app/app.ini",
+                                      "content_path": "/content/0001"}]
+        assert _read(iso, "/openstack/content/0000") == b"hi\n"
+        assert _read(iso, "/openstack/content/0001") == b"\x00\x01binary"
+    finally:
+        iso.close()
+    assert "files" not in configdrive.meta_data(spec_in(tmp_path))

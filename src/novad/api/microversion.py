@@ -338,9 +338,10 @@ MIGRATE_HOST = Microversion(
     "server's own host or one the cluster does not know is 400.",
     affects=(_ACTION,))
 PERSONALITY_GONE = Microversion(
-    "2.57", "`personality` leaves create and rebuild (novad refuses it with 400 at every "
-    "version); rebuild takes `user_data` (null removes it); `maxPersonality*` leave the "
-    "limits and `injected_file*` the quota sets.",
+    "2.57", "`personality` leaves create and rebuild (below 2.57 its files reach the guest "
+    "on the config drive, within the `injected_file*` quotas; from 2.57 it is 400); rebuild "
+    "takes `user_data` (null removes it); `maxPersonality*` leave the limits and "
+    "`injected_file*` the quota sets.",
     affects=(_CREATE, _ACTION, "GET /limits", *_QUOTA_SETS, _QUOTA_CLASS))
 ACTION_PAGES = Microversion(
     "2.58", "Instance actions take `limit`, `marker` (a request id) and `changes-since` (of "

@@ -50,6 +50,9 @@ class CreateRequest:
     """The ``group`` scheduler hint: the servers join that server group."""
     trusted_certs: tuple[str, ...] | None = None
     """2.63 ``trusted_image_certificates``: kept with the server and shown."""
+    files: tuple[tuple[str, bytes], ...] = ()
+    """``personality`` (below 2.57): (path, decoded contents) of each file
+    the guest gets on its config drive; kept with the server, never shown."""
     claim: bool = False
     """The cluster's scheduler chose this node: claim the resources first."""
     no_valid_host: str | None = None

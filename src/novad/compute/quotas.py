@@ -2,7 +2,10 @@
 os-quota-sets, and the check a boot or resize passes.
 
 The enforced resources are Nova's instance quotas: ``instances``, ``cores``
-(vCPUs) and ``ram`` (MiB).  -1 is unlimited.  Usage counts every instance
+(vCPUs) and ``ram`` (MiB), and the personality limits of one server
+(``injected_files``, ``injected_file_content_bytes``,
+``injected_file_path_bytes``; below microversion 2.57), which count nothing
+in use.  -1 is unlimited.  Usage counts every instance
 not deleted, soft-deleted ones included, as Nova counts them.  A project
 without its own limit for a resource has the default; deleting a project's
 quotas returns it to the defaults.
@@ -14,16 +17,30 @@ limit below what is in use is refused unless forced.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Final, Protocol
 
 from novad.config import QuotaSection
 from novad.context import RequestContext
-from novad.errors import Forbidden, Invalid, OverQuota
+from novad.errors import (
+    Forbidden,
+    Invalid,
+    OnsetFileContentLimitExceeded,
+    OnsetFileLimitExceeded,
+    OnsetFilePathLimitExceeded,
+    OverQuota,
+)
 from novad.store import Store
 
-RESOURCES: Final = ("instances", "cores", "ram")
-"""The quotas novad enforces, in Nova's names."""
+COUNTED: Final = ("instances", "cores", "ram")
+"""The quotas on what a project uses, in Nova's names."""
+
+INJECTED: Final = ("injected_files", "injected_file_content_bytes",
+                   "injected_file_path_bytes")
+"""The personality quotas: limits on one server's files, nothing in use."""
+
+RESOURCES: Final = COUNTED + INJECTED
+"""The quotas novad enforces (and a project can have its own of)."""
 
 MAX_LIMIT: Final = 0x7FFFFFFF
 """Nova's largest quota value (a 32-bit signed integer)."""
@@ -85,7 +102,7 @@ class Quotas:
         if not force:
             used = await self.usage(project_id)
             for name, limit in limits.items():
-                if limit != -1 and limit < used[name]:
+                if name in used and limit != -1 and limit < used[name]:
                     raise Invalid(f"Quota limit {limit} for {name} must be greater than or "
                                   f"equal to already used and reserved {used[name]}.")
         if limits:
@@ -106,6 +123,24 @@ class Quotas:
             if limit >= 0 and want and used[name] + want > limit:
                 raise OverQuota(f"Quota exceeded for {name}: Requested {want}, but already "
                                 f"used {used[name]} of {limit} {name}")
+
+    async def check_injected_files(self, project_id: str,
+                                   files: Sequence[tuple[str, bytes]]) -> None:
+        """Nova's personality quotas (403): the number of files first, then
+        the longest path (reported before contents), then the longest
+        decoded contents."""
+        if not files:
+            return
+        limits = await self.limits(project_id)
+        allowed = limits["injected_files"]
+        if 0 <= allowed < len(files):
+            raise OnsetFileLimitExceeded()
+        allowed = limits["injected_file_path_bytes"]
+        if 0 <= allowed < max(len(path) for path, _ in files):
+            raise OnsetFilePathLimitExceeded(allowed)
+        allowed = limits["injected_file_content_bytes"]
+        if 0 <= allowed < max(len(data) for _, data in files):
+            raise OnsetFileContentLimitExceeded(allowed)
 
     async def _verify(self, project_id: str) -> None:
         """400 for an id the identity service does not know, as Nova answers."""

@@ -29,7 +29,7 @@ from novad.compute.interface import ActionResult, CreateRequest, ListFilters
 from novad.compute.operations import TRUSTED_CERTS_KEY
 from novad.compute.quotas import Quotas
 from novad.compute.runner import Op, Runner
-from novad.compute.specs import SpecBuilder
+from novad.compute.specs import SpecBuilder, files_metadata
 from novad.config import Config
 from novad.context import RequestContext
 from novad.errors import (
@@ -496,6 +496,8 @@ class ComputeService:
             await self._check_rescue_image(ctx, inst, args.get("rescue_image_ref"))
         elif spec.name == "migrate" and args.get("host"):
             self._check_migrate_host(inst, args["host"])
+        if spec.name == "rebuild":  # personality, below 2.57
+            await self.quotas.check_injected_files(inst.project_id, args.get("files", ()))
         if spec.name == "rebuild" and "key_name" in args:  # 2.54; None removes the key
             args["key_data"] = await self._key_data(ctx, args["key_name"])
         if spec.name in ("rescue", "rebuild", "evacuate") \
@@ -610,7 +612,10 @@ class ComputeService:
         changes: dict[str, Any] = {}
         if not spec.keeps_task:
             changes["task_state"] = spec.sets_task
-        changes["system_metadata"] = {**inst.system_metadata,
+        meta = dict(inst.system_metadata)
+        if spec.name == "rebuild":  # the rebuild's files replace the server's (none: none)
+            meta = files_metadata(meta, args.pop("files", ()))
+        changes["system_metadata"] = {**meta,
                                       PARAMS_KEY: json.dumps(_storable(args), default=str),
                                       "task_host": self.host}
         if spec.name in ("stop", "rebuild", "delete", "force_delete"):
@@ -655,6 +660,7 @@ class ComputeService:
             await self._check_group(ctx, req.group)
         key_data = await self._key_data(ctx, req.key_name)
         await self._check_image(ctx, req.image_id, flavor)
+        await self.quotas.check_injected_files(ctx.project_id, req.files)
         count = req.max_count
         try:
             await self._check_quota(ctx, ctx.project_id, flavor, count)
@@ -806,7 +812,7 @@ def _boot_metadata(req: CreateRequest, launch_index: int) -> dict[str, str]:
         meta[HOSTNAME_KEY] = req.hostname
     if req.trusted_certs:
         meta[TRUSTED_CERTS_KEY] = json.dumps(list(req.trusted_certs))
-    return meta
+    return files_metadata(meta, req.files)
 
 
 def _password() -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import contextlib
 import dataclasses
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,6 +28,30 @@ log = structlog.get_logger("novad.compute")
 
 IMAGE_IN_PROGRESS = "novad_image_in_progress"
 """system_metadata key naming the image a snapshot is filling."""
+
+INJECTED_FILES_KEY = "novad_injected_files"
+"""system_metadata key of the server's personality files (below 2.57), as
+JSON ``[[path, base64 contents], ...]``: kept from the 202 of a create or
+rebuild through any restart to the config drive the build writes; no view
+shows it."""
+
+
+def files_metadata(meta: Mapping[str, str], files: Sequence[tuple[str, bytes]]
+                   ) -> dict[str, str]:
+    """``meta`` holding exactly ``files`` (none: without the key)."""
+    rest = {k: v for k, v in meta.items() if k != INJECTED_FILES_KEY}
+    if not files:
+        return rest
+    encoded = [[path, base64.b64encode(data).decode()] for path, data in files]
+    return {**rest, INJECTED_FILES_KEY: json.dumps(encoded)}
+
+
+def injected_files(inst: Instance) -> tuple[tuple[str, bytes], ...]:
+    """The personality files kept with ``inst`` (see :data:`INJECTED_FILES_KEY`)."""
+    raw = inst.system_metadata.get(INJECTED_FILES_KEY)
+    if not raw:
+        return ()
+    return tuple((str(path), base64.b64decode(data)) for path, data in json.loads(raw))
 
 
 class ImageRecord(Protocol):
@@ -143,13 +169,15 @@ class SpecBuilder:
         if inst.user_data:
             with contextlib.suppress(ValueError):
                 user_data = base64.b64decode(inst.user_data)
+        files = injected_files(inst)
         return InstanceSpec(
             instance_id=inst.uuid, name=inst.name, project_id=inst.project_id,
             user_id=inst.user_id, flavor=self.flavor_spec(inst.flavor),
             image=await self.image_spec(image_id or inst.image_ref),
             instance_dir=self.instance_dir(inst.uuid), user_data=user_data,
             key_data=inst.key_data, metadata=dict(inst.metadata),
-            config_drive=inst.config_drive or bool(inst.key_data or inst.user_data),
+            config_drive=inst.config_drive or bool(inst.key_data or inst.user_data or files),
+            files=files,
             key_name=inst.key_name, availability_zone=inst.availability_zone,
             nic=inst.networks != "none",
             hostname=inst.system_metadata.get("hostname")

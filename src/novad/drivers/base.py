@@ -177,6 +177,11 @@ class InstanceSpec:
     created with ``networks: none``."""
     hostname: str | None = None
     """The hostname the user chose (2.90); None: the driver derives one from ``name``."""
+    files: tuple[tuple[str, bytes], ...] = ()
+    """Files for the guest (``personality``, below microversion 2.57): (path
+    in the guest, contents), in the order asked.  A driver hands them over
+    on the config drive (``config_drive`` is then true), the guest's agent
+    (cloud-init) writes them; a driver never writes into the guest's disk."""
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from aiohttp import web
 from novad.api import microversion
 from novad.api.common import Route, context, json_response, validate
 from novad.api.compute import schemas
-from novad.api.compute.parsing import (access_ips, check_user_data, read_single_key, to_bool,
-                                       to_int)
+from novad.api.compute.parsing import (access_ips, check_user_data, personality_files,
+                                       read_single_key, to_bool, to_int)
 from novad.api.compute.protocols import NodeInfo
 from novad.api.compute.views import Links, server_changed
 from novad.compute.hosts import zones
@@ -115,6 +115,9 @@ def _rebuild(a: Any) -> dict[str, Any]:
         if a["user_data"] is not None:
             check_user_data(a["user_data"])
         params["user_data"] = a["user_data"]
+    # Below 2.57; a rebuild without personality leaves the server no files,
+    # as Nova passes only the rebuild's own to the guest.
+    params["files"] = personality_files(a.get("personality") or [])
     return {**params, **access_ips(a)}
 
 

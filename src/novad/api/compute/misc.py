@@ -30,7 +30,7 @@ from novad.api.compute.views import (Links, action_view, event_details, event_vi
                                      instance_name)
 from novad.compute.interface import ComputeAPI, ListFilters
 from novad.compute.keypairs import MAX_KEYPAIRS
-from novad.compute.quotas import QuotaAPI
+from novad.compute.quotas import RESOURCES, QuotaAPI
 from novad.config import Config
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
@@ -70,8 +70,8 @@ def _absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict
         "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],
         "maxTotalRAMSize": limits["ram"], "totalInstancesUsed": instances,
         "totalCoresUsed": cores, "totalRAMUsed": ram,
-        "maxServerMeta": MAX_METADATA_ITEMS, "maxImageMeta": 128, "maxPersonality": 5,
-        "maxPersonalitySize": 10240, "maxTotalKeypairs": MAX_KEYPAIRS,
+        "maxServerMeta": MAX_METADATA_ITEMS, "maxImageMeta": 128, "maxPersonality": limits.get("injected_files", 5),
+        "maxPersonalitySize": limits.get("injected_file_content_bytes", 10240), "maxTotalKeypairs": MAX_KEYPAIRS,
         "maxServerGroups": 10, "maxServerGroupMembers": 10, "totalServerGroupsUsed": 0,
         "maxSecurityGroups": -1, "maxSecurityGroupRules": -1, "totalSecurityGroupsUsed": 0,
         "maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
@@ -274,7 +274,7 @@ class NodeHandlers:
             limits = await self.quotas.show(ctx, project)
         else:
             quota = self.config.quota
-            limits = {"instances": quota.instances, "cores": quota.cores, "ram": quota.ram}
+            limits = {name: int(getattr(quota, name)) for name in RESOURCES}
         absolute = absolute_limits(limits, await self.node.usage(project),
                                    microversion.of(request))
         if microversion.at_least(request, microversion.PERSONALITY_GONE):

@@ -34,6 +34,20 @@ def check_user_data(user_data: str) -> None:
         raise Invalid("Userdata content cannot be decoded") from None
 
 
+def personality_files(personality: list[dict[str, str]]) -> tuple[tuple[str, bytes], ...]:
+    """A schema-valid ``personality`` (create and rebuild below 2.57) as
+    (path, decoded contents) pairs; 400 in Nova's words for contents that
+    are not base64 (decoded as Nova's base64 format check decodes them)."""
+    files = []
+    for item in personality:
+        try:
+            files.append((item["path"], binascii.a2b_base64(item["contents"].encode())))
+        except (binascii.Error, UnicodeEncodeError):
+            raise Invalid(f"Personality content for {item['path']} cannot be decoded.") \
+                from None
+    return tuple(files)
+
+
 async def read_body(request: web.Request, max_size: int, schema: dict[str, Any]) -> Any:
     """The JSON body, checked against ``schema`` (400/413/415 on failure)."""
     body = await read_json(request, max_size)

@@ -1,7 +1,8 @@
 """os-quota-sets at microversion 2.1: a project's quotas, their defaults and
 usage, and the admin's changes to them.
 
-``instances``, ``cores`` and ``ram`` are enforced and settable (see
+``instances``, ``cores`` and ``ram``, and below 2.57 the personality
+quotas (``injected_file*``), are enforced and settable (see
 :mod:`novad.compute.quotas`).  The other keys of Nova's 2.1 body are shown at
 the values novad applies everywhere: the network ones are Neutron's (-1,
 unlimited, as ``/limits`` says), the rest fixed; setting one is a 400 that
@@ -30,7 +31,6 @@ from novad.strutils import parse_bool
 
 FIXED: dict[str, int] = {
     "fixed_ips": -1, "floating_ips": -1, "security_group_rules": -1, "security_groups": -1,
-    "injected_file_content_bytes": 10240, "injected_file_path_bytes": 255, "injected_files": 5,
     "key_pairs": MAX_KEYPAIRS, "metadata_items": MAX_METADATA_ITEMS,
     "server_group_members": 10, "server_groups": 10,
 }

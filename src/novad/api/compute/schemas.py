@@ -4,8 +4,7 @@ Transcribed from Nova's ``api/openstack/compute/schemas`` at 2.1, with two
 deliberate differences: formats (uuid, base64, date-time) are patterns or
 checks in code, because :func:`novad.api.common.validate` checks only the
 ``ipv4`` and ``ipv6`` formats (Nova's access IPs); and fields novad cannot
-honour (personality, volume block devices) are refused rather than silently
-dropped.
+honour (volume block devices) are refused rather than silently dropped.
 """
 
 from __future__ import annotations
@@ -98,6 +97,15 @@ def strict(properties: Schema, required: list[str] | None = None,
 
 # -- servers ----------------------------------------------------------------------
 
+PERSONALITY: Schema = {"type": "array", "items": strict({
+    "path": {"type": "string", "minLength": 1},
+    "contents": {"type": "string"},
+}, required=["path", "contents"])}
+"""``personality`` of create and rebuild, below 2.57: files for the guest
+(base64 ``contents``, decoded by the handler).  A path's length is not
+capped here: the project's ``injected_file_path_bytes`` quota caps it (403,
+as Nova)."""
+
 _NETWORK: Schema = strict({
     "fixed_ip": {"type": "string"},
     "port": {"type": ["string", "null"]},
@@ -141,6 +149,7 @@ SERVER_CREATE: Schema = {
             "return_reservation_id": BOOLEAN,
             "security_groups": {"type": "array", "items": strict({"name": NAME})},
             "user_data": {"type": "string", "maxLength": 65535},
+            "personality": PERSONALITY,
         }, required=["name", "flavorRef"]),
         "os:scheduler_hints": {"type": "object"},
         "OS-SCH-HNT:scheduler_hints": {"type": "object"},
@@ -237,7 +246,7 @@ def server_create(version: tuple[int, int]) -> Schema:
     on ``networks`` items at 2.32-2.36 and from 2.42, on
     ``block_device_mapping_v2`` items at 2.32 and from 2.42; from 2.37
     ``networks`` is required, ``auto``, ``none`` or a list of UUIDs; 2.52's
-    ``tags``; 2.63's
+    ``tags``; 2.57 takes ``personality`` away; 2.63's
     ``trusted_image_certificates``; 2.67's ``volume_type`` on block devices;
     2.74's ``host`` and ``hypervisor_hostname``."""
     mv = microversion
@@ -256,6 +265,8 @@ def server_create(version: tuple[int, int]) -> Schema:
         server["required"] = [*server["required"], "networks"]
     else:
         props["networks"]["items"] = _tagged(_NETWORK, version >= mv.DEVICE_TAGS_FIRST.key)
+    if version >= mv.PERSONALITY_GONE.key:
+        del props["personality"]
     if version >= mv.TAGS_ON_CREATE.key:  # as PUT /servers/{id}/tags
         props["tags"] = {"type": "array", "items": TAG, "maxItems": MAX_TAGS}
     if version >= mv.TRUSTED_CERTS.key:
@@ -294,7 +305,7 @@ ACTION_ARGUMENTS: dict[str, Schema] = {
                      required=["flavorRef"]),
     "rebuild": strict({"imageRef": UUID, "name": NAME, "adminPass": ADMIN_PASSWORD,
                        "metadata": METADATA, "OS-DCF:diskConfig": DISK_CONFIG,
-                       **ACCESS_IPS}, required=["imageRef"]),
+                       "personality": PERSONALITY, **ACCESS_IPS}, required=["imageRef"]),
     "createImage": strict({"name": NAME, "metadata": METADATA}, required=["name"]),
     "createBackup": strict({"name": NAME, "backup_type": {"type": "string"},
                             "rotation": NON_NEGATIVE_INT, "metadata": METADATA},
@@ -373,12 +384,14 @@ ACTION_ARGUMENTS_V2_56: dict[str, Schema] = {
 """2.56: migrate takes ``host`` (checked by the scheduler)."""
 
 ACTION_ARGUMENTS_V2_57: dict[str, Schema] = {
-    "rebuild": strict({**ACTION_ARGUMENTS_V2_54["rebuild"]["properties"],
+    "rebuild": strict({**{key: value for key, value
+                          in ACTION_ARGUMENTS_V2_54["rebuild"]["properties"].items()
+                          if key != "personality"},
                        "user_data": {"type": ["string", "null"], "maxLength": 65535}},
                       required=["imageRef"]),
 }
-"""2.57: rebuild takes ``user_data`` (null removes it); ``personality``, which
-novad refuses at every version, stays refused."""
+"""2.57: rebuild takes ``user_data`` (null removes it); ``personality`` is
+gone (an additional property)."""
 
 
 ACTION_PROPERTIES_V2_63: dict[str, Schema] = {

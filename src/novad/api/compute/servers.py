@@ -25,6 +25,7 @@ from novad.api.compute.parsing import (
     check_user_data,
     generate_password,
     limit_param,
+    personality_files,
     read_body,
     regex_param,
     strict_bool,
@@ -165,6 +166,7 @@ def create_request(server: Mapping[str, Any]) -> CreateRequest:
         access_ip_v6=ips.get("access_ip_v6"), hostname=server.get("hostname"),
         disk_config=server.get("OS-DCF:diskConfig", "MANUAL"),
         tags=tuple(server.get("tags") or ()),
+        files=personality_files(server.get("personality") or []),
         trusted_certs=tuple(server["trusted_image_certificates"])
         if server.get("trusted_image_certificates") else None)
 

@@ -10,6 +10,9 @@ carry the real (long, lower-case) file names.  Layout::
     openstack/latest/network_data.json    {} (no networking service yet)
     openstack/latest/vendor_data.json     {}
     openstack/2012-08-10/...              the same files (the oldest version cloud-init knows)
+    openstack/content/0000, 0001, ...     the personality files' contents, in order;
+                                          each version's meta_data.json lists them in
+                                          ``files`` (path in the guest, content_path)
 
 The image is written under a temporary name and renamed into place, so a
 crash never leaves half an ISO where the guest would find it.
@@ -51,7 +54,17 @@ def meta_data(spec: InstanceSpec) -> dict[str, Any]:
     if keys:
         data["keys"] = [{"name": name, "type": "ssh", "data": key}
                         for name, key in keys.items()]
+    if spec.files:
+        data["files"] = [{"path": path, "content_path": f"/{content}"}
+                         for (path, _), content in zip(spec.files, content_paths(spec),
+                                                       strict=True)]
     return data
+
+
+def content_paths(spec: InstanceSpec) -> list[str]:
+    """Where each personality file's contents go, under ``openstack/``:
+    ``content/0000``, ``content/0001``, ... (OpenStack's layout)."""
+    return [f"content/{index:04d}" for index in range(len(spec.files))]
 
 
 def files_of(spec: InstanceSpec) -> dict[str, bytes]:
@@ -65,6 +78,8 @@ def files_of(spec: InstanceSpec) -> dict[str, bytes]:
         found[f"{base}/vendor_data.json"] = b"{}"
         if spec.user_data is not None:
             found[f"{base}/user_data"] = spec.user_data
+    for (_, data), content in zip(spec.files, content_paths(spec), strict=True):
+        found[f"openstack/{content}"] = data
     return found
 
 
