@@ -284,12 +284,13 @@ async def test_2_40_usage_pages(api: Api) -> None:
     assert (status, message(body)) == (400, "Marker nope could not be found.")
 
 
-# -- 2.36 proxy APIs and network quotas, 2.39 maxImageMeta ---------------------------------
+# -- 2.36 proxy APIs and network quotas, 2.39 image metadata ---------------------------
 
 async def test_2_36_image_proxy_is_404(api: Api) -> None:
-    for path in ("/images", f"/images/{api.image}"):
-        status, _, _ = await api.call("GET", path, "2.35")
-        assert status == 200, path
+    for path, key in (("/images", "images"), ("/images/detail", "images"),
+                      (f"/images/{api.image}", "image")):
+        status, body, _ = await api.call("GET", path, "2.35")
+        assert status == 200 and set(body) == {key}, path
         status, body, _ = await api.call("GET", path, "2.36")
         assert status == 404 and "itemNotFound" in body, path
 
@@ -361,11 +362,11 @@ async def test_2_36_and_2_39_limits(api: Api) -> None:
     assert at_2_38 == at_2_36 and at_2_38 - at_2_39 == {"maxImageMeta"}
 
 
-async def test_2_39_image_metadata_is_404_on_both_sides(api: Api) -> None:
-    """novad never served Nova's image-metadata proxy."""
-    for version in ("2.38", "2.39"):
-        status, _, _ = await api.call("GET", f"/images/{api.image}/metadata", version)
-        assert status == 404
+async def test_2_39_image_metadata_proxy_goes(api: Api) -> None:
+    status, body, _ = await api.call("GET", f"/images/{api.image}/metadata", "2.38")
+    assert (status, body) == (200, {"metadata": {}})
+    status, body, _ = await api.call("GET", f"/images/{api.image}/metadata", "2.39")
+    assert status == 404 and "itemNotFound" in body
 
 
 # -- 2.38 an unknown status filter ---------------------------------------------------------

@@ -133,6 +133,9 @@ async def test_added_and_removed_routes_show_the_version(client: Client) -> None
                         (("PUT", "/flavors/{flavor_id}"), microversion.FLAVOR_DESCRIPTION),
                         (("GET", "/os-networks"), microversion.PROXY_APIS_GONE),
                         (("GET", "/images/{image_id}"), microversion.PROXY_APIS_GONE),
+                        (("DELETE", "/images/{image_id}"), microversion.PROXY_APIS_GONE),
+                        (("PUT", "/images/{image_id}/metadata/{key}"),
+                         microversion.IMAGE_METADATA_PROXY_GONE),
                         (("GET", "/os-hosts"), microversion.OS_HOSTS_GONE),
                         (("GET", "/os-hypervisors/statistics"), microversion.HYPERVISOR_SLIM)):
         assert version.text in operations[op], op

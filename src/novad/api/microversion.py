@@ -233,15 +233,17 @@ KEYPAIR_PAGES = Microversion(
     "2.35", "os-keypairs takes `limit` and `marker` and sorts by name.",
     affects=("GET /os-keypairs",))
 PROXY_APIS_GONE = Microversion(
-    "2.36", "The proxy APIs are 404: novad's Glance-shaped `/images` look-ups and "
+    "2.36", "The proxy APIs are 404: the image proxy (`/images`: list, detail, show, "
+    "delete, in Nova's shapes, over the image service) and "
     "`os-networks`/`os-tenant-networks` and `os-security-groups` (below, empty lists: "
     "novad's one network has no record, and no group) go; os-volumes, os-snapshots, "
     "os-floating-ips, os-fping and "
     "os-baremetal-nodes are not served at any version, and os-fixed-ips stays 410 as in Nova; "
     "the network quotas leave os-quota-sets (shown and settable) and the network limits "
     "leave `/limits`.",
-    affects=("GET /images*", "GET /os-networks*", "GET /os-tenant-networks*",
-    "* /os-security-group*", *_QUOTA_SETS, "GET /limits"))
+    affects=("GET /images", "GET /images/detail", "* /images/{image_id}",
+             "GET /os-networks*", "GET /os-tenant-networks*", "* /os-security-group*",
+             *_QUOTA_SETS, "GET /limits"))
 NETWORKS_AUTO = Microversion(
     "2.37", "`networks` is required on create: `auto` (the guest's one user-mode NIC), "
     "`none` (no NIC), or a list whose `uuid`s must be UUIDs (novad runs no network service: "
@@ -253,9 +255,10 @@ STATUS_FILTER_STRICT = Microversion(
     "(was an empty list).",
     affects=_LISTS)
 IMAGE_METADATA_PROXY_GONE = Microversion(
-    "2.39", "`maxImageMeta` leaves the limits; `/images/{id}/metadata` is 404 (novad never "
-    "served that image-metadata proxy, so it is 404 below too).",
-    affects=("GET /limits",))
+    "2.39", "`maxImageMeta` leaves the limits; the image-metadata proxy "
+    "(`/images/{id}/metadata`: the image's extra properties, shown and set within the "
+    "`metadata_items` quota) is 404.",
+    affects=("GET /limits", "* /images/{image_id}/metadata*"))
 USAGE_PAGES = Microversion(
     "2.40", "os-simple-tenant-usage takes `limit` and `marker`.",
     affects=("GET /os-simple-tenant-usage*",))

@@ -51,7 +51,13 @@ from novad.images.model import (
     decode,
     encode,
 )
-from novad.images.rules import apply_patch, check_policy, split_create_body
+from novad.images.rules import (
+    apply_patch,
+    check_policy,
+    check_writable,
+    extra_value,
+    split_create_body,
+)
 from novad.store.db import Database, utcnow
 
 log = structlog.get_logger(__name__)
@@ -100,6 +106,16 @@ def _internal_properties(properties: Mapping[str, str]) -> dict[str, str]:
     if bad:
         raise ValueError(f"not extra properties: {', '.join(bad)}")
     return {k: str(v) for k, v in properties.items()}
+
+
+def _extra_property(key: str, value: Any) -> str:
+    """A client-given extra property's value, checked as Glance checks a
+    property set by a patch; a core attribute's name is 403, as it is not
+    an extra property."""
+    check_writable(key)
+    if key in CORE:
+        raise Forbidden(f"Attribute '{key}' is not an extra property.")
+    return extra_value(key, value)
 
 
 class ImageService:
@@ -160,7 +176,9 @@ class ImageService:
         visibility: str | None = None, owner: str | None = None,
         match: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (), properties: Mapping[str, str] | None = None,
-        hidden: bool = False, limit: int | None = None, marker: str | None = None,
+        hidden: bool = False, updated_since: str | None = None,
+        min_ram: int | None = None, min_disk: int | None = None,
+        limit: int | None = None, marker: str | None = None,
         sort: Sequence[tuple[str, str]] = (("created_at", "desc"),),
     ) -> builtins.list[Image]:
         """The images ``ctx`` may list, filtered, sorted, one page.
@@ -171,7 +189,10 @@ class ImageService:
         ``hidden`` lists only ``os_hidden`` images (otherwise they are left
         out).  ``match`` filters on more columns by equality (one of
         :data:`MATCH_COLUMNS`), ``tags`` and ``properties`` on tags and extra
-        properties.  ``marker`` is the id of the last image of the previous page
+        properties.  ``updated_since`` (a stored timestamp), ``min_ram`` and
+        ``min_disk`` keep the images updated then or later, or needing at
+        least that much (Nova's ``changes-since``, ``minRam`` and ``minDisk``).
+        ``marker`` is the id of the last image of the previous page
         (400 if it is not in the listing).  Sorted by ``sort`` then id.
         """
         where, args = self._list_where(ctx, visibility)
@@ -185,6 +206,11 @@ class ImageService:
         if id_in is not None:
             where.append(f"id IN ({', '.join('?' * len(id_in))})")
             args.extend(id_in)
+        for column, least in (("updated_at", updated_since), ("min_ram", min_ram),
+                              ("min_disk", min_disk)):
+            if least is not None:
+                where.append(f"{column} >= ?")
+                args.append(least)
         where.append("os_hidden = ?")
         args.append(int(hidden))
         rows = await self.db.conn.execute_fetchall(f"{_SELECT} WHERE {' AND '.join(where)}", args)
@@ -285,6 +311,26 @@ class ImageService:
             core, props = apply_patch(image, ops)
             new = image.replace(**core, properties=props, updated_at=utcnow())
             check_policy(image, new, ctx.is_admin)
+            await self.db.conn.execute(_UPDATE, (*encode(new)[1:], image_id))
+        return new
+
+    async def set_properties(self, ctx: RequestContext, image_id: str,
+                             edit: Callable[[dict[str, str]], Mapping[str, str]]) -> Image:
+        """Replace the image's extra properties with ``edit`` of a copy of
+        them, read and written in one transaction (Nova's image metadata).
+
+        ``edit`` may raise to refuse the change; nothing is written then.
+        403 for readers, other projects' images, and names that are core or
+        reserved attributes; 400 for a bad name or value; 404 invisible.
+        """
+        await self._writable(ctx, image_id)
+        async with self.db.transaction():
+            image = await self._fetch(image_id)
+            if image is None:
+                raise ImageNotFound(image_id)
+            props = {key: _extra_property(key, value)
+                     for key, value in edit(dict(image.properties)).items()}
+            new = image.replace(properties=props, updated_at=utcnow())
             await self.db.conn.execute(_UPDATE, (*encode(new)[1:], image_id))
         return new
 

@@ -29,7 +29,8 @@ from novad.api.compute.flavors import FlavorHandlers
 from novad.api.compute.hosts import HostHandlers
 from novad.api.compute.keypairs import KeypairHandlers
 from novad.api.compute.migrations import MigrationHandlers, MigrationSource
-from novad.api.compute.misc import ImageHandlers, InstanceActionHandlers, NodeHandlers
+from novad.api.compute.images import ImageHandlers
+from novad.api.compute.misc import InstanceActionHandlers, NodeHandlers
 from novad.api.compute.protocols import ImageLookup, NodeInfo
 from novad.api.compute.quotas import QuotaHandlers
 from novad.api.compute.server_groups import ServerGroupHandlers
@@ -82,9 +83,8 @@ def routes(compute: ComputeAPI, config: Config, images: ImageLookup | None, node
            server_groups: ServerGroupAPI | None = None) -> list[Route]:
     """Every Compute API route, ready for :func:`novad.api.app.build_api`.
 
-    ``images`` adds Glance-shaped ``/images`` look-ups under the compute
-    mounts (for clients pointed at the compute endpoint alone); None leaves
-    them out.  ``consoles`` adds the admin ``/os-console-auth-tokens`` look-up.
+    ``images`` adds Nova's image proxy (``/images``, below 2.36) and image
+    metadata (``/images/{id}/metadata``, below 2.39); None leaves them out.  ``consoles`` adds the admin ``/os-console-auth-tokens`` look-up.
     ``quotas`` adds ``/os-quota-sets`` and gives ``/limits`` each project's own
     limits; None leaves ``/limits`` at the ``[quota]`` defaults.  ``usage``
     adds ``/os-simple-tenant-usage`` and ``migrations`` ``/os-migrations``;

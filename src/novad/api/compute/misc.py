@@ -1,5 +1,5 @@
 """The smaller Compute resources at 2.1: availability zones, limits, services,
-hypervisors, instance actions, and Glance-shaped image look-ups.
+hypervisors and instance actions.
 
 Services, hypervisors and zones are the cluster's, as this node sees it
 (:mod:`novad.compute.hosts`): one nova-compute service and one hypervisor
@@ -18,9 +18,8 @@ from typing import Any
 from aiohttp import web
 
 from novad.api import microversion
-from novad.api.common import Route, base_url, context, json_response
-from novad.api.compute.protocols import ImageLookup, NodeInfo
-from novad.api.compute.proxies import proxy_served
+from novad.api.common import Route, context, json_response
+from novad.api.compute.protocols import NodeInfo
 from novad.api.compute import schemas
 from novad.api.compute.parsing import limit_param, read_body, to_bool
 from novad.api.compute import service_uuids
@@ -70,8 +69,10 @@ def _absolute_limits(limits: dict[str, int], used: tuple[int, int, int]) -> dict
         "maxTotalInstances": limits["instances"], "maxTotalCores": limits["cores"],
         "maxTotalRAMSize": limits["ram"], "totalInstancesUsed": instances,
         "totalCoresUsed": cores, "totalRAMUsed": ram,
-        "maxServerMeta": MAX_METADATA_ITEMS, "maxImageMeta": 128, "maxPersonality": limits.get("injected_files", 5),
-        "maxPersonalitySize": limits.get("injected_file_content_bytes", 10240), "maxTotalKeypairs": MAX_KEYPAIRS,
+        "maxServerMeta": MAX_METADATA_ITEMS, "maxImageMeta": MAX_METADATA_ITEMS,
+        "maxPersonality": limits.get("injected_files", 5),
+        "maxPersonalitySize": limits.get("injected_file_content_bytes", 10240),
+        "maxTotalKeypairs": MAX_KEYPAIRS,
         "maxServerGroups": 10, "maxServerGroupMembers": 10, "totalServerGroupsUsed": 0,
         "maxSecurityGroups": -1, "maxSecurityGroupRules": -1, "totalSecurityGroupsUsed": 0,
         "maxTotalFloatingIps": -1, "totalFloatingIpsUsed": 0,
@@ -576,43 +577,3 @@ class InstanceActionHandlers:
         base = "/servers/{server_id}/os-instance-actions"
         return [Route("GET", base, self.index, tag="instance actions"),
                 Route("GET", base + "/{request_id}", self.show, tag="instance actions")]
-
-
-class ImageHandlers:
-    """Glance-shaped image look-ups under the compute mounts.
-
-    With ``--os-auth-type none --os-endpoint .../compute/v2.1`` the clients
-    look images up here and expect Glance v2's shapes, not Nova's image proxy.
-    Like Nova's image proxy they are 404 from 2.36; a request that names no
-    compute microversion (an image client's) is served at 2.1.
-    """
-
-    def __init__(self, images: ImageLookup, config: Config) -> None:
-        self.images = images
-        self.config = config
-
-    async def index(self, request: web.Request) -> web.StreamResponse:
-        """List images (Glance v2 shape; ``name``, ``id=in:…``, ``status`` filters)."""
-        proxy_served(request)
-        query = request.query
-        raw_id = query.get("id")
-        id_in = None if raw_id is None else [i for i in raw_id.removeprefix("in:").split(",")
-                                             if i]
-        found = await self.images.list(context(request), name=query.get("name"),
-                                       id_in=id_in, status=query.get("status"),
-                                       limit=limit_param(query), marker=query.get("marker"))
-        base = base_url(request, self.config.api.public_endpoint)
-        return json_response({"images": [i.to_api(base) for i in found],
-                              "first": "/v2/images", "schema": "/v2/schemas/images"})
-
-    async def show(self, request: web.Request) -> web.StreamResponse:
-        """Show one image as Glance v2 does (the bare image object)."""
-        proxy_served(request)
-        image = await self.images.get(context(request), request.match_info["image_id"])
-        return json_response(image.to_api(base_url(request, self.config.api.public_endpoint)))
-
-    def routes(self) -> list[Route]:
-        """The image routes, relative to a versioned mount."""
-        return [Route("GET", "/images", self.index, tag="images"),
-                Route("GET", "/images/{image_id}", self.show, tag="images")]
-

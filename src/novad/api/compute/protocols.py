@@ -7,12 +7,13 @@ The lead's wiring implements these; the handlers call nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 from novad.compute.hosts import ComputeHost
 from novad.context import RequestContext
 from novad.drivers.base import HostResources
+from novad.images.model import Image
 from novad.store.models import ServiceRow
 
 
@@ -57,22 +58,35 @@ class HostDirectory(Protocol):
         Raises NotFound for an unknown host or binary."""
 
 
-class ApiImage(Protocol):
-    """An image record that renders itself in Glance v2's shape."""
-
-    def to_api(self, base_url: str = "") -> dict[str, Any]:
-        """The flat Glance v2 image object."""
-
-
 class ImageLookup(Protocol):
-    """Read-only images, for Glance-shaped look-ups under the compute mounts
-    (clients pointed at the compute endpoint alone look images up there).
-    :class:`novad.images.service.ImageService` fits as it is."""
+    """The images behind Nova's image proxy (``/images``, below 2.36) and
+    image metadata (``/images/{id}/metadata``, below 2.39), acting with the
+    caller's rights.  :class:`novad.images.service.ImageService` fits as it is.
+    """
 
-    async def get(self, ctx: RequestContext, image_id: str) -> ApiImage:
-        """A visible image; raises ImageNotFound (404)."""
+    async def get(self, ctx: RequestContext, image_id: str) -> Image:
+        """A visible image; raises ImageNotFound (404).  Does not block."""
 
     async def list(self, ctx: RequestContext, *, name: str | None = None,
-                   id_in: Sequence[str] | None = None, status: str | None = None,
-                   limit: int | None = None, marker: str | None = None) -> Sequence[ApiImage]:
-        """Visible images filtered as Glance filters; Invalid (400) for a bad marker."""
+                   status: str | None = None, properties: Mapping[str, str] | None = None,
+                   updated_since: str | None = None, min_ram: int | None = None,
+                   min_disk: int | None = None, limit: int | None = None,
+                   marker: str | None = None) -> Sequence[Image]:
+        """Visible images (the image API's default listing), newest first,
+        filtered by equality (``name``, ``status``, extra ``properties``) and
+        by lower bounds (``updated_since`` a stored timestamp, ``min_ram``,
+        ``min_disk``); one page after ``marker``.  Invalid (400) for a marker
+        not in the listing.  Does not block."""
+
+    async def delete(self, ctx: RequestContext, image_id: str) -> None:
+        """Delete the image and its data; not idempotent.  ImageNotFound
+        (404) when invisible or gone, Forbidden (403) for readers, other
+        projects' images and protected ones."""
+
+    async def set_properties(self, ctx: RequestContext, image_id: str,
+                             edit: Callable[[dict[str, str]], Mapping[str, str]]) -> Image:
+        """Replace the extra properties with ``edit`` of a copy of them, in
+        one transaction; returns the updated image.  Whatever ``edit``
+        raises propagates and nothing is written.  Forbidden (403) as for
+        :meth:`delete` and for a core attribute's name, Invalid (400) for a
+        bad value, ImageNotFound (404)."""
