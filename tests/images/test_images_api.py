@@ -229,6 +229,25 @@ async def test_json_patch_properties(api: Api) -> None:
     assert status == 415
 
 
+async def test_the_older_patch_dialect_is_read_as_glance_reads_it(api: Api) -> None:
+    """``application/openstack-images-v2.0-json-patch`` (what Tempest's image
+    client sends) names each operation's kind as its key."""
+    image = await api.create(name="old-dialect")
+    path = f"/v2/images/{image['id']}"
+    v20 = {"Content-Type": "application/openstack-images-v2.0-json-patch"}
+    ops = [{"add": "/hw_rescue_bus", "value": "virtio"},
+           {"replace": "/name", "value": "renamed"}]
+    status, body = await api.call("PATCH", path, json=ops, headers=v20)
+    assert status == 200, body
+    assert (body["hw_rescue_bus"], body["name"]) == ("virtio", "renamed")
+    status, body = await api.call("PATCH", path, json=[{"remove": "/hw_rescue_bus"}],
+                                  headers=v20)
+    assert status == 200 and "hw_rescue_bus" not in body
+    for bad in ([{"add": "/a", "remove": "/b"}], [{"move": "/name"}], [{"add": "/a"}]):
+        status, err = await api.call("PATCH", path, json=bad, headers=v20)
+        assert status == 400, (bad, err)
+
+
 async def test_protected_image_cannot_be_deleted(api: Api) -> None:
     image = await api.create(name="keep", protected=True)
     path = f"/v2/images/{image['id']}"

@@ -21,6 +21,7 @@ from novad.errors import BodyTooLarge, Invalid, MalformedBody, UnsupportedMediaT
 from novad.images.api_schema import IMAGE_SCHEMA, IMAGES_SCHEMA
 from novad.images.files import CHUNK
 from novad.images.model import Image
+from novad.images.rules import from_v2_0_patch
 from novad.images.service import ImageService
 
 IMAGE_SIZE_CAP = 1 << 40
@@ -184,9 +185,12 @@ class ImageApi:
         if len(raw) > limit:
             raise BodyTooLarge()
         try:
-            return json.loads(raw)
+            ops = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise MalformedBody() from None
+        if request.content_type == "application/openstack-images-v2.0-json-patch":
+            return from_v2_0_patch(ops)
+        return ops
 
     async def update_image(self, request: web.Request) -> web.Response:
         """``PATCH /image/v2/images/{image_id}`` with a Glance JSON patch."""

@@ -167,6 +167,25 @@ def _check_op(op: Any) -> tuple[str, list[str], Any]:
     return str(op["op"]), _parse_path(op.get("path")), op.get("value")
 
 
+def from_v2_0_patch(ops: Any) -> Any:
+    """Glance's older patch dialect (``application/openstack-images-v2.0-json-patch``,
+    which Tempest still sends): each operation names its kind as its key,
+    ``{"add": "/path", "value": ...}``.  Returned in the RFC 6902 form
+    :func:`apply_patch` reads; anything else is left for it to refuse."""
+    if not isinstance(ops, list):
+        return ops
+    converted: list[Any] = []
+    for op in ops:
+        kinds = [k for k in ("add", "replace", "remove") if isinstance(op, dict) and k in op]
+        if len(kinds) != 1 or set(op) - {kinds[0], "value"}:
+            converted.append(op)
+            continue
+        kind = kinds[0]
+        converted.append({"op": kind, "path": op[kind],
+                          **({"value": op["value"]} if "value" in op else {})})
+    return converted
+
+
 def _tag_op(tags: list[str], kind: str, index: str, value: Any) -> list[str]:
     tags = list(tags)
     if kind == "add" and index == "-":
