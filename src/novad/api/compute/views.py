@@ -236,15 +236,14 @@ def server_detail(inst: Instance, links: Links, ctx: RequestContext,
         body["OS-EXT-SRV-ATTR:instance_name"] = instance_name(inst)
         if shape.extended:  # 2.3's keys; whole-disk images: never a kernel or ramdisk
             sysmeta = inst.system_metadata
-            body.update({
-                "OS-EXT-SRV-ATTR:reservation_id": inst.reservation_id,
-                "OS-EXT-SRV-ATTR:launch_index": int(sysmeta.get("launch_index", 0)),
-                "OS-EXT-SRV-ATTR:hostname": sysmeta.get("hostname")
-                or sanitize_hostname(inst.name, inst.uuid),
-                "OS-EXT-SRV-ATTR:kernel_id": "", "OS-EXT-SRV-ATTR:ramdisk_id": "",
-                "OS-EXT-SRV-ATTR:root_device_name": ROOT_DEVICE_NAME if inst.launched_at
-                else None,
-                "OS-EXT-SRV-ATTR:user_data": inst.user_data})
+            body["OS-EXT-SRV-ATTR:reservation_id"] = inst.reservation_id
+            body["OS-EXT-SRV-ATTR:launch_index"] = int(sysmeta.get("launch_index", 0))
+            body["OS-EXT-SRV-ATTR:hostname"] = sysmeta.get("hostname") \
+                or sanitize_hostname(inst.name, inst.uuid)
+            body["OS-EXT-SRV-ATTR:kernel_id"] = body["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
+            body["OS-EXT-SRV-ATTR:root_device_name"] = \
+                ROOT_DEVICE_NAME if inst.launched_at else None
+            body["OS-EXT-SRV-ATTR:user_data"] = inst.user_data
     elif shape.hostname:
         body["OS-EXT-SRV-ATTR:hostname"] = hostname(inst)  # everyone's from 2.90
     if shape.locked:
