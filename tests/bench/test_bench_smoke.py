@@ -55,8 +55,8 @@ SMOKES: dict[str, Smoke] = {
          rf"http paced at {N}/s \({N}% of the closed loop; achieved {N}/s\): "
          rf"accept p50={N}ms p99={N}ms",
          rf"GET /servers/detail with 16 servers: p50={N}ms p99={N}ms",
-         rf"microversion 2\.{N} against 2\.1 \(same daemon, same servers, {N} rounds in "
-         rf"turn\): actions/s {N} vs "
+         rf"microversion 2\.{N} against 2\.1 \(same daemon, same servers; actions {N} "
+         rf"rounds in turn, lists alternating\): actions/s {N} vs "
          rf"{N} \(ratio {N}\); accept p50 ratio {N}, p99 ratio {N}; list p50 ratio {N}, "
          rf"p99 ratio {N}",
          rf"forwarded to the owner \(4 servers, 2-node cluster\): direct {N}/s "

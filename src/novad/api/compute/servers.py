@@ -110,10 +110,12 @@ def checked(metadata: dict[str, str]) -> dict[str, str]:
 def check_security_groups(server: Mapping[str, Any]) -> None:
     """Nova looks each requested group up in the network service, except
     ``default``, which it lets through unchecked; novad's network side has no
-    security groups, so any other name is Nova's 400."""
+    security groups, so any other name is Nova's 400.  An item without a
+    name (the schema allows ``{}``) names no group, and Nova skips it."""
     for group in server.get("security_groups") or ():
-        if group["name"] != "default":
-            raise Invalid(f"Security group {group['name']} not found.")
+        name = group.get("name")
+        if name and name != "default":
+            raise Invalid(f"Security group {name} not found.")
 
 
 def requested_networks(networks: Any) -> Any:
