@@ -95,12 +95,21 @@ async def test_objects_created_on_node2_are_usable_on_node5(
     assert img["checksum"] == hashlib.md5(data).hexdigest()  # noqa: S324 - Glance's checksum
 
 
-async def wait_status(api: Api, server: str, status: str) -> dict[str, object]:
+def log_lines(procs: list[Proc], needle: str, last: int = 12) -> str:
+    """Each node's last ``last`` log lines that mention ``needle``: what a
+    failure message needs to tell which node answered what, and when."""
+    return "\n".join(f"--- {p.name}:\n" + "\n".join(
+        [line for line in p.log().splitlines() if needle in line][-last:]) for p in procs)
+
+
+async def wait_status(api: Api, server: str, status: str,
+                      everyone: list[Proc] | None = None) -> dict[str, object]:
     seen: dict[str, object] = {}
 
     async def reached() -> bool:
         code, body = await api.call("GET", f"/compute/v2.1/servers/{server}")
-        assert code == 200, body
+        assert code == 200, (api.proc.name, seen.get("status"), seen.get("OS-EXT-STS:task_state"),
+                             body, log_lines(everyone or [], server))
         seen.update(body["server"])
         assert body["server"]["status"] != "ERROR", body["server"].get("fault")
         return bool(body["server"]["status"] == status and
@@ -151,7 +160,7 @@ async def test_a_server_created_via_node3_lands_where_the_filters_say_and_obeys_
         api = apis[i % len(apis)]
         code, answer = await api.call("POST", f"/compute/v2.1/servers/{server}/action", action)
         assert code in (200, 202, 204), (api.proc.name, action, answer)
-        await wait_status(apis[(i + 1) % len(apis)], server, after)
+        await wait_status(apis[(i + 1) % len(apis)], server, after, cluster)
     code, events = await apis[1].call("GET", f"/compute/v2.1/servers/{server}/os-instance-actions")
     assert code == 200 and len(events["instanceActions"]) >= len(steps) + 1
     code, answer = await apis[3].call("DELETE", f"/compute/v2.1/servers/{server}")
