@@ -15,6 +15,7 @@ from typing import Any, cast
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from stack_api import stack  # noqa: F401 - the fixture, for every API test
 from api_helpers import (
     StaticNode,
     UnreachableCompute,

@@ -5,7 +5,6 @@ showing the difference Nova documents for N and nothing else."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any, cast
 
 import uuid
@@ -13,7 +12,8 @@ import uuid
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
-from compute.conftest import Stack, build_stack, close_stack
+from stack_api import stack_client
+from compute.conftest import Stack
 
 from novad.api.app import build_api
 from novad.api.compute import routes as compute_routes
@@ -34,28 +34,14 @@ def at(version: str, token: str = "member-token") -> dict[str, str]:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    s = await build_stack(tmp_path / "state")
-    try:
-        yield s
-    finally:
-        await close_stack(s)
-
-
-@pytest.fixture
 def node(stack: Stack) -> StaticNode:
     return StaticNode(host=stack.config.host, store=stack.store, service=stack.service)
 
 
 @pytest.fixture
 async def client(stack: Stack, node: StaticNode) -> AsyncIterator[Client]:
-    app_routes = compute_routes(stack.compute, stack.config, None, node,
-                                flavors=FlavorService(stack.store),
-                                keypairs=KeypairService(stack.store),
-                                quotas=Quotas(stack.store, stack.config.quota),
-                                migrations=stack.store)
-    app = build_api(stack.config, app_routes, validate_token, identity_shaped)
-    async with TestClient(TestServer(app)) as test_client:
+    async with stack_client(stack, node, quotas=Quotas(stack.store, stack.config.quota),
+                            migrations=stack.store) as test_client:
         yield test_client
 
 

@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from api_helpers import MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
+from stack_api import stack_client
 from compute.conftest import Stack, build_stack, close_stack
 
 from novad.api.app import build_api
@@ -88,13 +89,8 @@ async def dead_owner(request: web.Request, handler: Any) -> web.StreamResponse:
 @pytest.fixture
 async def client(stack: Stack, node: StaticNode) -> AsyncIterator[Client]:
     UNREACHABLE.clear()
-    app_routes = compute_routes(stack.compute, stack.config, None, node,
-                                flavors=FlavorService(stack.store),
-                                keypairs=KeypairService(stack.store), migrations=stack.store,
-                                server_groups=ServerGroupService(stack.store))
-    app = build_api(stack.config, app_routes, validate_token, identity_shaped,
-                    inner=[dead_owner])
-    async with TestClient(TestServer(app)) as test_client:
+    async with stack_client(stack, node, inner=[dead_owner], migrations=stack.store,
+                            server_groups=ServerGroupService(stack.store)) as test_client:
         yield test_client
 
 

@@ -5,6 +5,7 @@ config drive that carries them to the guest."""
 
 from __future__ import annotations
 
+import contextlib
 import base64
 import io
 import json
@@ -14,15 +15,12 @@ from typing import Any
 
 import pycdlib
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from api_helpers import MEMBER, StaticNode, error_of, identity_shaped, validate_token
+from aiohttp.test_utils import TestClient
+from api_helpers import MEMBER, error_of
+from stack_api import stack_client
 from compute.conftest import Stack, build_stack, close_stack
 from test_microversions_2_46_to_2_60 import V, an_image, at, rebuild
 
-from novad.api.app import build_api
-from novad.api.compute import routes as compute_routes
-from novad.compute.flavors import FlavorService
-from novad.compute.keypairs import KeypairService
 from novad.compute.quotas import Quotas
 from novad.drivers.libvirt import disks
 
@@ -39,23 +37,9 @@ FILES = [{"path": "/etc/motd", "contents": b64(MOTD)},
          {"path": "/root/.config/app.ini", "contents": b64(b"[app]\nx = 1\n")}]
 
 
-def _client(stack: Stack) -> Client:
-    app_routes = compute_routes(
-        stack.compute, stack.config, None,
-        StaticNode(host=stack.config.host, store=stack.store, service=stack.service),
-        flavors=FlavorService(stack.store), keypairs=KeypairService(stack.store),
-        quotas=Quotas(stack.store, stack.config.quota), migrations=stack.store)
-    return TestClient(TestServer(build_api(stack.config, app_routes, validate_token,
-                                           identity_shaped)))
-
-
-@pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    s = await build_stack(tmp_path / "state")
-    try:
-        yield s
-    finally:
-        await close_stack(s)
+def _client(stack: Stack) -> contextlib.AbstractAsyncContextManager[Client]:
+    return stack_client(stack, quotas=Quotas(stack.store, stack.config.quota),
+                        migrations=stack.store)
 
 
 @pytest.fixture

@@ -8,14 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from api_helpers import MEMBER, StaticNode, error_of, headers, identity_shaped, validate_token
-from compute.conftest import Stack, build_stack, close_stack
+from aiohttp.test_utils import TestClient
+from api_helpers import MEMBER, StaticNode, error_of, headers
+from stack_api import stack_client
+from compute.conftest import Stack
 
-from novad.api.app import build_api
-from novad.api.compute import routes as compute_routes
-from novad.compute.flavors import FlavorService
-from novad.compute.keypairs import KeypairService
 from novad.images.routes import routes as image_routes
 
 Client = TestClient[Any, Any]
@@ -38,23 +35,9 @@ def at(version: str, token: str = "member-token") -> dict[str, str]:
 
 
 @pytest.fixture
-async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
-    s = await build_stack(tmp_path / "state")
-    try:
-        yield s
-    finally:
-        await close_stack(s)
-
-
-@pytest.fixture
 async def client(stack: Stack) -> AsyncIterator[Client]:
-    node = StaticNode(store=stack.store)
-    app_routes = [*compute_routes(stack.compute, stack.config, None, node,
-                                  flavors=FlavorService(stack.store),
-                                  keypairs=KeypairService(stack.store)),
-                  *image_routes(stack.images, stack.config)]
-    app = build_api(stack.config, app_routes, validate_token, identity_shaped)
-    async with TestClient(TestServer(app)) as test_client:
+    async with stack_client(stack, StaticNode(store=stack.store),
+                            extra=image_routes(stack.images, stack.config)) as test_client:
         yield test_client
 
 
