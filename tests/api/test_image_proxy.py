@@ -152,6 +152,23 @@ async def test_delete(client: Client, image: Image) -> None:
     assert resp.status == 404
 
 
+@pytest.mark.parametrize(("method", "path", "body"), [
+    ("GET", "/images/{id}", None), ("DELETE", "/images/{id}", None),
+    ("GET", "/images/{id}/metadata", None), ("GET", "/images/{id}/metadata/a", None),
+    ("POST", "/images/{id}/metadata", {"metadata": {"a": "1"}}),
+    ("PUT", "/images/{id}/metadata/a", {"meta": {"a": "1"}}),
+    ("DELETE", "/images/{id}/metadata/a", None)])
+async def test_an_image_the_caller_cannot_see_is_novas_404(
+        client: Client, image: Image, method: str, path: str, body: Any) -> None:
+    """Nova's proxy words the miss its own way, "Image not found.", for an
+    unknown image and for another project's private one alike."""
+    for ident, token in (("0" * 8 + "-0000-4000-8000-" + "0" * 12, "member-token"),
+                         (image.id, "other-token")):
+        resp = await client.request(method, V + path.format(id=ident), json=body,
+                                    headers=at("2.35", token))
+        assert await error_of(resp) == (404, "itemNotFound", "Image not found."), (path, token)
+
+
 async def test_delete_of_anothers_image(stack: Stack, client: Client, image: Image,
                                         tmp_path: Path) -> None:
     """A private image of another project is invisible (404); a public one

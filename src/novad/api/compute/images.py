@@ -12,7 +12,8 @@ other projects' images) hold here as on ``/image/v2``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -28,7 +29,7 @@ from novad.api.compute.proxies import proxy_served
 from novad.api.compute.servers import MAX_METADATA_ITEMS
 from novad.api.compute.views import Links, iso_z
 from novad.config import Config
-from novad.errors import Forbidden, Invalid, NotFound
+from novad.errors import Forbidden, ImageNotFound, Invalid, NotFound
 from novad.images.model import Image
 from novad.strutils import parse_bool
 
@@ -108,6 +109,16 @@ def list_filters(query: MultiMapping[str]) -> dict[str, Any]:
             "min_disk": int_param(query.get("minDisk"), "minDisk")}
 
 
+@contextlib.contextmanager
+def nova_not_found() -> Iterator[None]:
+    """Nova's image proxy answers an image the caller cannot see with its own
+    404 message, "Image not found.", not the image service's."""
+    try:
+        yield
+    except ImageNotFound:
+        raise NotFound("Image not found.") from None
+
+
 def metadata_served(request: web.Request) -> None:
     """404 from 2.39, where Nova's image-metadata proxy went."""
     if microversion.at_least(request, microversion.IMAGE_METADATA_PROXY_GONE):
@@ -156,21 +167,32 @@ class ImageHandlers:
     async def show(self, request: web.Request) -> web.StreamResponse:
         """Show one image in Nova's shape."""
         proxy_served(request)
-        image = await self.images.get(context(request), request.match_info["image_id"])
+        with nova_not_found():
+            image = await self.images.get(context(request), request.match_info["image_id"])
         return json_response({"image": image_view(image, Links.of(request, self.config))})
 
     async def delete(self, request: web.Request) -> web.StreamResponse:
         """Delete an image, as the image API would for the caller."""
         proxy_served(request)
-        await self.images.delete(context(request), request.match_info["image_id"])
+        with nova_not_found():
+            await self.images.delete(context(request), request.match_info["image_id"])
         return web.Response(status=204)
 
     # -- metadata -----------------------------------------------------------------
 
     async def _metadata(self, request: web.Request) -> dict[str, str]:
         metadata_served(request)
-        image = await self.images.get(context(request), request.match_info["image_id"])
+        with nova_not_found():
+            image = await self.images.get(context(request), request.match_info["image_id"])
         return dict(image.properties)
+
+    async def _set(self, request: web.Request,
+                   change: Callable[[dict[str, str]], dict[str, str]]) -> Image:
+        """``change`` applied to the URL's image's metadata, as the image API
+        would apply it for the caller."""
+        with nova_not_found():
+            return await self.images.set_properties(context(request),
+                                                    request.match_info["image_id"], change)
 
     async def _body(self, request: web.Request, schema: dict[str, Any]) -> Any:
         """The request body, once the version is known to serve the route
@@ -186,17 +208,13 @@ class ImageHandlers:
     async def metadata_merge(self, request: web.Request) -> web.StreamResponse:
         """Add or overwrite metadata items; answers all of them."""
         items = (await self._body(request, schemas.METADATA_SET))["metadata"]
-        image = await self.images.set_properties(
-            context(request), request.match_info["image_id"],
-            lambda current: within_quota({**current, **items}))
+        image = await self._set(request, lambda current: within_quota({**current, **items}))
         return json_response({"metadata": image.properties})
 
     async def metadata_replace(self, request: web.Request) -> web.StreamResponse:
         """Replace all metadata items."""
         items = (await self._body(request, schemas.METADATA_SET))["metadata"]
-        image = await self.images.set_properties(
-            context(request), request.match_info["image_id"],
-            lambda _current: within_quota(dict(items)))
+        image = await self._set(request, lambda _current: within_quota(dict(items)))
         return json_response({"metadata": image.properties})
 
     async def metadata_show(self, request: web.Request) -> web.StreamResponse:
@@ -213,9 +231,7 @@ class ImageHandlers:
         meta = (await self._body(request, schemas.METADATA_ITEM))["meta"]
         if key not in meta:
             raise Invalid("Request body and URI mismatch")
-        await self.images.set_properties(
-            context(request), request.match_info["image_id"],
-            lambda current: within_quota({**current, key: meta[key]}))
+        await self._set(request, lambda current: within_quota({**current, key: meta[key]}))
         return json_response({"meta": {key: meta[key]}})
 
     async def metadata_delete(self, request: web.Request) -> web.StreamResponse:
@@ -228,8 +244,7 @@ class ImageHandlers:
                 raise NotFound("Invalid metadata key")
             return current
 
-        await self.images.set_properties(context(request), request.match_info["image_id"],
-                                         without)
+        await self._set(request, without)
         return web.Response(status=204)
 
     def routes(self) -> list[Route]:
